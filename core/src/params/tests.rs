@@ -1,0 +1,518 @@
+//! Tests of the setParameters grammar: the seed's examples, every rule, the error texts
+//! (snapshots), and properties (no panic, canonical round trip).
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::test_support::snapshot_settings;
+
+fn strict(text: &str) -> Result<ParamUpdate, ParamsError> {
+    parse(text, Mode::Strict)
+}
+
+fn server(text: &str) -> ProxyServer {
+    strict(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .proxy_server
+        .expect("a proxy server")
+}
+
+fn error(text: &str) -> ParamsError {
+    strict(text).expect_err(text)
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+// --- The seed's examples, literally -------------------------------------------------------
+
+#[test]
+fn seed_enable_proxy_true_selects_the_default_server() {
+    let mut config = ProxyConfig::default();
+    config.apply(&strict(r#"{"rtc.enable_proxy":true}"#).unwrap());
+    assert_eq!(config.active_server(), Some(&ProxyServer::default_cloud()));
+    assert_eq!(
+        config.canonical(),
+        r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[1,"ap-proxy.agora.io",0]}"#
+    );
+}
+
+#[test]
+fn seed_socks5_example() {
+    assert_eq!(
+        server(r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080]}"#),
+        ProxyServer::Socks5(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 1080))
+    );
+}
+
+#[test]
+fn seed_default_server_written_out() {
+    assert_eq!(
+        server(r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 0]}"#),
+        ProxyServer::default_cloud()
+    );
+}
+
+#[test]
+fn seed_type_two_example_is_rejected_in_strict_mode_with_the_escaped_form() {
+    let seed = r#"{"rtc.proxy_server":[2, "["192.168.0.112","127.0.0.1"]", 0]}"#;
+    let escaped = r#"{"rtc.proxy_server":[2,"[\"192.168.0.112\",\"127.0.0.1\"]",0]}"#;
+    assert_eq!(
+        error(seed),
+        ParamsError::UnescapedIpList {
+            escaped: escaped.to_owned()
+        }
+    );
+    assert!(error(seed).to_string().contains(escaped));
+    // The escaped form the error suggests is itself accepted, with the same meaning as compat.
+    assert_eq!(strict(escaped).unwrap(), parse(seed, Mode::Compat).unwrap());
+}
+
+#[test]
+fn seed_type_two_example_is_recovered_in_compat_mode() {
+    let seed = r#"{"rtc.proxy_server":[2, "["192.168.0.112","127.0.0.1"]", 0]}"#;
+    let update = parse(seed, Mode::Compat).unwrap();
+    assert_eq!(
+        update.proxy_server,
+        Some(ProxyServer::CloudIpList {
+            ips: vec![ip("192.168.0.112"), ip("127.0.0.1")],
+            port: 0
+        })
+    );
+}
+
+#[test]
+fn seed_enable_proxy_false_keeps_the_chosen_server() {
+    let mut config = ProxyConfig::default();
+    config.apply(&strict(r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080]}"#).unwrap());
+    config.apply(&strict(r#"{"rtc.enable_proxy":true}"#).unwrap());
+    config.apply(&strict(r#"{"rtc.enable_proxy":false}"#).unwrap());
+    assert_eq!(config.active_server(), None);
+    config.apply(&strict(r#"{"rtc.enable_proxy":true}"#).unwrap());
+    assert_eq!(
+        config.active_server(),
+        Some(&ProxyServer::Socks5("127.0.0.1:1080".parse().unwrap()))
+    );
+}
+
+/// Every setParameters text in the seed document, with its outcome in both modes.
+const SEED_EXAMPLES: &[&str] = &[
+    r#"{"rtc.enable_proxy":true}"#,
+    r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 0]}"#,
+    r#"{"rtc.proxy_server":[proxy_type, "ip or dns", port]}"#,
+    r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080]}"#,
+    r#"{"rtc.proxy_server":[2, "["192.168.0.112","127.0.0.1"]", 0]}"#,
+    r#"{"rtc.proxy_server":[2, "[\"ip1\",\"ip2\"]", 0]}"#,
+    r#"{"rtc.enable_proxy":false}"#,
+];
+
+fn outcome(text: &str, mode: Mode) -> String {
+    match parse(text, mode) {
+        Ok(update) => {
+            let mut config = ProxyConfig::default();
+            config.apply(&update);
+            format!("ok    {}", config.canonical())
+        }
+        Err(e) => format!("error {e}"),
+    }
+}
+
+#[test]
+fn snapshot_seed_examples() {
+    let mut report = String::new();
+    for text in SEED_EXAMPLES {
+        writeln!(report, "{text}").unwrap();
+        writeln!(report, "  strict: {}", outcome(text, Mode::Strict)).unwrap();
+        writeln!(report, "  compat: {}", outcome(text, Mode::Compat)).unwrap();
+    }
+    snapshot_settings().bind(|| insta::assert_snapshot!("params_seed_examples", report));
+}
+
+// --- Every kind of invalid input, and its error text ----------------------------------------
+
+const INVALID: &[(&str, &str)] = &[
+    ("not JSON", "rtc.enable_proxy=true"),
+    ("trailing garbage", r#"{"rtc.enable_proxy":true} x"#),
+    ("empty input", ""),
+    ("top level array", r#"[{"rtc.enable_proxy":true}]"#),
+    ("top level string", r#""rtc.enable_proxy""#),
+    (
+        "duplicate key",
+        r#"{"rtc.enable_proxy":true,"rtc.enable_proxy":false}"#,
+    ),
+    ("enable_proxy string", r#"{"rtc.enable_proxy":"true"}"#),
+    ("enable_proxy number", r#"{"rtc.enable_proxy":1}"#),
+    ("enable_proxy null", r#"{"rtc.enable_proxy":null}"#),
+    (
+        "server not an array",
+        r#"{"rtc.proxy_server":"127.0.0.1:1080"}"#,
+    ),
+    (
+        "server too short",
+        r#"{"rtc.proxy_server":[0, "127.0.0.1"]}"#,
+    ),
+    (
+        "server too long",
+        r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080, 1]}"#,
+    ),
+    (
+        "unknown type",
+        r#"{"rtc.proxy_server":[3, "127.0.0.1", 1080]}"#,
+    ),
+    (
+        "negative type",
+        r#"{"rtc.proxy_server":[-1, "127.0.0.1", 1080]}"#,
+    ),
+    (
+        "fractional type",
+        r#"{"rtc.proxy_server":[1.0, "ap-proxy.agora.io", 0]}"#,
+    ),
+    (
+        "exponent type",
+        r#"{"rtc.proxy_server":[1e0, "ap-proxy.agora.io", 0]}"#,
+    ),
+    (
+        "type as string",
+        r#"{"rtc.proxy_server":["1", "ap-proxy.agora.io", 0]}"#,
+    ),
+    (
+        "socks5 host is a name",
+        r#"{"rtc.proxy_server":[0, "proxy.corp", 1080]}"#,
+    ),
+    (
+        "socks5 host bracketed",
+        r#"{"rtc.proxy_server":[0, "[::1]", 1080]}"#,
+    ),
+    (
+        "socks5 host with zone",
+        r#"{"rtc.proxy_server":[0, "fe80::1%eth0", 1080]}"#,
+    ),
+    (
+        "socks5 host not a string",
+        r#"{"rtc.proxy_server":[0, 2130706433, 1080]}"#,
+    ),
+    (
+        "socks5 port 0",
+        r#"{"rtc.proxy_server":[0, "127.0.0.1", 0]}"#,
+    ),
+    (
+        "port too large",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 65536]}"#,
+    ),
+    (
+        "port negative",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", -1]}"#,
+    ),
+    (
+        "port fractional",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 80.5]}"#,
+    ),
+    (
+        "port as string",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", "0"]}"#,
+    ),
+    ("domain empty", r#"{"rtc.proxy_server":[1, "", 0]}"#),
+    (
+        "domain is an IP",
+        r#"{"rtc.proxy_server":[1, "47.74.211.17", 0]}"#,
+    ),
+    (
+        "domain empty label",
+        r#"{"rtc.proxy_server":[1, "ap..agora.io", 0]}"#,
+    ),
+    (
+        "domain bad character",
+        r#"{"rtc.proxy_server":[1, "ap_proxy.agora.io", 0]}"#,
+    ),
+    (
+        "domain hyphen edge",
+        r#"{"rtc.proxy_server":[1, "-ap.agora.io", 0]}"#,
+    ),
+    (
+        "domain numeric tld",
+        r#"{"rtc.proxy_server":[1, "ap.agora.123", 0]}"#,
+    ),
+    (
+        "domain label too long",
+        concat!(
+            r#"{"rtc.proxy_server":[1, ""#,
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            r#".io", 0]}"#
+        ),
+    ),
+    ("ip list empty", r#"{"rtc.proxy_server":[2, "[]", 0]}"#),
+    (
+        "ip list not JSON",
+        r#"{"rtc.proxy_server":[2, "1.1.1.1,2.2.2.2", 0]}"#,
+    ),
+    (
+        "ip list not an array",
+        r#"{"rtc.proxy_server":[2, "\"1.1.1.1\"", 0]}"#,
+    ),
+    (
+        "ip list entry not a string",
+        r#"{"rtc.proxy_server":[2, "[16843009]", 0]}"#,
+    ),
+    (
+        "ip list entry not an IP",
+        r#"{"rtc.proxy_server":[2, "[\"1.1.1.1\",\"ap-proxy.agora.io\"]", 0]}"#,
+    ),
+    ("ip list host a number", r#"{"rtc.proxy_server":[2, 1, 0]}"#),
+    (
+        "seed type-2 example",
+        r#"{"rtc.proxy_server":[2, "["192.168.0.112","127.0.0.1"]", 0]}"#,
+    ),
+];
+
+#[test]
+fn snapshot_error_texts() {
+    let mut report = String::new();
+    for (label, text) in INVALID {
+        let e = error(text);
+        writeln!(report, "{label}: {text}\n  -> {e}").unwrap();
+    }
+    snapshot_settings().bind(|| insta::assert_snapshot!("params_errors", report));
+}
+
+#[test]
+fn every_server_error_names_the_key_and_element() {
+    for (label, text) in INVALID {
+        if let ParamsError::ProxyServer { element, .. } = error(text) {
+            let message = error(text).to_string();
+            assert!(
+                message.starts_with("\"rtc.proxy_server\""),
+                "{label}: {message}"
+            );
+            assert!(message.contains(&element.to_string()), "{label}: {message}");
+        }
+    }
+}
+
+// --- Rules ---------------------------------------------------------------------------------
+
+#[test]
+fn both_keys_in_one_call() {
+    let update = strict(r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[0,"::1",1080]}"#).unwrap();
+    assert_eq!(update.enable_proxy, Some(true));
+    assert_eq!(
+        update.proxy_server,
+        Some(ProxyServer::Socks5(SocketAddr::new(
+            Ipv6Addr::LOCALHOST.into(),
+            1080
+        )))
+    );
+}
+
+#[test]
+fn other_keys_are_ignored_and_listed_in_order() {
+    let update =
+        strict(r#"{"che.audio.level":1,"rtc.enable_proxy":true,"rtc.log_filter":65535,"che.audio.level":2}"#)
+            .unwrap();
+    assert_eq!(update.enable_proxy, Some(true));
+    assert_eq!(update.ignored, ["che.audio.level", "rtc.log_filter"]);
+}
+
+#[test]
+fn empty_object_changes_nothing() {
+    let update = strict("{}").unwrap();
+    assert!(!update.touches_proxy());
+    assert!(update.ignored.is_empty());
+}
+
+#[test]
+fn ip_list_accepts_a_native_array_and_removes_duplicates_keeping_the_first() {
+    assert_eq!(
+        server(r#"{"rtc.proxy_server":[2, ["2.2.2.2","1.1.1.1","2.2.2.2","::1"], 9700]}"#),
+        ProxyServer::CloudIpList {
+            ips: vec![ip("2.2.2.2"), ip("1.1.1.1"), ip("::1")],
+            port: 9700
+        }
+    );
+}
+
+#[test]
+fn ip_list_bounds() {
+    let list = |n: usize| -> String {
+        let ips: Vec<String> = (0..n)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect();
+        serde_json::json!({"rtc.proxy_server": [2, serde_json::to_string(&ips).unwrap(), 0]})
+            .to_string()
+    };
+    assert!(strict(&list(MAX_IP_LIST_LEN)).is_ok());
+    assert!(error(&list(MAX_IP_LIST_LEN + 1))
+        .to_string()
+        .contains("more than 64"));
+    // Duplicates do not count towards the bound.
+    let mut ips: Vec<String> = (0..MAX_IP_LIST_LEN)
+        .map(|i| format!("10.0.0.{i}"))
+        .collect();
+    ips.extend(ips.clone());
+    let text = serde_json::json!({"rtc.proxy_server": [2, ips, 0]}).to_string();
+    assert!(strict(&text).is_ok());
+}
+
+#[test]
+fn domain_is_normalised() {
+    assert_eq!(
+        server(r#"{"rtc.proxy_server":[1, "AP-Proxy.Agora.IO.", 443]}"#),
+        ProxyServer::CloudDomain {
+            domain: "ap-proxy.agora.io".into(),
+            port: 443
+        }
+    );
+}
+
+#[test]
+fn domain_length_bound() {
+    let label = "a".repeat(63);
+    let name_253 = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+    assert_eq!(name_253.len(), 253);
+    assert!(strict(&format!(r#"{{"rtc.proxy_server":[1,"{name_253}",0]}}"#)).is_ok());
+    let name_254 = format!("{name_253}c");
+    assert!(
+        error(&format!(r#"{{"rtc.proxy_server":[1,"{name_254}",0]}}"#))
+            .to_string()
+            .contains("254 bytes")
+    );
+}
+
+#[test]
+fn oversized_input_is_rejected_before_parsing() {
+    let text = format!(r#"{{"x":"{}"}}"#, "a".repeat(MAX_INPUT_LEN));
+    assert!(matches!(error(&text), ParamsError::TooLarge { .. }));
+}
+
+#[test]
+fn deep_nesting_is_rejected_without_overflowing_the_stack() {
+    for open in ["[", "{\"a\":"] {
+        let text = open.repeat(MAX_INPUT_LEN / open.len() - 1);
+        assert!(matches!(error(&text), ParamsError::NotJson { .. }));
+        let inner = format!(r#"{{"rtc.enable_proxy":{}}}"#, open.repeat(10_000));
+        assert!(matches!(error(&inner), ParamsError::NotJson { .. }));
+    }
+}
+
+#[test]
+fn canonical_type_two_is_the_escaped_string_form() {
+    let mut config = ProxyConfig::default();
+    config.apply(
+        &strict(r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[2,["1.1.1.1","2.2.2.2"],0]}"#)
+            .unwrap(),
+    );
+    assert_eq!(
+        config.canonical(),
+        r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[2,"[\"1.1.1.1\",\"2.2.2.2\"]",0]}"#
+    );
+}
+
+// --- Properties -----------------------------------------------------------------------------
+
+fn arb_ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
+        any::<[u8; 16]>().prop_map(|b| IpAddr::from(b)),
+    ]
+}
+
+fn arb_domain() -> impl Strategy<Value = String> {
+    proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..5).prop_flat_map(|labels| {
+        "[a-z][a-z0-9]{0,5}".prop_map(move |tld| {
+            let mut name = labels.join(".");
+            name.push('.');
+            name.push_str(&tld);
+            name
+        })
+    })
+}
+
+fn arb_server() -> impl Strategy<Value = ProxyServer> {
+    prop_oneof![
+        (arb_ip(), 1..=u16::MAX)
+            .prop_map(|(ip, port)| ProxyServer::Socks5(SocketAddr::new(ip, port))),
+        (arb_domain(), any::<u16>())
+            .prop_map(|(domain, port)| ProxyServer::CloudDomain { domain, port }),
+        (
+            proptest::collection::btree_set(arb_ip(), 1..=MAX_IP_LIST_LEN),
+            any::<u16>()
+        )
+            .prop_map(|(ips, port)| ProxyServer::CloudIpList {
+                ips: ips.into_iter().collect(),
+                port
+            }),
+    ]
+}
+
+/// Text that looks like setParameters calls, so that the parser gets past its first checks.
+fn arb_call_text() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        Just("true".to_owned()),
+        Just("null".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        "\"[ -~]{0,12}\"",
+        Just(r#""[\"1.1.1.1\",\"::1\"]""#.to_owned()),
+        Just(r#""["1.1.1.1"]""#.to_owned()),
+        Just(r#""ap-proxy.agora.io""#.to_owned()),
+    ];
+    let element = prop_oneof![
+        atom.clone(),
+        proptest::collection::vec(atom, 0..5).prop_map(|v| format!("[{}]", v.join(", "))),
+    ];
+    let key = prop_oneof![
+        Just(r#""rtc.enable_proxy""#.to_owned()),
+        Just(r#""rtc.proxy_server""#.to_owned()),
+        "\"[a-z.]{1,8}\"",
+    ];
+    proptest::collection::vec((key, element), 0..4).prop_map(|entries| {
+        let body: Vec<String> = entries
+            .into_iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_strings_never_panic(text in any::<String>()) {
+        let _ = parse(&text, Mode::Strict);
+        let _ = parse(&text, Mode::Compat);
+    }
+
+    #[test]
+    fn call_shaped_text_never_panics_and_modes_agree(text in arb_call_text()) {
+        let strict = parse(&text, Mode::Strict);
+        let compat = parse(&text, Mode::Compat);
+        if let Ok(update) = &strict {
+            // Compat accepts a superset of strict, with the same meaning.
+            prop_assert_eq!(Ok(update), compat.as_ref());
+        }
+    }
+
+    #[test]
+    fn canonical_form_round_trips(enabled in any::<bool>(), server in arb_server()) {
+        let config = ProxyConfig { enabled, server };
+        let mut again = ProxyConfig::default();
+        again.apply(&parse(&config.canonical(), Mode::Strict).unwrap());
+        prop_assert_eq!(&again, &config);
+        // And the canonical text is a fixed point.
+        prop_assert_eq!(again.canonical(), config.canonical());
+    }
+
+    #[test]
+    fn applied_call_round_trips_through_canonical(text in arb_call_text()) {
+        if let Ok(update) = parse(&text, Mode::Strict) {
+            let mut config = ProxyConfig::default();
+            config.apply(&update);
+            let mut again = ProxyConfig::default();
+            again.apply(&parse(&config.canonical(), Mode::Strict).unwrap());
+            prop_assert_eq!(again, config);
+        }
+    }
+}
