@@ -13,9 +13,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod engine;
 pub mod entropy;
 pub mod params;
+pub mod relay;
+pub mod sdrtn;
 pub mod socks5;
 pub mod time;
 pub mod wire;
