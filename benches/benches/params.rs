@@ -11,7 +11,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 const CASES: &[(&str, &str)] = &[
     ("enable", r#"{"rtc.enable_proxy":true}"#),
     ("socks5", r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080]}"#),
-    ("domain", r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 0]}"#),
+    (
+        "domain",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 0]}"#,
+    ),
     (
         "ip_list",
         r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[2,"[\"47.74.211.17\",\"52.80.192.229\",\"52.52.84.170\",\"47.96.234.219\"]",0]}"#,

@@ -1,8 +1,17 @@
 //! # cloudproxy-sim
 //!
-//! The world around [`cloudproxy_core`]: the command-line interface of the `cloudproxy` binary
-//! and, as the project grows, the IO drivers, nodes, firewall and DNS models and scenarios.
+//! The world around [`cloudproxy_core`]: the `Net` seam and its turmoil implementation, the
+//! enterprise firewall, the nodes (SDK clients, the cloud proxy's access points and relays,
+//! SD-RTN edges, an enterprise SOCKS5 server), the scenarios, and the `cloudproxy` binary.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod cli;
+pub mod dns;
+pub mod net;
+pub mod nodes;
+pub mod policy;
+pub mod scenario;
+pub mod trace;
+pub mod world;

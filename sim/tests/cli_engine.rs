@@ -74,8 +74,54 @@ fn compat_flag() {
 }
 
 #[test]
-fn no_arguments_runs_the_main_job() {
-    let out = cloudproxy(&[]);
+fn list_names_every_scenario() {
+    let out = cloudproxy(&["list"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ap-proxy.agora.io"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 10);
+    assert!(text.contains("relay-crash"));
+}
+
+#[test]
+fn run_prints_the_report_and_the_reproduction_line() {
+    let out = cloudproxy(&["run", "proxy-default", "--seed", "3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("proxy-default      pass"), "{text}");
+    assert!(
+        text.contains("cargo run --release -- run proxy-default --seed 3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_usage_errors_exit_2() {
+    assert_eq!(
+        cloudproxy(&["run", "no-such-scenario"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        cloudproxy(&["run", "--policy", "/nonexistent.toml", "proxy-default"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn run_with_a_policy_that_blocks_everything_fails_with_exit_1() {
+    let path =
+        std::env::temp_dir().join(format!("cloudproxy-deny-all-{}.toml", std::process::id()));
+    std::fs::write(&path, "default = \"drop\"\n").unwrap();
+    let out = cloudproxy(&["run", "proxy-default", "--policy", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("check failed: alice joins"), "{text}");
+    assert!(text.contains("reproduce:"), "{text}");
 }

@@ -4,6 +4,7 @@
 //! a non-zero code, a check did not pass), 2 for a usage error.
 
 mod engine_cmd;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cloudproxy", version, about, long_about = None)]
 pub struct Cli {
-    /// What to do; without one, runs the built-in demonstration of the seed's examples.
+    /// What to do; without one, runs the whole scenario catalogue on the default world.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -26,6 +27,31 @@ pub enum Command {
     Engine(engine_cmd::EngineArgs),
     /// Walk through every setParameters example of the seed document on a fresh engine each.
     Demo,
+    /// List the scenarios, one line each with what it proves.
+    List,
+    /// Run scenarios on the simulated world and print the report (exit 1 on any failure).
+    Run(run_cmd::RunArgs),
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Everything asked for succeeded (exit 0).
+    Ok,
+    /// Something failed (exit 1).
+    Failed,
+    /// The command line was wrong (exit 2).
+    Usage,
+}
+
+impl From<bool> for Status {
+    fn from(ok: bool) -> Self {
+        if ok {
+            Status::Ok
+        } else {
+            Status::Failed
+        }
+    }
 }
 
 /// Parses the process arguments and runs the command.
@@ -42,13 +68,19 @@ pub fn main() -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    let result = match cli.command.unwrap_or(Command::Demo) {
-        Command::Engine(args) => engine_cmd::run(&args, &mut out),
-        Command::Demo => engine_cmd::demo(&mut out),
+    let result: std::io::Result<Status> = match cli
+        .command
+        .unwrap_or(Command::Run(run_cmd::RunArgs::default_catalogue()))
+    {
+        Command::Engine(args) => engine_cmd::run(&args, &mut out).map(Status::from),
+        Command::Demo => engine_cmd::demo(&mut out).map(Status::from),
+        Command::List => run_cmd::list(&mut out).map(Status::from),
+        Command::Run(args) => run_cmd::run(&args, &mut out),
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::Failed) => ExitCode::from(1),
+        Ok(Status::Usage) => ExitCode::from(2),
         Err(e) => {
             eprintln!("cloudproxy: cannot write the output: {e}");
             ExitCode::from(1)

@@ -1,0 +1,418 @@
+//! The cloud proxy's side of the protocol, as two sans-IO machines.
+//!
+//! - [`AccessPoint`] (the "AP/LBS", on the edge addresses, UDP and TCP ports
+//!   [`AP_PORTS`](crate::wire::AP_PORTS)) answers [`ApRequest`](crate::wire::Message::ApRequest)s
+//!   with the relays to use and a signed [`Ticket`](crate::wire::Ticket). It is a pure function
+//!   from one request to one answer, plus a bounded per-address rate limiter:
+//!   [`AccessPoint::handle_message`].
+//! - [`Relay`] (on the relay addresses, TCP [`RELAY_TCP_PORT`](crate::wire::RELAY_TCP_PORT) and
+//!   UDP [`RELAY_UDP_PORTS`](crate::wire::RELAY_UDP_PORTS)) opens signalling tunnels to SD-RTN
+//!   for clients holding a valid ticket, and relays their media over UDP or over a TCP media
+//!   channel. It only ever reaches destinations inside the configured SD-RTN blocks (see
+//!   [`destination_allowed`]), bounds every resource, and ends a misbehaving client's own
+//!   connection without disturbing anyone else.
+//!
+//! # Driving a [`Relay`]: the drain contract
+//!
+//! The relay never blocks, never reads a clock and never touches a socket. The driver owns the
+//! sockets and the timer, and runs this loop:
+//!
+//! ```text
+//! relay.handle_input(input, now)     // or relay.handle_timeout(now) when the timer fires
+//! while let Some(out) = relay.poll_output() {
+//!     perform(out)                   // send, connect, bind, close, or record the event
+//! }
+//! timer = relay.poll_timeout()       // re-arm: call handle_timeout at (or after) this instant
+//! ```
+//!
+//! 1. After **every** `handle_input` or `handle_timeout`, drain [`Relay::poll_output`] until it
+//!    returns `None`, and perform the outputs in the order they come: the order of the bytes of
+//!    one connection is the order of its outputs (a [`TunnelAccept`](crate::wire::Message::TunnelAccept)
+//!    comes before the first raw byte, an `Error` before its `TcpClose`).
+//! 2. Then re-arm the timer from [`Relay::poll_timeout`]; `None` means no timer is needed. An
+//!    early or spurious [`Relay::handle_timeout`] call is harmless.
+//! 3. Ids: [`ClientConn`]s are chosen by the driver (unique among its open connections);
+//!    [`UpstreamConn`]s and [`AllocId`]s are chosen by the relay, announced by
+//!    [`RelayOutput::UpstreamConnect`] and [`RelayOutput::UdpBind`].
+//! 4. After the relay emits a `TcpClose`, `UpstreamClose` or `UdpRelease`, it has forgotten that
+//!    id; inputs that still arrive for it (races) are ignored and counted in
+//!    [`RelayCounters::ignored_inputs`]. When the driver reports a close
+//!    ([`RelayInput::TcpClosed`], [`RelayInput::UpstreamClosed`], [`RelayInput::UpstreamFailed`])
+//!    the relay does not echo a close for that same id.
+//! 5. The relay holds bytes only while a tunnel's upstream connection is being opened (bounded by
+//!    [`RelayConfig::max_buffered_bytes_per_session`]) and inside its frame readers (one frame
+//!    per connection at most). Once established, bytes leave as soon as they arrive: socket
+//!    send buffers are the driver's, and it applies backpressure by not reading from one side
+//!    while the other side's send queue is full.
+//!
+//! ```
+//! use cloudproxy_core::entropy::Entropy;
+//! use cloudproxy_core::relay::{
+//!     ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput,
+//! };
+//! use cloudproxy_core::time::Instant;
+//!
+//! let mut relay = Relay::new(RelayConfig::default(), Entropy::from_u64(1));
+//! let now = Instant::from_millis(1_000);
+//! let peer = "203.0.113.7:50000".parse().unwrap();
+//! relay.handle_input(RelayInput::TcpAccepted { conn: ClientConn(1), peer }, now);
+//! relay.handle_input(RelayInput::TcpData { conn: ClientConn(1), data: b"GET / HTTP/1.1\r\n" }, now);
+//! let mut outputs = Vec::new();
+//! while let Some(out) = relay.poll_output() {
+//!     outputs.push(out);
+//! }
+//! // Not our protocol: an Error frame, the close, and an event to trace.
+//! assert!(matches!(&outputs[0], RelayOutput::TcpSend { conn: ClientConn(1), .. }));
+//! assert_eq!(outputs[1], RelayOutput::TcpClose { conn: ClientConn(1) });
+//! assert!(matches!(&outputs[2], RelayOutput::Event(RelayEvent::Refused { .. })));
+//! assert_eq!(relay.counters().refused_malformed, 1);
+//! assert_eq!(relay.poll_timeout(), None);
+//! ```
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::entropy::Entropy;
+use crate::time::Instant;
+use crate::wire::{ErrorCode, Message, HEADER_LEN};
+
+mod access_point;
+mod allow;
+mod config;
+mod events;
+mod media;
+mod replay;
+mod session;
+mod tcp;
+
+#[cfg(test)]
+mod tests;
+
+pub use access_point::{AccessPoint, ApConfig, ApCounters};
+pub use allow::{destination_allowed, is_special_purpose, Cidr, CidrError, SPECIAL_PURPOSE_RANGES};
+pub use config::RelayConfig;
+pub use events::{RelayCounters, RelayEvent, SessionEnd, Transport};
+
+use replay::NonceCache;
+use session::{Conn, Session, TimerKey};
+
+/// A TCP connection accepted on the relay's TCP port, named by the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientConn(pub u64);
+
+/// A TCP connection the relay opens to SD-RTN, named by the relay in
+/// [`RelayOutput::UpstreamConnect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UpstreamConn(pub u64);
+
+/// An upstream UDP socket (one per session that sends media), named by the relay in
+/// [`RelayOutput::UdpBind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AllocId(pub u64);
+
+/// Something that happened on one of the relay's sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayInput<'a> {
+    /// A client connected to the relay's TCP port.
+    TcpAccepted {
+        /// The id the driver gives the connection.
+        conn: ClientConn,
+        /// The client's address.
+        peer: SocketAddr,
+    },
+    /// Bytes arrived on a client connection.
+    TcpData {
+        /// The connection.
+        conn: ClientConn,
+        /// The bytes, any amount (the relay consumes all of them).
+        data: &'a [u8],
+    },
+    /// The client closed its connection (or it broke).
+    TcpClosed {
+        /// The connection.
+        conn: ClientConn,
+    },
+    /// A connection asked for with [`RelayOutput::UpstreamConnect`] is established.
+    UpstreamConnected {
+        /// The connection.
+        conn: UpstreamConn,
+    },
+    /// A connection asked for with [`RelayOutput::UpstreamConnect`] could not be established.
+    UpstreamFailed {
+        /// The connection.
+        conn: UpstreamConn,
+    },
+    /// Bytes arrived from SD-RTN on an upstream connection.
+    UpstreamData {
+        /// The connection.
+        conn: UpstreamConn,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// SD-RTN closed an upstream connection (or it broke).
+    UpstreamClosed {
+        /// The connection.
+        conn: UpstreamConn,
+    },
+    /// A datagram arrived from a client on one of the relay's UDP ports.
+    UdpFromClient {
+        /// The relay's port it arrived on.
+        local_port: u16,
+        /// The sender.
+        from: SocketAddr,
+        /// The datagram.
+        data: &'a [u8],
+    },
+    /// A datagram arrived from SD-RTN on an upstream UDP socket.
+    UdpFromUpstream {
+        /// The socket it arrived on.
+        alloc: AllocId,
+        /// The sender.
+        from: SocketAddr,
+        /// The datagram.
+        data: &'a [u8],
+    },
+}
+
+/// Something the driver must do, or an event to record. See the module docs for the order.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayOutput {
+    /// Send bytes to a client connection.
+    TcpSend {
+        /// The connection.
+        conn: ClientConn,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close a client connection (after sending what was queued before).
+    TcpClose {
+        /// The connection.
+        conn: ClientConn,
+    },
+    /// Open a TCP connection to SD-RTN; answer with [`RelayInput::UpstreamConnected`] or
+    /// [`RelayInput::UpstreamFailed`].
+    UpstreamConnect {
+        /// The id of the new connection.
+        conn: UpstreamConn,
+        /// Where to connect; always inside the SD-RTN allow-list.
+        to: SocketAddr,
+    },
+    /// Send bytes on an upstream connection.
+    UpstreamSend {
+        /// The connection.
+        conn: UpstreamConn,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close an upstream connection (after sending what was queued before).
+    UpstreamClose {
+        /// The connection.
+        conn: UpstreamConn,
+    },
+    /// Send a datagram to a client from one of the relay's UDP ports.
+    UdpToClient {
+        /// The relay's port to send from.
+        local_port: u16,
+        /// The client's address.
+        to: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// Open an upstream UDP socket (any local port) for a session.
+    UdpBind {
+        /// The id of the new socket.
+        alloc: AllocId,
+    },
+    /// Send a datagram to SD-RTN from an upstream UDP socket.
+    UdpToUpstream {
+        /// The socket.
+        alloc: AllocId,
+        /// Where to; always inside the SD-RTN allow-list.
+        to: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// Close an upstream UDP socket.
+    UdpRelease {
+        /// The socket.
+        alloc: AllocId,
+    },
+    /// Something to trace.
+    Event(RelayEvent),
+}
+
+/// The relay: signalling tunnels and media relaying between clients and SD-RTN.
+///
+/// See the [module docs](self) for the drain contract.
+#[derive(Debug)]
+pub struct Relay {
+    /// The configuration, fixed at construction.
+    config: RelayConfig,
+    /// Session ids.
+    entropy: Entropy,
+    /// Open client connections.
+    conns: BTreeMap<ClientConn, Conn>,
+    /// Sessions by id, from the accepted `TunnelOpen` on (connecting ones included).
+    sessions: BTreeMap<u64, Session>,
+    /// Which session each upstream connection belongs to.
+    upstreams: BTreeMap<UpstreamConn, u64>,
+    /// Which session each upstream UDP socket belongs to.
+    allocs: BTreeMap<AllocId, u64>,
+    /// Sessions per client IP (canonical form), for the per-client quota.
+    sessions_per_ip: BTreeMap<IpAddr, usize>,
+    /// Connections still in their handshake (awaiting the first message, or connecting).
+    pending_handshakes: usize,
+    /// Ticket nonces that opened a tunnel, until their ticket expires.
+    nonces: NonceCache,
+    /// Deadlines: every connection awaiting its first message and every session has one entry.
+    timers: BTreeSet<(Instant, TimerKey)>,
+    /// The next upstream connection id.
+    next_upstream: u64,
+    /// The next upstream UDP socket id.
+    next_alloc: u64,
+    /// Outputs not yet polled.
+    out: VecDeque<RelayOutput>,
+    /// Counters.
+    counters: RelayCounters,
+    /// Start of the current one-second window of UDP error replies.
+    udp_error_window: Instant,
+    /// UDP error replies sent in the current window.
+    udp_errors_in_window: u32,
+}
+
+impl Relay {
+    /// A relay with `config`, drawing session ids from `entropy`.
+    pub fn new(config: RelayConfig, entropy: Entropy) -> Self {
+        let nonces = NonceCache::new(config.max_used_nonces);
+        Relay {
+            config,
+            entropy,
+            conns: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            allocs: BTreeMap::new(),
+            sessions_per_ip: BTreeMap::new(),
+            pending_handshakes: 0,
+            nonces,
+            timers: BTreeSet::new(),
+            next_upstream: 1,
+            next_alloc: 1,
+            out: VecDeque::new(),
+            counters: RelayCounters::default(),
+            udp_error_window: Instant::EPOCH,
+            udp_errors_in_window: 0,
+        }
+    }
+
+    /// Feeds one input. Drain [`Relay::poll_output`] afterwards.
+    pub fn handle_input(&mut self, input: RelayInput<'_>, now: Instant) {
+        match input {
+            RelayInput::TcpAccepted { conn, peer } => self.on_tcp_accepted(conn, peer, now),
+            RelayInput::TcpData { conn, data } => self.on_tcp_data(conn, data, now),
+            RelayInput::TcpClosed { conn } => self.on_tcp_closed(conn),
+            RelayInput::UpstreamConnected { conn } => self.on_upstream_connected(conn, now),
+            RelayInput::UpstreamFailed { conn } => self.on_upstream_gone(conn),
+            RelayInput::UpstreamData { conn, data } => self.on_upstream_data(conn, data, now),
+            RelayInput::UpstreamClosed { conn } => self.on_upstream_gone(conn),
+            RelayInput::UdpFromClient {
+                local_port,
+                from,
+                data,
+            } => self.on_udp_from_client(local_port, from, data, now),
+            RelayInput::UdpFromUpstream { alloc, from, data } => {
+                self.on_udp_from_upstream(alloc, from, data, now)
+            }
+        }
+    }
+
+    /// The next output, `None` when there is nothing left to do.
+    pub fn poll_output(&mut self) -> Option<RelayOutput> {
+        self.out.pop_front()
+    }
+
+    /// When [`Relay::handle_timeout`] should next be called; `None` when no deadline is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Fires every deadline at or before `now`: handshake timeouts, upstream connect
+    /// timeouts and idle sessions. Drain [`Relay::poll_output`] afterwards.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.on_timer(key, now);
+        }
+        self.nonces.purge(now);
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &RelayCounters {
+        &self.counters
+    }
+
+    /// How many sessions exist, the ones still connecting upstream included.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// How many client connections are open (in any state).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// How many bytes the relay itself holds: partial frames in its frame readers plus the
+    /// bytes a client sent before its tunnel's upstream connection was established.
+    pub fn buffered_bytes(&self) -> usize {
+        self.conns.values().map(Conn::buffered_bytes).sum()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// Queues an output.
+    fn emit(&mut self, output: RelayOutput) {
+        self.out.push_back(output);
+    }
+
+    /// Queues an event.
+    fn event(&mut self, event: RelayEvent) {
+        self.out.push_back(RelayOutput::Event(event));
+    }
+
+    /// Whether the relay may send to (or accept media from) `addr`.
+    fn destination_ok(&self, addr: SocketAddr) -> bool {
+        self.config.canary_skip_destination_check || destination_allowed(&self.config.sdrtn, addr)
+    }
+}
+
+/// The encoding of a message built by the relay itself (always valid; an impossible encoding
+/// error yields an empty vector rather than a panic).
+fn frame(msg: &Message) -> Vec<u8> {
+    msg.to_bytes().unwrap_or_default()
+}
+
+/// An `Error` message of at most `max_len` bytes, its reason cut to fit; `None` when even an
+/// empty reason does not fit. Used to answer unauthenticated datagrams without amplification.
+fn bounded_error(code: ErrorCode, reason: &str, max_len: usize) -> Option<Vec<u8>> {
+    // Header, code (2 bytes) and the reason's length byte.
+    let fixed = HEADER_LEN + 3;
+    let room = max_len.checked_sub(fixed)?;
+    let mut end = reason.len().min(room);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bytes = frame(&Message::error(code, reason.get(..end).unwrap_or_default()));
+    (!bytes.is_empty() && bytes.len() <= max_len).then_some(bytes)
+}

@@ -1,0 +1,465 @@
+//! The TCP side: client connections (handshakes, tunnels) and upstream connections.
+
+use std::net::SocketAddr;
+
+use super::session::{ConnState, MediaPath, Session, SessionPhase, TimerKey};
+use super::{
+    frame, ClientConn, Conn, Relay, RelayEvent, RelayOutput, SessionEnd, Transport, UpstreamConn,
+};
+use crate::time::Instant;
+use crate::wire::{ErrorCode, FrameReader, Message, Ticket};
+
+impl Relay {
+    /// A client connected.
+    pub(super) fn on_tcp_accepted(&mut self, conn: ClientConn, peer: SocketAddr, now: Instant) {
+        if self.conns.contains_key(&conn) {
+            self.counters.ignored_inputs += 1;
+            return;
+        }
+        if self.pending_handshakes >= self.config.max_pending_handshakes {
+            self.emit(RelayOutput::TcpSend {
+                conn,
+                data: frame(&Message::error(
+                    ErrorCode::QuotaExceeded,
+                    "too many pending handshakes",
+                )),
+            });
+            self.emit(RelayOutput::TcpClose { conn });
+            self.count_refusal(ErrorCode::QuotaExceeded, peer, Transport::Tcp);
+            return;
+        }
+        let deadline = now + self.config.handshake_timeout;
+        self.timers.insert((deadline, TimerKey::Handshake(conn)));
+        self.conns.insert(
+            conn,
+            Conn {
+                peer,
+                state: ConnState::AwaitingOpen {
+                    reader: FrameReader::new(),
+                },
+                deadline: Some(deadline),
+            },
+        );
+        self.pending_handshakes += 1;
+        self.counters.tcp_accepted += 1;
+    }
+
+    /// Bytes from a client connection.
+    pub(super) fn on_tcp_data(&mut self, conn: ClientConn, data: &[u8], now: Instant) {
+        enum Kind {
+            Awaiting,
+            Connecting(u64, usize),
+            Tunnel(u64),
+            Channel,
+        }
+        let kind = match self.conns.get(&conn).map(|c| &c.state) {
+            None => {
+                self.counters.ignored_inputs += 1;
+                return;
+            }
+            Some(ConnState::AwaitingOpen { .. }) => Kind::Awaiting,
+            Some(ConnState::Connecting { session_id, early }) => {
+                Kind::Connecting(*session_id, early.len())
+            }
+            Some(ConnState::Tunnel { session_id }) => Kind::Tunnel(*session_id),
+            Some(ConnState::MediaChannel { .. }) => Kind::Channel,
+        };
+        match kind {
+            Kind::Awaiting => self.on_handshake_bytes(conn, data, now),
+            Kind::Connecting(session_id, held) => {
+                if held.saturating_add(data.len()) > self.config.max_buffered_bytes_per_session {
+                    self.end_session(session_id, SessionEnd::BufferOverflow);
+                } else if let Some(Conn {
+                    state: ConnState::Connecting { early, .. },
+                    ..
+                }) = self.conns.get_mut(&conn)
+                {
+                    early.extend_from_slice(data);
+                }
+            }
+            Kind::Tunnel(session_id) => {
+                if data.is_empty() {
+                    return;
+                }
+                let Some(upstream) = self.sessions.get(&session_id).map(|s| s.upstream) else {
+                    return;
+                };
+                self.counters.tcp_bytes_up += data.len() as u64;
+                self.touch(session_id, now);
+                self.emit(RelayOutput::UpstreamSend {
+                    conn: upstream,
+                    data: data.to_vec(),
+                });
+            }
+            Kind::Channel => self.on_channel_bytes(conn, data, now),
+        }
+    }
+
+    /// The client closed a connection.
+    pub(super) fn on_tcp_closed(&mut self, conn: ClientConn) {
+        let Some(closed) = self.remove_conn(conn) else {
+            self.counters.ignored_inputs += 1;
+            return;
+        };
+        match closed.state {
+            ConnState::AwaitingOpen { .. } => {}
+            ConnState::Connecting { session_id, .. } | ConnState::Tunnel { session_id } => {
+                self.end_session(session_id, SessionEnd::ClientClosed);
+            }
+            ConnState::MediaChannel { session_id, .. } => self.detach_channel(session_id, conn),
+        }
+    }
+
+    /// Bytes on a connection still awaiting its first message.
+    fn on_handshake_bytes(&mut self, conn: ClientConn, data: &[u8], now: Instant) {
+        let mut rest = data;
+        loop {
+            let Some(Conn {
+                state: ConnState::AwaitingOpen { reader },
+                peer,
+                ..
+            }) = self.conns.get_mut(&conn)
+            else {
+                return;
+            };
+            let peer = *peer;
+            let taken = reader.push(rest);
+            rest = rest.get(taken..).unwrap_or_default();
+            match reader.pop() {
+                Ok(None) if rest.is_empty() => return,
+                Ok(None) if taken == 0 => {
+                    // Unreachable: a full reader always pops a message or an error.
+                    self.refuse(conn, ErrorCode::Malformed, "first message too long");
+                    return;
+                }
+                Ok(None) => {}
+                Ok(Some(Message::TunnelOpen {
+                    ticket,
+                    destination,
+                })) => {
+                    let mut early = reader.take_rest();
+                    early.extend_from_slice(rest);
+                    self.open_tunnel(conn, peer, &ticket, destination, early, now);
+                    return;
+                }
+                Ok(Some(Message::MediaChannelOpen { session_id })) => {
+                    let reader = std::mem::take(reader);
+                    if self.open_media_channel(conn, peer, session_id, reader, now) {
+                        self.on_channel_bytes(conn, rest, now);
+                    }
+                    return;
+                }
+                Ok(Some(other)) => {
+                    let reason = format!(
+                        "expected TunnelOpen or MediaChannelOpen first, got {:?}",
+                        other.message_type()
+                    );
+                    self.refuse(conn, ErrorCode::Malformed, &reason);
+                    return;
+                }
+                Err(err) => {
+                    self.refuse(conn, err.error_code(), &err.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Checks a `TunnelOpen` in the documented order and, when everything passes, starts the
+    /// upstream connection.
+    fn open_tunnel(
+        &mut self,
+        conn: ClientConn,
+        peer: SocketAddr,
+        ticket: &Ticket,
+        destination: SocketAddr,
+        early: Vec<u8>,
+        now: Instant,
+    ) {
+        if let Err(err) = ticket.verify(&self.config.key, now, peer.ip()) {
+            self.refuse(conn, err.error_code(), &err.to_string());
+            return;
+        }
+        self.nonces.purge(now);
+        if self.nonces.contains(&ticket.nonce) {
+            self.refuse(conn, ErrorCode::TicketReplayed, "ticket already used");
+            return;
+        }
+        if !self.destination_ok(destination) {
+            let reason = format!("{destination} is not an SD-RTN destination");
+            self.refuse(conn, ErrorCode::DestinationRefused, &reason);
+            return;
+        }
+        let client_ip = peer.ip().to_canonical();
+        let quota = if self.sessions.len() >= self.config.max_sessions_total {
+            Some("relay is full")
+        } else if self.sessions_per_ip.get(&client_ip).copied().unwrap_or(0)
+            >= self.config.max_sessions_per_client_ip
+        {
+            Some("too many sessions from this address")
+        } else if self.nonces.is_full() {
+            Some("replay cache is full")
+        } else if early.len() > self.config.max_buffered_bytes_per_session {
+            Some("too many bytes before the tunnel opened")
+        } else {
+            None
+        };
+        if let Some(reason) = quota {
+            self.refuse(conn, ErrorCode::QuotaExceeded, reason);
+            return;
+        }
+        self.nonces.insert(ticket.nonce, ticket.expires_at());
+        let session_id = self.fresh_session_id();
+        let upstream = UpstreamConn(self.next_upstream);
+        self.next_upstream += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(at) = c.deadline.take() {
+                self.timers.remove(&(at, TimerKey::Handshake(conn)));
+            }
+            // Still a pending handshake: the count does not change.
+            c.state = ConnState::Connecting { session_id, early };
+        }
+        let timer = now + self.config.handshake_timeout;
+        self.timers.insert((timer, TimerKey::Session(session_id)));
+        let udp_port = self.udp_port_for(session_id);
+        self.sessions.insert(
+            session_id,
+            Session {
+                client_ip,
+                client: peer,
+                destination,
+                control: conn,
+                upstream,
+                udp_port,
+                phase: SessionPhase::Connecting,
+                channel: None,
+                udp: None,
+                media_path: None,
+                alloc: None,
+                last_activity: now,
+                timer,
+            },
+        );
+        *self.sessions_per_ip.entry(client_ip).or_insert(0) += 1;
+        self.upstreams.insert(upstream, session_id);
+        self.emit(RelayOutput::UpstreamConnect {
+            conn: upstream,
+            to: destination,
+        });
+    }
+
+    /// Checks a `MediaChannelOpen` and attaches the channel; false when refused (the connection
+    /// is then closed).
+    fn open_media_channel(
+        &mut self,
+        conn: ClientConn,
+        peer: SocketAddr,
+        session_id: u64,
+        reader: FrameReader,
+        now: Instant,
+    ) -> bool {
+        let refusal = match self.sessions.get(&session_id) {
+            Some(s) if s.phase == SessionPhase::Open && s.client_ip == peer.ip().to_canonical() => {
+                s.channel.map(|_| {
+                    (
+                        ErrorCode::QuotaExceeded,
+                        "the session already has a media channel",
+                    )
+                })
+            }
+            _ => Some((ErrorCode::UnknownSession, "no such session for this client")),
+        };
+        if let Some((code, reason)) = refusal {
+            self.refuse(conn, code, reason);
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if let Some(at) = c.deadline.take() {
+            self.timers.remove(&(at, TimerKey::Handshake(conn)));
+        }
+        c.state = ConnState::MediaChannel { session_id, reader };
+        self.pending_handshakes = self.pending_handshakes.saturating_sub(1);
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.channel = Some(conn);
+            session.media_path = Some(MediaPath::Channel(conn));
+        }
+        self.touch(session_id, now);
+        self.counters.media_channels_opened += 1;
+        self.emit(RelayOutput::TcpSend {
+            conn,
+            data: frame(&Message::MediaChannelAccept { session_id }),
+        });
+        self.event(RelayEvent::MediaChannelOpened {
+            session_id,
+            conn,
+            peer,
+        });
+        true
+    }
+
+    /// Detaches a media channel that is gone; media falls back to UDP when the client used it.
+    pub(super) fn detach_channel(&mut self, session_id: u64, conn: ClientConn) {
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            if session.channel == Some(conn) {
+                session.channel = None;
+            }
+            if session.media_path == Some(MediaPath::Channel(conn)) {
+                session.media_path = session.udp;
+            }
+        }
+    }
+
+    /// Refuses a connection: `Error` frame, close, count, event.
+    pub(super) fn refuse(&mut self, conn: ClientConn, code: ErrorCode, reason: &str) {
+        let Some(closed) = self.remove_conn(conn) else {
+            return;
+        };
+        if let ConnState::MediaChannel { session_id, .. } = closed.state {
+            self.detach_channel(session_id, conn);
+        }
+        self.emit(RelayOutput::TcpSend {
+            conn,
+            data: frame(&Message::error(code, reason)),
+        });
+        self.emit(RelayOutput::TcpClose { conn });
+        self.count_refusal(code, closed.peer, Transport::Tcp);
+    }
+
+    /// Counts a refusal and reports it.
+    pub(super) fn count_refusal(
+        &mut self,
+        code: ErrorCode,
+        peer: SocketAddr,
+        transport: Transport,
+    ) {
+        self.counters.refused(code);
+        self.event(RelayEvent::Refused {
+            code,
+            peer,
+            transport,
+        });
+    }
+
+    /// A random session id: nonzero and not in use.
+    fn fresh_session_id(&mut self) -> u64 {
+        loop {
+            let id = self.entropy.next_u64();
+            if id != 0 && !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// The UDP port announced to a session: spread over the configured range by session id.
+    fn udp_port_for(&self, session_id: u64) -> u16 {
+        let (start, end) = (*self.config.udp_ports.start(), *self.config.udp_ports.end());
+        if start > end {
+            return 0;
+        }
+        let span = u64::from(end - start) + 1;
+        let offset = u16::try_from(session_id % span).unwrap_or(0);
+        start.saturating_add(offset)
+    }
+
+    /// The upstream connection is established: accept the tunnel and flush the early bytes.
+    pub(super) fn on_upstream_connected(&mut self, conn: UpstreamConn, now: Instant) {
+        let Some(&session_id) = self.upstreams.get(&conn) else {
+            self.counters.ignored_inputs += 1;
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            return;
+        };
+        if session.phase != SessionPhase::Connecting {
+            self.counters.ignored_inputs += 1;
+            return;
+        }
+        session.phase = SessionPhase::Open;
+        session.last_activity = now;
+        let control = session.control;
+        let (client, destination, udp_port) =
+            (session.client, session.destination, session.udp_port);
+        let early = match self.conns.get_mut(&control) {
+            Some(c) => match std::mem::replace(&mut c.state, ConnState::Tunnel { session_id }) {
+                ConnState::Connecting { early, .. } => early,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        self.pending_handshakes = self.pending_handshakes.saturating_sub(1);
+        self.rearm_session(session_id, now + self.config.idle_timeout);
+        let accept = Message::TunnelAccept {
+            session_id,
+            udp_port,
+            keepalive_interval_ms: millis_u32(self.config.keepalive_interval),
+            idle_timeout_ms: millis_u32(self.config.idle_timeout),
+        };
+        self.emit(RelayOutput::TcpSend {
+            conn: control,
+            data: frame(&accept),
+        });
+        if !early.is_empty() {
+            self.counters.tcp_bytes_up += early.len() as u64;
+            self.emit(RelayOutput::UpstreamSend { conn, data: early });
+        }
+        self.counters.sessions_opened += 1;
+        self.event(RelayEvent::SessionOpened {
+            session_id,
+            client,
+            destination,
+            udp_port,
+        });
+    }
+
+    /// The upstream connection failed to open, or closed. Before the tunnel was accepted
+    /// either means the destination is unreachable.
+    pub(super) fn on_upstream_gone(&mut self, conn: UpstreamConn) {
+        let Some(session_id) = self.upstreams.remove(&conn) else {
+            self.counters.ignored_inputs += 1;
+            return;
+        };
+        let connecting = self
+            .sessions
+            .get(&session_id)
+            .is_some_and(|s| s.phase == SessionPhase::Connecting);
+        let end = if connecting {
+            SessionEnd::UpstreamUnreachable
+        } else {
+            SessionEnd::UpstreamClosed
+        };
+        self.end_session(session_id, end);
+    }
+
+    /// Bytes from SD-RTN on a tunnel.
+    pub(super) fn on_upstream_data(&mut self, conn: UpstreamConn, data: &[u8], now: Instant) {
+        let Some(&session_id) = self.upstreams.get(&conn) else {
+            self.counters.ignored_inputs += 1;
+            return;
+        };
+        let Some(session) = self.sessions.get(&session_id) else {
+            return;
+        };
+        if session.phase != SessionPhase::Open {
+            // Data before "connected" breaks the driver contract; nothing can carry it yet.
+            self.counters.ignored_inputs += 1;
+            return;
+        }
+        if data.is_empty() {
+            return;
+        }
+        let control = session.control;
+        self.counters.tcp_bytes_down += data.len() as u64;
+        self.touch(session_id, now);
+        self.emit(RelayOutput::TcpSend {
+            conn: control,
+            data: data.to_vec(),
+        });
+    }
+}
+
+/// A duration in whole milliseconds, saturating at `u32::MAX`.
+fn millis_u32(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
