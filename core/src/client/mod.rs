@@ -101,27 +101,23 @@ enum TcpEvent<'a> {
 /// What the client is doing (the public [`ConnectionState`] is derived from it).
 ///
 /// ```text
-///                               new()
-///        ┌─────────────┬──────────┴──────────┬────────────────────┐
-///     type 1         type 2               type 0             proxy off
-///        ▼             │                     │                    │
-///   Resolving ──addrs──┤                     │                    │
-///        │             ▼                     ▼                    ▼
-///        │        QueryingAp           OpeningSocks         OpeningDirect
-///        │             │ ApResponse          │ CONNECT done       │ connected
-///        │             ▼                     │                    │
-///        │        OpeningTunnel              │                    │
-///        │             │ TunnelAccept        │                    │
-///        │             ▼                     ▼                    ▼
-///        │        ┌──────────────────── Connected ─────────────────────┐
-///        │        │  relay lost (closed, Error/Close, keepalives silent) │
-///        │        ▼                                                      │
-///        └────► Backoff ◄──── any opening phase fails (retriable) ───────┘
-///                 │ timer: start again from the top (new AP round, next relay)
-///                 ▼
-///      Resolving / QueryingAp / OpeningSocks / OpeningDirect
-///
-///   Backoff or an opening phase: give-up bound reached, or a fatal failure ──► Failed
+///                                   new()
+///          ┌──────────────┬───────────┴───────────┬───────────────────┐
+///        type 1         type 2                 type 0             proxy off
+///          ▼              │                       │                   │
+///     Resolving ─addrs─►  ▼                       ▼                   ▼
+///                    QueryingAp             OpeningSocks        OpeningDirect
+///                         │ ApResponse            │ CONNECT ok        │ TCP up
+///                         ▼                       │                   │
+///                    OpeningTunnel                │                   │
+///                         │ TunnelAccept          │                   │
+///                         ▼                       ▼                   ▼
+///                     Connected ◄─────────────────┴───────────────────┘
+///                         │ relay lost: conn closed, Error/Close, keepalives unanswered
+///                         ▼
+///   any opening phase ──retriable failure──► Backoff ──timer──► the first phase again
+///                                                              (new AP round, next relay)
+///   Backoff or an opening phase ──give-up bound, or a fatal failure──► Failed
 ///   any phase ──Leave──► Left
 /// ```
 ///
