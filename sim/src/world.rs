@@ -334,6 +334,24 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         });
     }
 
+    // Hosts that never talk to each other are partitioned too, so that nothing but the
+    // firewall's rules and these partitions decides what can reach what.
+    let enterprises: Vec<IpAddr> = spec.enterprises.iter().map(|e| e.clients_ip).collect();
+    let cloud: Vec<IpAddr> = AP_IPS.iter().chain(RELAY_IPS.iter()).map(|a| ip(a)).collect();
+    for (i, a) in enterprises.iter().enumerate() {
+        for b in &enterprises[i + 1..] {
+            sim.partition(*a, *b);
+        }
+    }
+    for (i, a) in cloud.iter().enumerate() {
+        for b in &cloud[i + 1..] {
+            sim.partition(*a, *b);
+        }
+    }
+    for ap in AP_IPS {
+        sim.partition(ip(ap), ip(EDGE_IP));
+    }
+
     // Run, applying faults when due.
     let mut faults: Vec<(Duration, Fault)> = spec.faults.clone();
     faults.sort_by_key(|(at, _)| *at);
