@@ -9,9 +9,14 @@
 pub mod app;
 pub mod cli;
 pub mod dns;
+pub mod faults;
+pub mod firewall_check;
 pub mod net;
 pub mod nodes;
+pub mod pcap;
 pub mod policy;
 pub mod scenario;
+pub mod serve;
+pub mod swarm;
 pub mod trace;
 pub mod world;

@@ -8,10 +8,25 @@ use cloudproxy_core::time::Instant;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// Where a tapped trace sends its lines.
+type TapFn = Rc<dyn Fn(&str)>;
+
 /// A shared, append-only trace.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Trace {
     lines: Rc<RefCell<Vec<String>>>,
+    /// When set, every line goes here instead of being kept (long-running real-socket nodes,
+    /// whose trace is a log).
+    tap: Option<TapFn>,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("lines", &self.lines.borrow().len())
+            .field("tap", &self.tap.is_some())
+            .finish()
+    }
 }
 
 /// The most lines one run keeps (a bound against runaway loops); later lines are counted only.
@@ -21,7 +36,7 @@ impl Trace {
     /// Records an event of `node` at `at`; `fields` is a JSON object of details.
     pub fn record(&self, at: Instant, node: &str, event: &str, fields: Value) {
         let mut lines = self.lines.borrow_mut();
-        if lines.len() >= MAX_TRACE_LINES {
+        if lines.len() >= MAX_TRACE_LINES && self.tap.is_none() {
             return;
         }
         let mut line = format!(
@@ -36,7 +51,18 @@ impl Trace {
             }
         }
         line.push('}');
-        lines.push(line);
+        match &self.tap {
+            Some(tap) => tap(&line),
+            None => lines.push(line),
+        }
+    }
+
+    /// A trace that keeps nothing and hands every line to `tap` as it is recorded.
+    pub fn tap(tap: impl Fn(&str) + 'static) -> Self {
+        Trace {
+            lines: Rc::default(),
+            tap: Some(Rc::new(tap)),
+        }
     }
 
     /// The lines so far.

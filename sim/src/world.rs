@@ -23,8 +23,10 @@ use cloudproxy_core::socks5::ServerPolicy;
 use cloudproxy_core::wire::{RelayInfo, TicketKey, RELAY_TCP_PORT, RELAY_UDP_PORTS};
 
 use crate::dns::Dns;
+use crate::faults::{Impaired, ImpairmentCounters, ImpairmentState, Impairments};
 use crate::net::{FirewallCounters, Firewalled, SimNet};
 use crate::nodes::ap::run_ap;
+use crate::nodes::attacker::{run_attacker, AttackReport};
 use crate::nodes::client::{run_client, ClientEnv, ClientReport, ClientSpec, Op};
 use crate::nodes::edge::{run_edge, EdgeStats};
 use crate::nodes::relay::{run_relay, RelayShared};
@@ -88,7 +90,7 @@ pub struct EnterpriseSpec {
     pub socks: Option<SocksSpec>,
 }
 
-/// A fault, at a time.
+/// A fault, at a time. A fault schedule is data: it is printed with every failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// A host crashes (every connection to it is lost).
@@ -97,6 +99,22 @@ pub enum Fault {
     Restart(IpAddr),
     /// The relay the named client is using crashes.
     CrashRelayOf(String),
+    /// Two hosts can no longer reach each other (TCP connects are refused, packets vanish).
+    Partition(IpAddr, IpAddr),
+    /// Packets from the first host to the second vanish; the other way still works.
+    PartitionOneway(IpAddr, IpAddr),
+    /// A partition (either kind) between two hosts ends.
+    Repair(IpAddr, IpAddr),
+    /// Messages between two hosts are held (a stall), to be delivered on release.
+    Hold(IpAddr, IpAddr),
+    /// Held messages between two hosts are delivered.
+    Release(IpAddr, IpAddr),
+    /// The latency of the link between two hosts becomes this (both ways).
+    Latency(IpAddr, IpAddr, Duration),
+    /// Every enterprise resolver stops answering (`true`) or answers again (`false`).
+    DnsOutage(bool),
+    /// Every UDP datagram from now on is impaired so (`Impairments::NONE` heals).
+    Impair(Impairments),
 }
 
 /// Everything that defines one run.
@@ -114,7 +132,17 @@ pub struct WorldSpec {
     pub ticket_lifetime: Duration,
     /// Plant the canary bug: relays skip the destination check.
     pub canary: bool,
+    /// Record every packet as a pcap (`cloudproxy run --pcap`); none by default.
+    pub capture: Option<crate::pcap::Capture>,
+    /// When the last fault heals: the liveness oracle requires every client to be connected
+    /// and hearing media again within the scenario's bound after it.
+    pub heal_at: Option<Duration>,
+    /// Put an attacker ([`ATTACKER_IP`]) behind the first enterprise's firewall.
+    pub attacker: bool,
 }
+
+/// The attacker's address, inside the first enterprise.
+pub const ATTACKER_IP: &str = "10.1.0.66";
 
 impl WorldSpec {
     /// The seed's world with no enterprise yet.
@@ -126,6 +154,9 @@ impl WorldSpec {
             duration,
             ticket_lifetime: Duration::from_secs(120),
             canary: false,
+            capture: None,
+            heal_at: None,
+            attacker: false,
         }
     }
 
@@ -165,6 +196,10 @@ pub struct WorldOutcome {
     pub faults_applied: Vec<(Duration, Fault)>,
     /// Set when turmoil itself failed (a host returned an error, the run overran).
     pub error: Option<String>,
+    /// What the UDP impairment layer did.
+    pub impairments: ImpairmentCounters,
+    /// What the attacker tried and the answers it got.
+    pub attack: AttackReport,
 }
 
 /// The key shared by the simulated access points and relays (derived from the seed: the
@@ -215,6 +250,10 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         .udp_capacity(1024)
         .build();
     let trace = Trace::default();
+    let impairments = ImpairmentState::new(spec.seed ^ 0x001A_550F_FA17);
+    let net = Impaired::new(SimNet, impairments.clone());
+    // Every host's network is wrapped, outermost, in the capture (a pass-through without one).
+    let tap = crate::pcap::Tap::start(spec.capture.as_ref());
     let mut dns = Dns::default();
     dns.insert(AP_DOMAIN, AP_IPS.iter().map(|a| ip(a)).collect());
     let dns = Rc::new(dns);
@@ -226,6 +265,7 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         aps.insert(ip(address), counters.clone());
         let (config, trace, seed) = (ap_config(spec), trace.clone(), spec.seed);
         let name = format!("ap{}", i + 1);
+        let host_net = tap.wrap(SimNet, ip(address));
         sim.host(ip(address), move || {
             let (config, trace, counters, name) = (
                 config.clone(),
@@ -233,9 +273,10 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
                 counters.clone(),
                 name.clone(),
             );
+            let host_net = host_net.clone();
             async move {
                 run_ap(
-                    SimNet,
+                    host_net,
                     name,
                     config,
                     Entropy::from_u64(seed.wrapping_add(100 + i as u64)),
@@ -253,12 +294,14 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         relays.insert(ip(address), shared.clone());
         let (config, trace, seed) = (relay_config(spec), trace.clone(), spec.seed);
         let name = format!("relay{}", i + 1);
+        let host_net = tap.wrap(SimNet, ip(address));
         sim.host(ip(address), move || {
             let (config, trace, shared, name) =
                 (config.clone(), trace.clone(), shared.clone(), name.clone());
+            let host_net = host_net.clone();
             async move {
                 run_relay(
-                    SimNet,
+                    host_net,
                     name,
                     config,
                     Entropy::from_u64(seed.wrapping_add(200 + i as u64)),
@@ -272,11 +315,11 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
     }
     let edge = Rc::new(RefCell::new(EdgeStats::default()));
     {
-        let edge = edge.clone();
+        let (edge, net) = (edge.clone(), tap.wrap(net.clone(), ip(EDGE_IP)));
         sim.host(ip(EDGE_IP), move || {
-            let edge = edge.clone();
+            let (edge, net) = (edge.clone(), net.clone());
             async move {
-                run_edge(SimNet, edge_endpoints(), edge).await?;
+                run_edge(net, edge_endpoints(), edge).await?;
                 Ok(())
             }
         });
@@ -289,15 +332,25 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
     for enterprise in &spec.enterprises {
         let counters = Rc::new(RefCell::new(FirewallCounters::default()));
         firewalls.insert(enterprise.name.clone(), counters.clone());
-        let net = Firewalled::new(SimNet, Rc::new(enterprise.policy.clone()), counters);
+        let net = Firewalled::new(net.clone(), Rc::new(enterprise.policy.clone()), counters);
+        let net = tap.wrap(net, enterprise.clients_ip);
         if let Some(socks) = &enterprise.socks {
             let stats = Rc::new(RefCell::new(Socks5Stats::default()));
             socks_stats.insert(enterprise.name.clone(), stats.clone());
-            let socks = socks.clone();
+            let (socks, inner) = (socks.clone(), Impaired::new(SimNet, impairments.clone()));
+            let inner = tap.wrap(inner, socks.ip);
             sim.host(socks.ip, move || {
-                let (socks, stats) = (socks.clone(), stats.clone());
+                let (socks, stats, inner) = (socks.clone(), stats.clone(), inner.clone());
                 async move {
-                    run_socks5(SimNet, SimNet, socks.ip, socks.port, socks.policy, stats).await?;
+                    run_socks5(
+                        inner.clone(),
+                        inner,
+                        socks.ip,
+                        socks.port,
+                        socks.policy,
+                        stats,
+                    )
+                    .await?;
                     Ok(())
                 }
             });
@@ -334,10 +387,32 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         });
     }
 
+    let attack = Rc::new(RefCell::new(AttackReport::default()));
+    if let (true, Some(first)) = (spec.attacker, spec.enterprises.first()) {
+        let net = Firewalled::new(net.clone(), Rc::new(first.policy.clone()), Rc::default());
+        let net = tap.wrap(net, ip(ATTACKER_IP));
+        let (attack, wait) = (
+            attack.clone(),
+            spec.ticket_lifetime + Duration::from_secs(1),
+        );
+        sim.client(ip(ATTACKER_IP), async move {
+            // Let the legitimate clients settle first.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let ap = SocketAddr::new(ip(AP_IPS[0]), cloudproxy_core::wire::AP_PORTS[0]);
+            let relay = SocketAddr::new(ip(RELAY_IPS[0]), RELAY_TCP_PORT);
+            run_attacker(net, ap, relay, edge_endpoints().signalling, wait, attack).await?;
+            Ok(())
+        });
+    }
+
     // Hosts that never talk to each other are partitioned too, so that nothing but the
     // firewall's rules and these partitions decides what can reach what.
     let enterprises: Vec<IpAddr> = spec.enterprises.iter().map(|e| e.clients_ip).collect();
-    let cloud: Vec<IpAddr> = AP_IPS.iter().chain(RELAY_IPS.iter()).map(|a| ip(a)).collect();
+    let cloud: Vec<IpAddr> = AP_IPS
+        .iter()
+        .chain(RELAY_IPS.iter())
+        .map(|a| ip(a))
+        .collect();
     for (i, a) in enterprises.iter().enumerate() {
         for b in &enterprises[i + 1..] {
             sim.partition(*a, *b);
@@ -374,6 +449,14 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
                         sim.crash(relay.ip());
                     }
                 }
+                Fault::Partition(a, b) => sim.partition(*a, *b),
+                Fault::PartitionOneway(a, b) => sim.partition_oneway(*a, *b),
+                Fault::Repair(a, b) => sim.repair(*a, *b),
+                Fault::Hold(a, b) => sim.hold(*a, *b),
+                Fault::Release(a, b) => sim.release(*a, *b),
+                Fault::Latency(a, b, d) => sim.set_link_latency(*a, *b, *d),
+                Fault::DnsOutage(on) => dns.set_outage(*on),
+                Fault::Impair(settings) => impairments.borrow_mut().settings = *settings,
             }
             trace.record(
                 cloudproxy_core::time::Instant::from_micros(sim.elapsed().as_micros() as u64),
@@ -392,7 +475,10 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
             }
         }
     }
+    tap.finish(); // what happens while the world is torn down is not traffic
     outcome.sim_time = sim.elapsed();
+    outcome.impairments = impairments.borrow().counters.clone();
+    outcome.attack = attack.borrow().clone();
     outcome.clients = reports
         .into_iter()
         .map(|(k, v)| (k, v.borrow().clone()))

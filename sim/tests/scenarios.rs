@@ -162,3 +162,64 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
         "a different seed must give a different trace"
     );
 }
+
+#[test]
+fn lossy_media() {
+    check_and_snapshot("lossy-media");
+}
+
+#[test]
+fn partition_heal() {
+    check_and_snapshot("partition-heal");
+}
+
+#[test]
+fn open_relay_attack() {
+    check_and_snapshot("open-relay-attack");
+}
+
+#[test]
+fn ticket_expiry() {
+    check_and_snapshot("ticket-expiry");
+}
+
+#[test]
+fn crowd() {
+    check_and_snapshot("crowd");
+}
+
+/// The canary: a relay that forgets to check destinations (a planted bug behind a test-only
+/// switch) must be caught by the safety oracle.
+#[test]
+fn canary_relay_without_destination_check_is_caught_by_the_safety_oracle() {
+    let scenario = find("open-relay-attack").unwrap();
+    let mut spec = (scenario.build)(SEED);
+    spec.canary = true;
+    let outcome = cloudproxy_sim::world::run_world(&spec);
+    let checks = cloudproxy_sim::scenario::checks_for(scenario, &spec, &outcome);
+    let safety = checks
+        .iter()
+        .find(|c| c.name == "safety: no relay forwards outside SD-RTN")
+        .expect("the safety check runs");
+    assert!(!safety.ok, "the canary went unnoticed: {}", safety.detail);
+    assert!(safety.detail.contains("10.0.0.1:22"), "{}", safety.detail);
+}
+
+/// Differential: the same call, direct on an open network and through the cloud proxy behind
+/// the seed firewall, delivers the same application messages.
+#[test]
+fn differential_direct_and_proxied_deliver_the_same_messages() {
+    let direct_spec = (find("direct-open").unwrap().build)(SEED);
+    let proxied_spec = (find("proxy-default").unwrap().build)(SEED);
+    assert_eq!(direct_spec.duration, proxied_spec.duration);
+    let direct = cloudproxy_sim::world::run_world(&direct_spec);
+    let proxied = cloudproxy_sim::world::run_world(&proxied_spec);
+    let checks = cloudproxy_sim::scenario::differential(&direct_spec, &direct, &proxied);
+    assert!(!checks.is_empty());
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}

@@ -81,6 +81,8 @@ pub enum SessionEnd {
     IdleTimeout,
     /// The client sent more than the relay buffers while the upstream connection was opening.
     BufferOverflow,
+    /// The relay is shutting down ([`Relay::shutdown`](super::Relay::shutdown)).
+    ShuttingDown,
 }
 
 impl SessionEnd {
@@ -90,6 +92,7 @@ impl SessionEnd {
             SessionEnd::ClientClosed | SessionEnd::ClientSentClose => CloseReason::Normal,
             SessionEnd::UpstreamClosed => CloseReason::UpstreamClosed,
             SessionEnd::IdleTimeout => CloseReason::IdleTimeout,
+            SessionEnd::ShuttingDown => CloseReason::ShuttingDown,
             SessionEnd::UpstreamUnreachable
             | SessionEnd::ConnectTimeout
             | SessionEnd::BufferOverflow => CloseReason::Error,
@@ -106,6 +109,7 @@ impl SessionEnd {
             | SessionEnd::ConnectTimeout
             | SessionEnd::IdleTimeout => Some(ErrorCode::UpstreamUnreachable),
             SessionEnd::BufferOverflow => Some(ErrorCode::QuotaExceeded),
+            SessionEnd::ShuttingDown => Some(ErrorCode::ShuttingDown),
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct RelayCounters {
     pub refused_unknown_session: u64,
     /// Refused: the upstream connection failed or timed out.
     pub refused_upstream_unreachable: u64,
+    /// Refused (or ended before it was accepted): the relay is shutting down.
+    pub refused_shutting_down: u64,
     /// Connections closed for not sending their first message in time.
     pub handshake_timeouts: u64,
     /// Sessions closed for idleness.
@@ -186,6 +192,7 @@ impl RelayCounters {
             ErrorCode::QuotaExceeded => &mut self.refused_quota,
             ErrorCode::UnknownSession => &mut self.refused_unknown_session,
             ErrorCode::UpstreamUnreachable => &mut self.refused_upstream_unreachable,
+            ErrorCode::ShuttingDown => &mut self.refused_shutting_down,
             _ => &mut self.refused_malformed,
         };
         *counter += 1;

@@ -285,6 +285,8 @@ pub struct Relay {
     udp_error_window: Instant,
     /// UDP error replies sent in the current window.
     udp_errors_in_window: u32,
+    /// Set by [`Relay::shutdown`]: every new connection is refused with `ShuttingDown`.
+    shutting_down: bool,
 }
 
 impl Relay {
@@ -308,6 +310,7 @@ impl Relay {
             counters: RelayCounters::default(),
             udp_error_window: Instant::EPOCH,
             udp_errors_in_window: 0,
+            shutting_down: false,
         }
     }
 
@@ -353,6 +356,31 @@ impl Relay {
             self.on_timer(key, now);
         }
         self.nonces.purge(now);
+    }
+
+    /// Starts a graceful shutdown: every session ends with
+    /// [`SessionEnd::ShuttingDown`] (its media paths are told `Close(ShuttingDown)`, a tunnel
+    /// still connecting gets `Error(ShuttingDown)`, every connection of it is closed), every
+    /// connection still in its handshake gets `Error(ShuttingDown)` and is closed, and from now
+    /// on every new connection is refused the same way. Drain [`Relay::poll_output`]
+    /// afterwards; once the driver has flushed those outputs the relay holds nothing and may be
+    /// dropped. Calling it again is harmless.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let sessions: Vec<u64> = self.sessions.keys().copied().collect();
+        for session_id in sessions {
+            self.end_session(session_id, SessionEnd::ShuttingDown);
+        }
+        let conns: Vec<ClientConn> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.refuse(conn, ErrorCode::ShuttingDown, "the relay is shutting down");
+        }
+        self.nonces.purge(now);
+    }
+
+    /// Whether [`Relay::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// The counters.

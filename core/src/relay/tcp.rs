@@ -16,6 +16,18 @@ impl Relay {
             self.counters.ignored_inputs += 1;
             return;
         }
+        if self.shutting_down {
+            self.emit(RelayOutput::TcpSend {
+                conn,
+                data: frame(&Message::error(
+                    ErrorCode::ShuttingDown,
+                    "the relay is shutting down",
+                )),
+            });
+            self.emit(RelayOutput::TcpClose { conn });
+            self.count_refusal(ErrorCode::ShuttingDown, peer, Transport::Tcp);
+            return;
+        }
         if self.pending_handshakes >= self.config.max_pending_handshakes {
             self.emit(RelayOutput::TcpSend {
                 conn,

@@ -3,8 +3,11 @@
 //! Exit status: 0 when everything asked for succeeded, 1 when something failed (an op returned
 //! a non-zero code, a check did not pass), 2 for a usage error.
 
+mod check_cmd;
 mod engine_cmd;
+mod real_cmd;
 mod run_cmd;
+mod sweep_cmd;
 
 use std::process::ExitCode;
 
@@ -31,6 +34,19 @@ pub enum Command {
     List,
     /// Run scenarios on the simulated world and print the report (exit 1 on any failure).
     Run(run_cmd::RunArgs),
+    /// Run scenarios over many seeds in parallel, optionally with swarm faults.
+    Sweep(sweep_cmd::SweepArgs),
+    /// Serve the cloud proxy (access points and relays) on real sockets, as the config says;
+    /// SIGINT/SIGTERM close every session and exit 0.
+    Serve(real_cmd::ServeArgs),
+    /// Run an SD-RTN edge on real sockets (for tests and demos) until SIGINT/SIGTERM.
+    Edge(real_cmd::EdgeArgs),
+    /// Join a channel as an SDK client on real sockets, talk, leave, and print the report row
+    /// (exit 1 when it never joined).
+    Call(real_cmd::CallArgs),
+    /// Will the SDK work behind this firewall policy? Joined or not, signalling and media paths,
+    /// time to join, and the allow rules its best path still needs (exit 1 when it does not join).
+    CheckFirewall(check_cmd::CheckArgs),
 }
 
 /// How a command ended.
@@ -76,6 +92,11 @@ pub fn main() -> ExitCode {
         Command::Demo => engine_cmd::demo(&mut out).map(Status::from),
         Command::List => run_cmd::list(&mut out).map(Status::from),
         Command::Run(args) => run_cmd::run(&args, &mut out),
+        Command::Sweep(args) => sweep_cmd::run(&args, &mut out),
+        Command::Serve(args) => real_cmd::serve(&args, &mut out),
+        Command::Edge(args) => real_cmd::edge(&args, &mut out),
+        Command::Call(args) => real_cmd::call(&args, &mut out),
+        Command::CheckFirewall(args) => check_cmd::run(&args, &mut out),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! `cloudproxy list` and `cloudproxy run`: the scenario catalogue on the simulated world.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -21,9 +21,17 @@ pub struct RunArgs {
     /// A firewall policy file (TOML) that replaces every enterprise's policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Add the swarm faults of the seed (as `cloudproxy sweep --swarm` does); judged by the
+    /// safety and liveness oracles.
+    #[arg(long, conflicts_with = "policy")]
+    pub swarm: bool,
     /// Write the event trace of every run as JSON lines to FILE.
     #[arg(long, value_name = "FILE.jsonl")]
     pub trace: Option<PathBuf>,
+    /// Write the simulated traffic as a pcap (tshark, Wireshark) to FILE; with several
+    /// scenarios, one file each, named FILE's stem, the scenario and FILE's extension.
+    #[arg(long, value_name = "FILE.pcap")]
+    pub pcap: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -84,11 +92,19 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
         args.seed
     )?;
     let mut results = Vec::new();
+    let several = selected.len() > 1;
     for scenario in selected {
+        let capture = args.pcap.as_ref().map(|_| crate::pcap::Capture::default());
+        let recording = capture.as_ref().map(crate::pcap::record_worlds);
         let result = match &policy {
+            None if args.swarm => scenario.run_swarm(args.seed).0,
             None => scenario.run(args.seed),
             Some(policy) => run_with_policy(scenario, args.seed, policy),
         };
+        drop(recording);
+        if let (Some(path), Some(capture)) = (&args.pcap, &capture) {
+            save_pcap(path, several.then_some(scenario.name), capture)?;
+        }
         if let Some(file) = trace_file.as_mut() {
             for line in result.outcome.trace.lines() {
                 writeln!(
@@ -111,6 +127,38 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     Ok(Status::from(results.iter().all(RunResult::passed)))
 }
 
+/// Writes a scenario's pcap and says where, with a note when the capture is incomplete.
+fn save_pcap(
+    path: &Path,
+    scenario: Option<&str>,
+    capture: &crate::pcap::Capture,
+) -> io::Result<()> {
+    let path = match scenario {
+        None => path.to_path_buf(),
+        Some(name) => {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            let ext = path
+                .extension()
+                .map_or("pcap".into(), |e| e.to_string_lossy());
+            path.with_file_name(format!("{stem}.{name}.{ext}"))
+        }
+    };
+    capture
+        .save(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let summary = capture.summary();
+    eprintln!(
+        "  pcap {} ({} packets, {} bytes)",
+        path.display(),
+        summary.packets,
+        summary.bytes
+    );
+    if let Some(note) = summary.note() {
+        eprintln!("  pcap note: {note}");
+    }
+    Ok(())
+}
+
 fn run_with_policy(scenario: &Scenario, seed: u64, policy: &Policy) -> RunResult {
     let mut spec = (scenario.build)(seed);
     for enterprise in &mut spec.enterprises {
@@ -131,6 +179,7 @@ fn run_with_policy(scenario: &Scenario, seed: u64, policy: &Policy) -> RunResult
         checks,
         outcome,
         wall: started.elapsed(),
+        swarm: false,
     }
 }
 

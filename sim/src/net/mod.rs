@@ -7,9 +7,11 @@
 //!
 //! The enterprise firewall is a decorator, [`Firewalled`], outside the code under test.
 
+mod capture;
 mod firewall;
 mod pumps;
 mod sim_net;
+mod tokio_net;
 
 use std::future::Future;
 use std::io;
@@ -18,9 +20,11 @@ use std::net::SocketAddr;
 use cloudproxy_core::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use capture::{Captured, CapturedListener, CapturedStream, CapturedUdp, StreamAddrs};
 pub use firewall::{FirewallCounters, Firewalled, FirewalledUdp};
 pub use pumps::{StreamEvent, StreamPumps};
 pub use sim_net::SimNet;
+pub use tokio_net::{unix_now, TokioNet};
 
 /// A network as node code sees it.
 pub trait Net: Clone + 'static {

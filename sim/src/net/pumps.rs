@@ -3,13 +3,22 @@
 //! Each stream gets a reader task (bytes and closure become [`StreamEvent`]s on one channel, in
 //! order) and a writer task (writes queued in order, then shutdown on close). The machine's
 //! driver owns a [`StreamPumps`], feeds its outputs in and its events back to the machine.
+//!
+//! Bytes queued for writing are counted ([`StreamPumps::queued_bytes`]). With a bound
+//! ([`StreamPumps::with_queue_limit`]), a stream whose queue would exceed it (a peer that does
+//! not read what it is sent) is cut at once: both its tasks end, the socket closes, and the
+//! machine gets [`StreamEvent::Closed`] for it, so memory stays bounded by the limit times the
+//! number of streams.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use super::Net;
 
@@ -31,10 +40,25 @@ enum Write {
     Close,
 }
 
+/// The write side of one stream.
+struct Writer {
+    tx: mpsc::UnboundedSender<Write>,
+    /// Bytes queued and not yet written, shared with the stream's task.
+    queued: Rc<Cell<usize>>,
+    /// The stream's tasks (the pump, then its reader), to cut a stream that overflows.
+    tasks: Rc<RefCell<Vec<AbortHandle>>>,
+}
+
 /// The streams of one machine, keyed by its connection ids.
 pub struct StreamPumps<K: Ord + Copy + 'static> {
-    writers: BTreeMap<K, mpsc::UnboundedSender<Write>>,
+    writers: BTreeMap<K, Writer>,
     events: mpsc::UnboundedSender<(K, StreamEvent)>,
+    /// Bytes queued on every stream, written ones excluded.
+    queued_total: Rc<Cell<usize>>,
+    /// Most bytes queued on one stream before it is cut.
+    max_queued_per_stream: usize,
+    /// Streams cut for exceeding the bound.
+    overflows: u64,
 }
 
 /// Read size of the reader tasks.
@@ -46,21 +70,51 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
         StreamPumps {
             writers: BTreeMap::new(),
             events,
+            queued_total: Rc::new(Cell::new(0)),
+            max_queued_per_stream: usize::MAX,
+            overflows: 0,
         }
+    }
+
+    /// Cuts any stream whose write queue would exceed `bytes` (see the module docs).
+    pub fn with_queue_limit(mut self, bytes: usize) -> Self {
+        self.max_queued_per_stream = bytes;
+        self
+    }
+
+    /// A writer for a new stream, and what its task needs.
+    fn writer(&mut self, key: K) -> (mpsc::UnboundedReceiver<Write>, Accounting) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Rc::new(Cell::new(0));
+        let tasks = Rc::new(RefCell::new(Vec::new()));
+        self.writers.insert(
+            key,
+            Writer {
+                tx,
+                queued: queued.clone(),
+                tasks: tasks.clone(),
+            },
+        );
+        let accounting = Accounting {
+            queued,
+            total: self.queued_total.clone(),
+            tasks,
+        };
+        (rx, accounting)
     }
 
     /// Opens an outgoing connection as `key`; `Connected` or `Failed` follows. A connect that
     /// takes longer than `timeout` fails.
     pub fn connect<N: Net>(&mut self, net: &N, key: K, to: SocketAddr, timeout: Duration) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.writers.insert(key, tx);
+        let (rx, accounting) = self.writer(key);
+        let tasks = accounting.tasks.clone();
         let events = self.events.clone();
         let net = net.clone();
-        tokio::task::spawn_local(async move {
+        let task = tokio::task::spawn_local(async move {
             match tokio::time::timeout(timeout, net.connect(to)).await {
                 Ok(Ok(stream)) => {
                     let _ = events.send((key, StreamEvent::Connected));
-                    pump(stream, key, rx, events).await;
+                    pump(stream, key, rx, events, accounting).await;
                 }
                 Ok(Err(e)) => {
                     let _ = events.send((key, StreamEvent::Failed(e.to_string())));
@@ -73,6 +127,7 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
                 }
             }
         });
+        tasks.borrow_mut().push(task.abort_handle());
     }
 
     /// Takes an accepted stream as `key`.
@@ -80,23 +135,47 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.writers.insert(key, tx);
+        let (rx, accounting) = self.writer(key);
+        let tasks = accounting.tasks.clone();
         let events = self.events.clone();
-        tokio::task::spawn_local(pump(stream, key, rx, events));
+        let task = tokio::task::spawn_local(pump(stream, key, rx, events, accounting));
+        tasks.borrow_mut().push(task.abort_handle());
     }
 
-    /// Queues bytes on a stream (ignored for unknown keys).
-    pub fn send(&self, key: K, data: Vec<u8>) {
-        if let Some(w) = self.writers.get(&key) {
-            let _ = w.send(Write::Data(data));
+    /// Queues bytes on a stream (ignored for unknown keys). A stream whose queue would exceed
+    /// the limit is cut instead, and reported [`StreamEvent::Closed`].
+    pub fn send(&mut self, key: K, data: Vec<u8>) {
+        let Some(w) = self.writers.get(&key) else {
+            return;
+        };
+        let len = data.len();
+        if w.queued.get().saturating_add(len) > self.max_queued_per_stream {
+            self.cut(key);
+            return;
+        }
+        if w.tx.send(Write::Data(data)).is_ok() {
+            w.queued.set(w.queued.get() + len);
+            self.queued_total.set(self.queued_total.get() + len);
+        }
+    }
+
+    /// Cuts a stream: its tasks end now, unwritten bytes are dropped, the machine is told.
+    fn cut(&mut self, key: K) {
+        if let Some(w) = self.writers.remove(&key) {
+            for task in w.tasks.borrow().iter() {
+                task.abort();
+            }
+            self.queued_total
+                .set(self.queued_total.get().saturating_sub(w.queued.replace(0)));
+            self.overflows += 1;
+            let _ = self.events.send((key, StreamEvent::Closed));
         }
     }
 
     /// Closes a stream after its queued writes.
     pub fn close(&mut self, key: K) {
         if let Some(w) = self.writers.remove(&key) {
-            let _ = w.send(Write::Close);
+            let _ = w.tx.send(Write::Close);
         }
     }
 
@@ -108,8 +187,18 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
     /// Closes every stream.
     pub fn close_all(&mut self) {
         for (_, w) in std::mem::take(&mut self.writers) {
-            let _ = w.send(Write::Close);
+            let _ = w.tx.send(Write::Close);
         }
+    }
+
+    /// Bytes queued for writing on every stream (those of closing streams included).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_total.get()
+    }
+
+    /// Streams cut because their queue exceeded the limit.
+    pub fn overflows(&self) -> u64 {
+        self.overflows
     }
 
     /// How many streams are open.
@@ -123,11 +212,31 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
     }
 }
 
+/// What a stream's task shares with its [`StreamPumps`].
+struct Accounting {
+    /// This stream's queued bytes.
+    queued: Rc<Cell<usize>>,
+    /// Every stream's.
+    total: Rc<Cell<usize>>,
+    /// The stream's tasks.
+    tasks: Rc<RefCell<Vec<AbortHandle>>>,
+}
+
+impl Accounting {
+    /// `n` queued bytes are gone (written, or dropped with the stream).
+    fn release(&self, n: usize) {
+        let n = n.min(self.queued.get());
+        self.queued.set(self.queued.get() - n);
+        self.total.set(self.total.get().saturating_sub(n));
+    }
+}
+
 async fn pump<S, K>(
     stream: S,
     key: K,
     mut writes: mpsc::UnboundedReceiver<Write>,
     events: mpsc::UnboundedSender<(K, StreamEvent)>,
+    accounting: Accounting,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     K: Copy + 'static,
@@ -153,16 +262,21 @@ async fn pump<S, K>(
             }
         }
     });
+    accounting.tasks.borrow_mut().push(reading.abort_handle());
     while let Some(write) = writes.recv().await {
         match write {
             Write::Data(data) => {
-                if writer.write_all(&data).await.is_err() {
+                let written = writer.write_all(&data).await;
+                accounting.release(data.len());
+                if written.is_err() {
                     break;
                 }
             }
             Write::Close => break,
         }
     }
+    // Whatever is still queued will never be written.
+    accounting.release(usize::MAX);
     let _ = writer.shutdown().await;
     // Our side is done: stop reading too, so the task and the stream end.
     reading.abort();

@@ -17,6 +17,7 @@ use cloudproxy_core::engine::Engine;
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::params::Mode;
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
+use cloudproxy_core::socks5::Credentials;
 use cloudproxy_core::time::Instant;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -64,6 +65,8 @@ pub struct ClientSpec {
     /// Stop sending media and signalling this long after the start (a quiet period before
     /// leaving, so that everything sent can be delivered and acknowledged).
     pub talk_until: Option<Duration>,
+    /// Username and password for a SOCKS5 server that asks for them (RFC 1929).
+    pub socks5_credentials: Option<Credentials>,
 }
 
 impl ClientSpec {
@@ -86,6 +89,7 @@ impl ClientSpec {
             seed: u64::from(uid),
             tune: |_| {},
             talk_until: None,
+            socks5_credentials: None,
         }
     }
 }
@@ -109,6 +113,11 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
+    /// The highest sequence number received.
+    pub fn highest(&self) -> Option<u32> {
+        self.highest
+    }
+
     fn record(&mut self, seq: u32, intact: bool) {
         if !intact {
             self.corrupt += 1;
@@ -240,6 +249,11 @@ pub async fn run_client<N: Net>(
     // Signalling messages not acknowledged yet: resent after a reconnect, as the SDK does.
     let mut unacked: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let talk_until = spec.talk_until.map(|d| start + d);
+    // The sequence number of the first channel join, whose acknowledgement starts media.
+    // Joins sent and not acknowledged yet: the first acknowledgement of any of them starts
+    // media (a join sent on a tunnel that died at once is never acknowledged; the re-join on
+    // the next tunnel is). Found by the swarm sweep (crowd, seed 44).
+    let mut pending_joins: BTreeSet<u64> = BTreeSet::new();
     let mut next_media: Option<Instant> = None;
     let mut next_signal: Option<Instant> = None;
     let media_gap = Duration::from_micros(1_000_000 / u64::from(spec.media_pps.max(1)));
@@ -292,6 +306,7 @@ pub async fn run_client<N: Net>(
                     if op == Op::Leave {
                         next_media = None;
                         next_signal = None;
+                        pending_joins.clear();
                     }
                 }
                 if talk_until.is_some_and(|t| t <= now) {
@@ -389,7 +404,11 @@ pub async fn run_client<N: Net>(
                                     c.handle_input(ClientInput::SendSignalling { data: line }, now);
                                 }
                                 if talk_until.is_none_or(|t| now < t) {
-                                    next_media.get_or_insert(now);
+                                    // Media starts once the edge has acknowledged a join (so
+                                    // the channel knows us); after a reconnect it goes on.
+                                    if next_media.is_none() {
+                                        pending_joins.insert(seq_signal);
+                                    }
                                     next_signal.get_or_insert(now + spec.signalling_every);
                                 }
                             }
@@ -421,6 +440,12 @@ pub async fn run_client<N: Net>(
                                         }
                                         r.signalling_acked.insert(seq);
                                         unacked.remove(&seq);
+                                        if pending_joins.remove(&seq)
+                                            && talk_until.is_none_or(|t| now < t)
+                                        {
+                                            pending_joins.clear();
+                                            next_media.get_or_insert(now);
+                                        }
                                     }
                                 }
                             }
@@ -492,6 +517,9 @@ fn run_op(
                     spec.app_id.clone(),
                     env.sdrtn,
                 );
+                client_config
+                    .socks5_credentials
+                    .clone_from(&spec.socks5_credentials);
                 (spec.tune)(&mut client_config);
                 *client = Some(ProxyClient::new(client_config, entropy.fork(), now));
                 report.borrow_mut().config_in_force = Some(config.canonical());

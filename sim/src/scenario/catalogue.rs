@@ -8,9 +8,11 @@ use cloudproxy_core::socks5::ServerPolicy;
 
 use super::checks::*;
 use super::Scenario;
+use crate::faults::Impairments;
+use crate::nodes::attacker::FORBIDDEN;
 use crate::nodes::client::{ClientSpec, Op};
 use crate::policy::{DnsPolicy, Policy};
-use crate::world::{ip, Fault, SocksSpec, WorldOutcome, WorldSpec, AP_IPS};
+use crate::world::{ip, Fault, SocksSpec, WorldOutcome, WorldSpec, AP_IPS, RELAY_IPS};
 
 const ENABLE: &str = r#"{"rtc.enable_proxy":true}"#;
 const IP_LIST: &str = r#"{"rtc.proxy_server":[2,"[\"47.74.211.17\",\"52.80.192.229\",\"52.52.84.170\",\"47.96.234.219\"]",0]}"#;
@@ -30,7 +32,7 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
     CATALOGUE.iter().find(|s| s.name == name)
 }
 
-static CATALOGUE: [Scenario; 10] = [
+static CATALOGUE: [Scenario; 15] = [
     Scenario { name: "direct-blocked", proves: "proxy off behind the seed firewall: the join fails with a clear reason", build: direct_blocked, check: check_direct_blocked },
     Scenario { name: "direct-open", proves: "no firewall, proxy off: the call works directly", build: direct_open, check: check_call },
     Scenario { name: "proxy-default", proves: "only rtc.enable_proxy: DNS, AP, relays; two enterprises hear each other", build: proxy_default, check: check_proxy_default },
@@ -41,6 +43,11 @@ static CATALOGUE: [Scenario; 10] = [
     Scenario { name: "socks5", proves: "type 0 through the enterprise SOCKS5 server, the only host allowed out", build: socks5, check: check_socks5 },
     Scenario { name: "socks5-no-udp", proves: "the SOCKS5 server refuses UDP ASSOCIATE: media goes over TCP", build: socks5_no_udp, check: check_socks5_no_udp },
     Scenario { name: "in-channel-change", proves: "proxy keys during a call return -4; after leave and re-join the new config is in force", build: in_channel_change, check: check_in_channel_change },
+    Scenario { name: "lossy-media", proves: "UDP loss, duplication and jitter mid-call: measured per stream, the call goes on", build: lossy_media, check: check_lossy_media },
+    Scenario { name: "partition-heal", proves: "an enterprise is cut off from the relays, then healed: clients reconnect and media flows", build: partition_heal, check: check_partition_heal },
+    Scenario { name: "open-relay-attack", proves: "forged, replayed and expired tickets and internal destinations are refused; other calls are unaffected", build: open_relay_attack, check: check_open_relay_attack },
+    Scenario { name: "ticket-expiry", proves: "a call outlives its ticket, and a reconnect after expiry fetches a new one", build: ticket_expiry, check: check_ticket_expiry },
+    Scenario { name: "crowd", proves: "200 clients in two enterprises join and talk; join-time percentiles and relay load", build: crowd, check: check_crowd },
 ];
 
 /// Faster give-up for scenarios where failing is the point.
@@ -274,4 +281,289 @@ fn check_in_channel_change(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Chec
     ];
     checks.extend(check_call(spec, outcome));
     checks
+}
+
+// --- Faults ------------------------------------------------------------------------------------
+
+const LOSSY_FROM: Duration = Duration::from_secs(2);
+const LOSSY_UNTIL: Duration = Duration::from_secs(10);
+
+fn lossy_media(seed: u64) -> WorldSpec {
+    let mut spec = two_enterprises(seed, Policy::seed(), &[ENABLE], secs(16));
+    let bad = Impairments {
+        loss_pct: 5,
+        burst: Some((1, 30)),
+        dup_pct: 2,
+        jitter_ms: 40,
+    };
+    spec.faults.push((LOSSY_FROM, Fault::Impair(bad)));
+    spec.faults
+        .push((LOSSY_UNTIL, Fault::Impair(Impairments::NONE)));
+    spec.heal_at = Some(LOSSY_UNTIL);
+    spec
+}
+
+fn check_lossy_media(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    let mut checks = vec![
+        joined(outcome, "alice"),
+        joined(outcome, "bob"),
+        hears(outcome, spec, "alice", "bob", 300),
+        hears(outcome, spec, "bob", "alice", 300),
+        signalling_all_acked(outcome, "alice"),
+        signalling_all_acked(outcome, "bob"),
+        Check::new(
+            "the impairments really happened",
+            outcome.impairments.lost > 0
+                && outcome.impairments.duplicated > 0
+                && outcome.impairments.delayed > 0,
+            format!("{:?}", outcome.impairments),
+        ),
+        stream_quality(outcome),
+    ];
+    let dup_and_lost = outcome
+        .clients
+        .values()
+        .flat_map(|r| r.media_from.values())
+        .any(|s| s.lost > 0 || s.duplicated > 0 || s.reordered > 0);
+    checks.push(Check::new(
+        "receivers saw the loss, duplication or reordering",
+        dup_and_lost,
+        "see the per-stream line",
+    ));
+    checks.extend(liveness(spec, outcome, secs(3)));
+    checks
+}
+
+const CUT_AT: Duration = Duration::from_secs(5);
+const HEAL_AT: Duration = Duration::from_secs(30);
+
+fn partition_heal(seed: u64) -> WorldSpec {
+    let mut spec = two_enterprises(seed, Policy::seed(), &[ENABLE], secs(55));
+    let bank = ip("10.1.0.10");
+    for relay in RELAY_IPS {
+        spec.faults
+            .push((CUT_AT, Fault::Partition(bank, ip(relay))));
+        spec.faults.push((HEAL_AT, Fault::Repair(bank, ip(relay))));
+    }
+    spec.heal_at = Some(HEAL_AT);
+    spec
+}
+
+fn check_partition_heal(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    let mut checks = vec![
+        joined(outcome, "alice"),
+        joined(outcome, "bob"),
+        reconnected(outcome, "alice"),
+    ];
+    checks.extend(liveness(spec, outcome, secs(15)));
+    checks.push(signalling_all_acked(outcome, "alice"));
+    checks
+}
+
+fn open_relay_attack(seed: u64) -> WorldSpec {
+    let mut spec = two_enterprises(seed, Policy::seed(), &[ENABLE], secs(25));
+    spec.ticket_lifetime = secs(8);
+    spec.attacker = true;
+    spec
+}
+
+fn check_open_relay_attack(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    let attempts = &outcome.attack.attempts;
+    let answer = |what: &str| {
+        attempts
+            .iter()
+            .find(|a| a.what == what)
+            .map_or("not tried".to_owned(), |a| a.answer.clone())
+    };
+    let expect = |what: String, expected: &str| {
+        let got = answer(&what);
+        Check::new(
+            format!("attack: {what} -> {expected}"),
+            got == expected,
+            got,
+        )
+    };
+    let mut checks = vec![Check::new(
+        "the attacker got a real ticket from the access point",
+        outcome.attack.got_ticket,
+        format!("{} attempts", attempts.len()),
+    )];
+    for dest in FORBIDDEN {
+        checks.push(expect(
+            format!("tunnel to {dest} with a valid ticket"),
+            "destination refused",
+        ));
+    }
+    checks.push(expect(
+        "tunnel with a forged ticket".into(),
+        "invalid ticket",
+    ));
+    checks.push(expect(
+        "tunnel with a ticket whose expiry was extended".into(),
+        "invalid ticket",
+    ));
+    checks.push(expect(
+        "tunnel to SD-RTN with the valid ticket".into(),
+        "accepted",
+    ));
+    checks.push(expect(
+        "the same ticket again (replay)".into(),
+        "ticket already used",
+    ));
+    checks.push(expect(
+        "tunnel with an expired ticket".into(),
+        "ticket expired",
+    ));
+    for what in [
+        "UDP media to 10.0.0.1:53 on its own session",
+        "UDP media to 8.8.8.8:53 on its own session",
+        "UDP media on a made-up session",
+    ] {
+        let got = answer(what);
+        checks.push(Check::new(
+            format!("attack: {what} -> not relayed"),
+            got != "not tried" && !got.starts_with("answered"),
+            got,
+        ));
+    }
+    let refused: u64 = outcome
+        .relays
+        .values()
+        .map(|r| {
+            r.counters.refused_destination
+                + r.counters.refused_ticket_invalid
+                + r.counters.refused_ticket_replayed
+                + r.counters.refused_ticket_expired
+        })
+        .sum();
+    checks.push(Check::new(
+        "the relay counted every refusal",
+        refused >= 10,
+        format!("{refused} refusals counted"),
+    ));
+    checks.extend(check_call(spec, outcome));
+    checks
+}
+
+fn ticket_expiry(seed: u64) -> WorldSpec {
+    let mut spec = two_enterprises(seed, Policy::seed(), &[ENABLE], secs(40));
+    spec.ticket_lifetime = secs(5);
+    spec.faults
+        .push((secs(15), Fault::CrashRelayOf("alice".into())));
+    spec
+}
+
+fn check_ticket_expiry(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    let mut checks = check_call(spec, outcome);
+    let media_after_expiry = outcome
+        .clients
+        .get("alice")
+        .is_some_and(|r| r.media_per_second.range(6..15).next().is_some());
+    checks.push(Check::new(
+        "alice's call goes on after her ticket expired (5 s)",
+        media_after_expiry,
+        "media between 6 s and 15 s",
+    ));
+    checks.push(reconnected(outcome, "alice"));
+    checks.push(outages_within(outcome, "alice", RECOVERY_BOUND));
+    let answered: u64 = outcome.aps.values().map(|a| a.answered).sum();
+    checks.push(Check::new(
+        "the reconnect fetched a fresh ticket from the access point",
+        answered >= 3,
+        format!("{answered} AP answers"),
+    ));
+    checks
+}
+
+const CROWD_PER_ENTERPRISE: u32 = 100;
+const CROWD_CHANNEL_SIZE: u32 = 5;
+
+fn crowd(seed: u64) -> WorldSpec {
+    let mut spec = WorldSpec::new(seed, secs(15));
+    for (e, (name, host)) in [("bank", "10.1.0.10"), ("hospital", "10.2.0.10")]
+        .into_iter()
+        .enumerate()
+    {
+        let index = spec.enterprise(name, host, Policy::seed());
+        for i in 0..CROWD_PER_ENTERPRISE {
+            let uid = 1000 * (e as u32 + 1) + i;
+            // Channels mix both enterprises: member i of each enterprise shares channel i / 5.
+            let channel = format!("room{}", i / CROWD_CHANNEL_SIZE);
+            let start = Duration::from_millis(u64::from(i) * 20);
+            let mut client =
+                ClientSpec::new(&format!("{name}-{i:03}"), uid, &channel, &[ENABLE], start);
+            client.media_pps = 5;
+            client.signalling_every = secs(3);
+            spec.enterprises[index].clients.push(client);
+        }
+    }
+    spec
+}
+
+fn check_crowd(_: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    let mut joins: Vec<Duration> = outcome
+        .clients
+        .values()
+        .filter_map(|c| c.join_time)
+        .collect();
+    joins.sort();
+    let total = outcome.clients.len();
+    let pct = |p: usize| {
+        joins
+            .get((joins.len() * p / 100).min(joins.len().saturating_sub(1)))
+            .map_or(0, |d| d.as_millis())
+    };
+    let deaf: Vec<&String> = outcome
+        .clients
+        .iter()
+        .filter(|(_, c)| c.media_received() == 0)
+        .map(|(n, _)| n)
+        .collect();
+    let load: Vec<String> = outcome
+        .relays
+        .iter()
+        .map(|(ip, r)| {
+            format!(
+                "{ip}: {} sessions (peak {})",
+                r.counters.sessions_opened, r.peak_sessions
+            )
+        })
+        .collect();
+    let unacked: usize = outcome
+        .clients
+        .values()
+        .filter(|c| (c.signalling_acked.len() as u64) < c.signalling_sent)
+        .count();
+    vec![
+        Check::new(
+            format!("all {total} clients join"),
+            joins.len() == total && total == 2 * CROWD_PER_ENTERPRISE as usize,
+            format!(
+                "{} joined; join ms p50 {} p90 {} p99 {} max {}",
+                joins.len(),
+                pct(50),
+                pct(90),
+                pct(99),
+                joins.last().map_or(0, |d| d.as_millis())
+            ),
+        ),
+        Check::new(
+            "every client hears its channel",
+            deaf.is_empty(),
+            format!("{} deaf: {deaf:?}", deaf.len()),
+        ),
+        Check::new(
+            "every client's signalling is acknowledged",
+            unacked == 0,
+            format!("{unacked} clients with unacknowledged messages"),
+        ),
+        Check::new(
+            "both relays carry load",
+            outcome
+                .relays
+                .values()
+                .all(|r| r.counters.sessions_opened > 0),
+            load.join("; "),
+        ),
+    ]
 }

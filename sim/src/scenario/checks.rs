@@ -243,3 +243,115 @@ pub fn outages_within(outcome: &WorldOutcome, name: &str, bound: Duration) -> Ch
         ),
     )
 }
+
+/// Liveness: once the faults healed (`spec.heal_at`), every client that joined is connected
+/// and hearing media again within `bound`.
+pub fn liveness(spec: &WorldSpec, outcome: &WorldOutcome, bound: Duration) -> Vec<Check> {
+    let Some(heal) = spec.heal_at else {
+        return vec![Check::fail("liveness", "the scenario states no heal time")];
+    };
+    let from = (heal + bound).as_secs();
+    let talk_until = spec
+        .duration
+        .saturating_sub(Duration::from_secs(2))
+        .as_secs();
+    spec.enterprises
+        .iter()
+        .flat_map(|e| &e.clients)
+        // Clients that never joined (by design, or under a fault that outlasted their
+        // patience) have nothing to recover; the scenario's own checks judge them.
+        .filter(|client| {
+            outcome
+                .clients
+                .get(&client.name)
+                .is_some_and(|r| r.join_time.is_some())
+        })
+        .map(|client| {
+            let r = outcome.clients.get(&client.name);
+            let media = r.map_or(0, |r| {
+                r.media_per_second
+                    .range(from..talk_until)
+                    .map(|(_, n)| n)
+                    .sum::<u64>()
+            });
+            let stuck = r.is_none_or(|r| r.outages.iter().any(|(_, back)| back.is_none()));
+            Check::new(
+                format!(
+                    "liveness: {} hears media again within {} s of the heal",
+                    client.name,
+                    bound.as_secs()
+                ),
+                media > 0 && !stuck,
+                format!(
+                    "{media} packets between {from} s and {talk_until} s; outages {:?}",
+                    r.map(|r| &r.outages)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Loss, duplication and reordering measured on every stream, as evidence.
+pub fn stream_quality(outcome: &WorldOutcome) -> Check {
+    let mut lines = Vec::new();
+    for (name, r) in &outcome.clients {
+        for (uid, s) in &r.media_from {
+            lines.push(format!(
+                "{name}<-uid{uid}: rx {} lost {} dup {} reordered {}",
+                s.received, s.lost, s.duplicated, s.reordered
+            ));
+        }
+    }
+    Check::new(
+        "per-stream loss, duplication and reordering measured",
+        !lines.is_empty(),
+        lines.join("; "),
+    )
+}
+
+/// Differential: the same clients in two worlds (say direct and proxied) deliver the same
+/// application messages: the same signalling acknowledged, and in each world every media
+/// packet a client sent reached its peers.
+pub fn differential(spec: &WorldSpec, a: &WorldOutcome, b: &WorldOutcome) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for client in spec.enterprises.iter().flat_map(|e| &e.clients) {
+        let (ra, rb) = (a.clients.get(&client.name), b.clients.get(&client.name));
+        let acked =
+            |r: Option<&ClientReport>| r.map(|r| r.signalling_acked.clone()).unwrap_or_default();
+        checks.push(Check::new(
+            format!(
+                "differential: {} has the same signalling acknowledged",
+                client.name
+            ),
+            !acked(ra).is_empty() && acked(ra) == acked(rb),
+            format!("{:?} vs {:?}", acked(ra), acked(rb)),
+        ));
+        for (label, world) in [("first", a), ("second", b)] {
+            // From the first packet a peer received on, every packet through the last one
+            // sent arrived once, intact, with no gap.
+            let sent = world.clients.get(&client.name).map_or(0, |r| r.media_sent);
+            let streams: Vec<String> = world
+                .clients
+                .iter()
+                .filter(|(name, _)| **name != client.name)
+                .filter_map(|(name, r)| r.media_from.get(&client.uid).map(|s| (name, s)))
+                .filter(|(_, s)| {
+                    s.lost > 0
+                        || s.duplicated > 0
+                        || s.corrupt > 0
+                        || s.highest().map(u64::from) != sent.checked_sub(1)
+                })
+                .map(|(name, s)| format!("{name}: {s:?}"))
+                .collect();
+            checks.push(Check::new(
+                format!(
+                    "differential: {}'s media delivered whole in the {label} world",
+                    client.name
+                ),
+                sent > 0 && streams.is_empty(),
+                format!("sent {sent}; imperfect streams: {streams:?}"),
+            ));
+        }
+    }
+    checks
+}

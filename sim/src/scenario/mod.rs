@@ -7,7 +7,7 @@ mod checks;
 use std::time::Duration;
 
 pub use catalogue::{catalogue, find};
-pub use checks::Check;
+pub use checks::{differential, Check};
 
 use crate::world::{run_world, WorldOutcome, WorldSpec};
 
@@ -37,6 +37,8 @@ pub struct RunResult {
     pub outcome: WorldOutcome,
     /// Wall-clock time of the run (reported only, never compared).
     pub wall: Duration,
+    /// Whether the swarm's faults were added.
+    pub swarm: bool,
 }
 
 impl RunResult {
@@ -73,7 +75,41 @@ impl Scenario {
             checks,
             outcome,
             wall,
+            swarm: false,
         }
+    }
+}
+
+impl Scenario {
+    /// Runs the scenario with seed `seed` and the swarm faults of the same seed; judged by the
+    /// safety and liveness oracles only (the scenario's own expectations assume a calm network).
+    pub fn run_swarm(&self, seed: u64) -> (RunResult, Vec<crate::swarm::FaultKind>) {
+        let mut spec = (self.build)(seed);
+        let kinds = crate::swarm::apply(&mut spec, seed);
+        let started = std::time::Instant::now();
+        let outcome = run_world(&spec);
+        let wall = started.elapsed();
+        let mut checks = Vec::new();
+        if let Some(error) = &outcome.error {
+            checks.push(Check::fail("the simulation ran to the end", error.clone()));
+        }
+        checks.extend(checks::safety(&spec, &outcome));
+        checks.extend(checks::liveness(
+            &spec,
+            &outcome,
+            crate::swarm::LIVENESS_BOUND,
+        ));
+        (
+            RunResult {
+                name: self.name,
+                seed,
+                checks,
+                outcome,
+                wall,
+                swarm: true,
+            },
+            kinds,
+        )
     }
 }
 

@@ -15,6 +15,7 @@ use crate::wire::{RelayInfo, Ticket, TicketKey};
 mod ap;
 mod media;
 mod props;
+mod shutdown;
 mod tunnel;
 
 /// The key shared by the access point and the relay in these tests.
