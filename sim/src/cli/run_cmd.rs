@@ -235,11 +235,16 @@ pub fn print_report(results: &[RunResult], out: &mut impl Write) -> io::Result<(
     let names: Vec<&str> = results.iter().map(|r| r.name).collect();
     writeln!(
         out,
-        "\n{} passed, {} failed. Reproduce: cargo run --release -- run {} --seed {}",
+        "\n{} passed, {} failed. Reproduce: cargo run --release -- run {} --seed {}{}",
         results.len() - failed.len(),
         failed.len(),
         names.join(" "),
-        seeds.first().copied().unwrap_or(1)
+        seeds.first().copied().unwrap_or(1),
+        if results.iter().any(|r| r.swarm) {
+            " --swarm"
+        } else {
+            ""
+        }
     )?;
     Ok(())
 }

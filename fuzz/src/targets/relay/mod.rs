@@ -1,0 +1,565 @@
+//! `relay`: the cloud proxy's [`Relay`] and [`AccessPoint`] fed an arbitrary world.
+//!
+//! Input: a [`Setup`] (4 bytes: the SD-RTN blocks and small bounds, so that limits are hit),
+//! then [`Op`]s: clients (five addresses, IPv4, IPv6 and IPv4-mapped) connect, send arbitrary
+//! bytes or structurally valid frames built from the input's fields — `TunnelOpen`s with
+//! tickets signed with the test key [`KEY`] (for the right client or another, fresh or
+//! replayed, expired, tampered with, or issued by the access point), media, keepalives,
+//! closes, cut frames — over TCP and UDP; SD-RTN answers, fails and closes; time advances.
+//!
+//! Checked after every step (all outputs drained):
+//!
+//! - **never an open relay**: every `UpstreamConnect` and `UdpToUpstream` goes to a destination
+//!   inside the configured SD-RTN blocks, port not 0 (checked with this file's own CIDR code,
+//!   not the relay's);
+//! - **bounds**: sessions at most `max_sessions_total`, open sessions per client IP at most
+//!   `max_sessions_per_client_ip`, buffered bytes bounded, media datagrams at most 1500 bytes;
+//! - **ids**: nothing is sent on, or closed twice, a connection or socket that either side
+//!   closed; new upstream ids are fresh; every `SessionClosed` ends an opened session;
+//! - **no amplification**: an `Error` datagram is never larger than the datagram it answers,
+//!   and at most `max_udp_error_replies_per_sec` go out at one instant;
+//! - **timers**: after `handle_timeout(now)`, `poll_timeout` is later than `now`;
+//! - **access point**: an answer is a valid `ApResponse` whose ticket verifies for the
+//!   requester (for a valid request), or an `Error` no larger than the request.
+
+mod script;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use cloudproxy_core::entropy::Entropy;
+use cloudproxy_core::relay::{
+    AccessPoint, AllocId, ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput,
+    UpstreamConn,
+};
+use cloudproxy_core::time::Instant;
+use cloudproxy_core::wire::{CloseReason, FrameReader, Message, Ticket, MAX_MEDIA_PAYLOAD};
+
+use super::input;
+
+use script::{ap_relays, Block, NEVER};
+pub use script::{clients, Dest, Op, Payload, Script, Setup, TicketSpec, APPS, KEY};
+
+/// The world around the relay and the access point, and what it has seen of them.
+struct World {
+    /// Print every op and output (`FUZZ_TRACE=1`), to read a failing input.
+    trace: bool,
+    setup: Setup,
+    blocks: Vec<Block>,
+    config: RelayConfig,
+    relay: Relay,
+    ap: AccessPoint,
+    now: Instant,
+    /// Accepted client connections, in order, with their peer.
+    conns: Vec<(ClientConn, SocketAddr)>,
+    /// Client connections closed by either side.
+    closed_conns: BTreeSet<ClientConn>,
+    /// Upstream connections the relay opened, in order.
+    upstreams: Vec<UpstreamConn>,
+    closed_upstreams: BTreeSet<UpstreamConn>,
+    /// Upstream sockets the relay bound, in order.
+    allocs: Vec<AllocId>,
+    released: BTreeSet<AllocId>,
+    /// Every session id the relay opened, in order.
+    sessions: Vec<u64>,
+    /// Open sessions and their client's address.
+    open: BTreeMap<u64, IpAddr>,
+    /// Tickets the access point issued, in order.
+    ap_tickets: Vec<Ticket>,
+    /// `Error` datagrams sent at the current instant.
+    errors_now: (Instant, u32),
+    /// The relay ports client datagrams were delivered on.
+    udp_ports_used: BTreeSet<u16>,
+}
+
+/// The target: see the module docs.
+pub fn run(data: &[u8]) {
+    let script = Script::decode(data);
+    let mut world = World::new(script.setup);
+    for op in &script.ops {
+        world.step(op);
+    }
+    // Let every timer run out: sessions idle out, nothing is left pending.
+    world.advance(Duration::from_secs(3600));
+    assert_eq!(
+        world.relay.poll_timeout(),
+        None,
+        "a timer outlived every deadline"
+    );
+    assert_eq!(
+        world.relay.session_count(),
+        0,
+        "a session outlived every deadline"
+    );
+    assert_eq!(
+        world.relay.connection_count(),
+        0,
+        "a connection outlived every deadline"
+    );
+    assert!(
+        world.open.is_empty(),
+        "sessions never closed: {:?}",
+        world.open
+    );
+}
+
+impl World {
+    fn new(setup: Setup) -> World {
+        let config = setup.relay_config();
+        World {
+            trace: std::env::var_os("FUZZ_TRACE").is_some(),
+            setup,
+            blocks: setup.blocks(),
+            relay: Relay::new(config.clone(), Entropy::from_u64(0x5eed)),
+            ap: AccessPoint::new(setup.ap_config(), Entropy::from_u64(0xA9)),
+            config,
+            now: Instant::from_millis(1_000_000),
+            conns: Vec::new(),
+            closed_conns: BTreeSet::new(),
+            upstreams: Vec::new(),
+            closed_upstreams: BTreeSet::new(),
+            allocs: Vec::new(),
+            released: BTreeSet::new(),
+            sessions: Vec::new(),
+            open: BTreeMap::new(),
+            ap_tickets: Vec::new(),
+            errors_now: (Instant::EPOCH, 0),
+            udp_ports_used: BTreeSet::new(),
+        }
+    }
+
+    fn client(&self, pick: u8) -> SocketAddr {
+        let all = clients();
+        all[usize::from(pick) % all.len()]
+    }
+
+    fn session(&self, pick: u8) -> u64 {
+        input::recent(&self.sessions, pick).unwrap_or(u64::from(pick))
+    }
+
+    fn step(&mut self, op: &Op) {
+        if self.trace {
+            eprintln!("[{}] {op:?}", self.now);
+        }
+        match op {
+            Op::Accept { client } => {
+                let conn = ClientConn(self.conns.len() as u64 + 1);
+                let peer = self.client(*client);
+                self.conns.push((conn, peer));
+                self.input(RelayInput::TcpAccepted { conn, peer }, None);
+            }
+            Op::Tcp { conn, payload } => {
+                if let Some((conn, peer)) = input::recent(&self.conns, *conn) {
+                    let data = self.bytes(payload, peer.ip());
+                    self.input(RelayInput::TcpData { conn, data: &data }, None);
+                }
+            }
+            Op::TcpClosed { conn } => {
+                if let Some((conn, _)) = input::recent(&self.conns, *conn) {
+                    self.closed_conns.insert(conn);
+                    self.input(RelayInput::TcpClosed { conn }, None);
+                }
+            }
+            Op::UpConnected { pick } => {
+                if let Some(conn) = input::recent(&self.upstreams, *pick) {
+                    self.input(RelayInput::UpstreamConnected { conn }, None);
+                }
+            }
+            Op::UpFailed { pick } => {
+                if let Some(conn) = input::recent(&self.upstreams, *pick) {
+                    self.closed_upstreams.insert(conn);
+                    self.input(RelayInput::UpstreamFailed { conn }, None);
+                }
+            }
+            Op::UpData { pick, data } => {
+                if let Some(conn) = input::recent(&self.upstreams, *pick) {
+                    self.input(RelayInput::UpstreamData { conn, data }, None);
+                }
+            }
+            Op::UpClosed { pick } => {
+                if let Some(conn) = input::recent(&self.upstreams, *pick) {
+                    self.closed_upstreams.insert(conn);
+                    self.input(RelayInput::UpstreamClosed { conn }, None);
+                }
+            }
+            Op::Udp {
+                client,
+                port,
+                payload,
+            } => {
+                let from = self.client(*client);
+                let ports = self.setup.udp_ports();
+                let local_port = match ports.clone().nth(usize::from(*port) % 3) {
+                    Some(p) if *port != 255 => p,
+                    _ => 9,
+                };
+                let data = self.bytes(payload, from.ip());
+                self.udp_ports_used.insert(local_port);
+                self.input(
+                    RelayInput::UdpFromClient {
+                        local_port,
+                        from,
+                        data: &data,
+                    },
+                    Some(data.len()),
+                );
+            }
+            Op::UdpUp { pick, from, data } => {
+                if let Some(alloc) = input::recent(&self.allocs, *pick) {
+                    let from = from.addr();
+                    self.input(RelayInput::UdpFromUpstream { alloc, from, data }, None);
+                }
+            }
+            Op::Advance { ms } => self.advance(Duration::from_millis(u64::from(*ms))),
+            Op::Ap { client, payload } => {
+                let from = self.client(*client);
+                let data = self.bytes(payload, from.ip());
+                let answer = self.ap.handle_message(self.now, from, &data);
+                self.check_ap(from, &data, answer);
+            }
+        }
+    }
+
+    /// The bytes a payload stands for, sent by a client at `own_ip`.
+    fn bytes(&self, payload: &Payload, own_ip: IpAddr) -> Vec<u8> {
+        let frame = |msg: Message| msg.to_bytes().unwrap_or_default();
+        match payload {
+            Payload::Raw(bytes) => bytes.clone(),
+            Payload::TunnelOpen {
+                ticket,
+                dest,
+                extra,
+            } => {
+                let mut out = self.tunnel_open(ticket, dest.addr(), own_ip);
+                out.extend_from_slice(extra);
+                out
+            }
+            Payload::ChannelOpen { session } => frame(Message::MediaChannelOpen {
+                session_id: self.session(*session),
+            }),
+            Payload::Media {
+                session,
+                dest,
+                payload,
+            } => frame(Message::MediaData {
+                session_id: self.session(*session),
+                peer: dest.addr(),
+                payload: payload[..payload.len().min(MAX_MEDIA_PAYLOAD)].to_vec(),
+            }),
+            Payload::Keepalive { session, seq } => frame(Message::Keepalive {
+                session_id: self.session(*session),
+                seq: *seq,
+            }),
+            Payload::Close { session, reason } => frame(Message::Close {
+                session_id: self.session(*session),
+                reason: CloseReason::from_u8(*reason),
+            }),
+            Payload::ApRequest {
+                app,
+                flags,
+                request_id,
+            } => {
+                let msg = Message::ApRequest {
+                    request_id: *request_id,
+                    app_id: APPS[usize::from(*app) % APPS.len()].to_owned(),
+                    flags: *flags & 1,
+                };
+                let mut out = frame(msg);
+                // Undefined flag bits make a frame the decoder must refuse.
+                if let Some(last) = out.last_mut() {
+                    *last = *flags;
+                }
+                out
+            }
+            Payload::Cut { inner, at } => {
+                let mut out = self.bytes(inner, own_ip);
+                if !out.is_empty() {
+                    out.truncate(usize::from(*at) % out.len());
+                }
+                out
+            }
+        }
+    }
+
+    /// A `TunnelOpen` frame for `dest` with the ticket `spec` describes.
+    fn tunnel_open(&self, spec: &TicketSpec, dest: SocketAddr, own_ip: IpAddr) -> Vec<u8> {
+        let issued = self.ap_tickets.len();
+        let ticket = match spec.from_ap {
+            n if n != 0 && issued > 0 => {
+                self.ap_tickets[issued - 1 - usize::from(n - 1) % issued].clone()
+            }
+            _ => {
+                let ip = match spec.client {
+                    0 => own_ip,
+                    n => self.client(n - 1).ip(),
+                };
+                let mut nonce = [0u8; 16];
+                nonce[0] = spec.nonce;
+                let expires = self.now + Duration::from_millis(u64::from(spec.lifetime_ms));
+                let app = APPS[usize::from(spec.app) % APPS.len()];
+                match Ticket::issue(&KEY, app, ip, expires, nonce) {
+                    Ok(t) => t,
+                    Err(err) => panic!("issuing a ticket for {app}: {err}"),
+                }
+            }
+        };
+        let msg = Message::TunnelOpen {
+            ticket,
+            destination: dest,
+        };
+        let mut out = msg.to_bytes().unwrap_or_default();
+        if spec.tamper != 0 && out.len() > 6 {
+            // Flip a byte of the body (the header stays valid).
+            let i = 6 + (usize::from(spec.tamper) - 1) % (out.len() - 6);
+            out[i] ^= 0x5A;
+        }
+        out
+    }
+
+    /// Feeds an input at the current time, then drains and checks. `udp_len` is the length of
+    /// a client datagram being answered, if that is what this is.
+    fn input(&mut self, input: RelayInput<'_>, udp_len: Option<usize>) {
+        self.relay.handle_input(input, self.now);
+        self.drain(udp_len);
+    }
+
+    /// Moves the clock forward by `d`, firing every timer on the way.
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        while let Some(at) = self.relay.poll_timeout() {
+            if at > target {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.relay.handle_timeout(self.now);
+            self.drain(None);
+            if let Some(next) = self.relay.poll_timeout() {
+                assert!(
+                    next > self.now,
+                    "after handle_timeout({}), poll_timeout is {next}",
+                    self.now
+                );
+            }
+        }
+        self.now = target;
+    }
+
+    fn dest_allowed(&self, to: SocketAddr) -> bool {
+        if to.port() == 0 || !self.blocks.iter().any(|b| b.contains(to.ip())) {
+            return false;
+        }
+        if self.setup.catch_all() {
+            let ip = match to.ip() {
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(_) => return false,
+                    None if v6.is_loopback() || v6.is_unspecified() => return false,
+                    None if (v6.segments()[0] & 0xfe00) == 0xfc00 => return false,
+                    None if (v6.segments()[0] & 0xffc0) == 0xfe80 => return false,
+                    None if (v6.segments()[0] & 0xff00) == 0xff00 => return false,
+                    None => return true,
+                },
+                ip => ip,
+            };
+            return !NEVER.iter().any(|b| b.contains(ip)) && ip != Ipv4Addr::BROADCAST;
+        }
+        true
+    }
+
+    /// Drains the relay's outputs, checking each.
+    fn drain(&mut self, udp_len: Option<usize>) {
+        while let Some(out) = self.relay.poll_output() {
+            if self.trace {
+                eprintln!("    {out:?}");
+            }
+            match out {
+                RelayOutput::TcpSend { conn, .. } => self.assert_conn_open(conn, "TcpSend"),
+                RelayOutput::TcpClose { conn } => {
+                    self.assert_conn_open(conn, "TcpClose");
+                    self.closed_conns.insert(conn);
+                }
+                RelayOutput::UpstreamConnect { conn, to } => {
+                    assert!(
+                        !self.upstreams.contains(&conn),
+                        "UpstreamConnect reuses {conn:?}"
+                    );
+                    assert!(self.dest_allowed(to), "open relay: UpstreamConnect to {to}");
+                    self.upstreams.push(conn);
+                }
+                RelayOutput::UpstreamSend { conn, .. } => {
+                    self.assert_upstream_open(conn, "UpstreamSend")
+                }
+                RelayOutput::UpstreamClose { conn } => {
+                    self.assert_upstream_open(conn, "UpstreamClose");
+                    self.closed_upstreams.insert(conn);
+                }
+                RelayOutput::UdpToClient {
+                    local_port,
+                    to,
+                    data,
+                } => {
+                    assert!(
+                        self.setup.udp_ports().contains(&local_port)
+                            || self.udp_ports_used.contains(&local_port),
+                        "UdpToClient from port {local_port}, where nothing arrived"
+                    );
+                    if let Ok(Message::Error { .. }) = Message::decode_datagram(&data) {
+                        if let Some(len) = udp_len {
+                            assert!(
+                                data.len() <= len,
+                                "amplification: a {}-byte Error to {to} answers {len} bytes",
+                                data.len()
+                            );
+                        }
+                        if self.errors_now.0 != self.now {
+                            self.errors_now = (self.now, 0);
+                        }
+                        self.errors_now.1 += 1;
+                        assert!(
+                            self.errors_now.1 <= self.config.max_udp_error_replies_per_sec,
+                            "more UDP Error replies at one instant than the limit"
+                        );
+                    }
+                }
+                RelayOutput::UdpBind { alloc } => {
+                    assert!(!self.allocs.contains(&alloc), "UdpBind reuses {alloc:?}");
+                    self.allocs.push(alloc);
+                }
+                RelayOutput::UdpToUpstream { alloc, to, data } => {
+                    assert!(
+                        self.allocs.contains(&alloc) && !self.released.contains(&alloc),
+                        "UdpToUpstream on {alloc:?}, not bound or released"
+                    );
+                    assert!(self.dest_allowed(to), "open relay: UdpToUpstream to {to}");
+                    assert!(
+                        data.len() <= MAX_MEDIA_PAYLOAD,
+                        "a {}-byte datagram",
+                        data.len()
+                    );
+                }
+                RelayOutput::UdpRelease { alloc } => {
+                    assert!(
+                        self.allocs.contains(&alloc) && !self.released.contains(&alloc),
+                        "UdpRelease of {alloc:?}, not bound or released"
+                    );
+                    self.released.insert(alloc);
+                }
+                RelayOutput::Event(event) => self.on_event(event),
+            }
+        }
+        let sessions = self.relay.session_count();
+        assert!(
+            sessions <= self.config.max_sessions_total,
+            "{sessions} sessions, the bound is {}",
+            self.config.max_sessions_total
+        );
+        let open_conns = self.conns.len() - self.closed_conns.len().min(self.conns.len());
+        let buffered_bound =
+            open_conns * (FrameReader::CAPACITY + self.config.max_buffered_bytes_per_session);
+        assert!(
+            self.relay.buffered_bytes() <= buffered_bound,
+            "the relay holds {} bytes for {open_conns} connections",
+            self.relay.buffered_bytes()
+        );
+    }
+
+    fn on_event(&mut self, event: RelayEvent) {
+        match event {
+            RelayEvent::SessionOpened {
+                session_id, client, ..
+            } => {
+                assert!(
+                    !self.sessions.contains(&session_id),
+                    "session {session_id} opened twice"
+                );
+                self.sessions.push(session_id);
+                let ip = client.ip().to_canonical();
+                self.open.insert(session_id, ip);
+                let same_ip = self.open.values().filter(|&&other| other == ip).count();
+                assert!(
+                    same_ip <= self.config.max_sessions_per_client_ip,
+                    "{same_ip} open sessions for {ip}, the bound is {}",
+                    self.config.max_sessions_per_client_ip
+                );
+                assert!(self.open.len() <= self.config.max_sessions_total);
+            }
+            RelayEvent::SessionClosed { session_id, .. } => {
+                assert!(
+                    self.open.remove(&session_id).is_some(),
+                    "session {session_id} closed but not open"
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn assert_conn_open(&self, conn: ClientConn, what: &str) {
+        assert!(
+            self.conns.iter().any(|(c, _)| *c == conn),
+            "{what} on {conn:?}, never accepted"
+        );
+        assert!(
+            !self.closed_conns.contains(&conn),
+            "{what} on {conn:?}, already closed"
+        );
+    }
+
+    fn assert_upstream_open(&self, conn: UpstreamConn, what: &str) {
+        assert!(
+            self.upstreams.contains(&conn),
+            "{what} on {conn:?}, never opened"
+        );
+        assert!(
+            !self.closed_upstreams.contains(&conn),
+            "{what} on {conn:?}, already closed"
+        );
+    }
+
+    /// Checks the access point's answer to `request` from `from`.
+    fn check_ap(&mut self, from: SocketAddr, request: &[u8], answer: Option<Vec<u8>>) {
+        if self.trace {
+            eprintln!("    access point answers {answer:?}");
+        }
+        let Some(answer) = answer else {
+            return;
+        };
+        match Message::decode_datagram(&answer) {
+            Ok(Message::ApResponse {
+                request_id,
+                ticket,
+                relays,
+                ..
+            }) => {
+                let Ok(Message::ApRequest {
+                    request_id: asked, ..
+                }) = Message::decode_datagram(request)
+                else {
+                    panic!("an ApResponse to something other than an ApRequest");
+                };
+                assert_eq!(request_id, asked, "the answer's request id");
+                assert_eq!(
+                    ticket.verify(&KEY, self.now, from.ip()),
+                    Ok(()),
+                    "the access point's ticket does not verify"
+                );
+                assert!(!relays.is_empty() && relays.len() <= ap_relays().len());
+                for relay in &relays {
+                    assert!(
+                        ap_relays()
+                            .iter()
+                            .any(|r| r.addr == relay.addr && r.tcp_port == relay.tcp_port),
+                        "the access point handed out {relay:?}"
+                    );
+                }
+                self.ap_tickets.push(ticket);
+            }
+            Ok(Message::Error { .. }) => assert!(
+                answer.len() <= request.len(),
+                "amplification: the access point answers {} bytes with {}",
+                request.len(),
+                answer.len()
+            ),
+            other => panic!("the access point answered {other:?}"),
+        }
+    }
+}
