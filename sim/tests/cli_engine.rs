@@ -78,7 +78,7 @@ fn list_names_every_scenario() {
     let out = cloudproxy(&["list"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().count(), 10);
+    assert_eq!(text.lines().count(), 15);
     assert!(text.contains("relay-crash"));
 }
 

@@ -1,5 +1,6 @@
 //! The `Net` seam: what node code needs from a network (connect, listen, bind UDP), with a
-//! turmoil implementation ([`SimNet`]) and, through the same trait, the real tokio one later.
+//! turmoil implementation ([`SimNet`]) and, through the same trait, the real tokio one
+//! ([`TokioNet`], for `cloudproxy serve`, `edge` and `call`).
 //!
 //! Node code is written once against [`Net`], uses `tokio::time` only, and never reads a wall
 //! clock. Every node runs on a single-threaded runtime (turmoil's hosts are `LocalSet`s), so

@@ -570,7 +570,10 @@ mod tests {
         assert_eq!(plan.relays, defaults.relays);
         assert_eq!(plan.relay.udp_ports, defaults.relay.udp_ports);
         assert_eq!(plan.relay.idle_timeout, defaults.relay.idle_timeout);
-        assert_eq!(plan.relay.max_pending_handshakes, defaults.relay.max_pending_handshakes);
+        assert_eq!(
+            plan.relay.max_pending_handshakes,
+            defaults.relay.max_pending_handshakes
+        );
         assert_eq!(plan.ap.ticket_lifetime, defaults.ap.ticket_lifetime);
         assert_eq!(plan.metrics, Some("127.0.0.1:9464".parse().unwrap()));
     }
