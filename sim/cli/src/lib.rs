@@ -1,0 +1,11 @@
+//! # cloudproxy
+//!
+//! The `cloudproxy` binary's library: the command line ([`cli`]) and real serving ([`serve`]:
+//! `cloudproxy serve`, `edge` and `call`, their configuration, metrics, logging and signals).
+//! The simulation lives in `cloudproxy-sim`, the nodes in `cloudproxy-node`, the rules in
+//! `cloudproxy-core`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod serve;

@@ -1,0 +1,7 @@
+//! The `cloudproxy` binary: see `cloudproxy --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cloudproxy::cli::main()
+}

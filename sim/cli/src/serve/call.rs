@@ -1,0 +1,204 @@
+//! `cloudproxy call`: one SDK client on real sockets. It runs the simulation's client
+//! ([`run_client`]: the engine's setParameters rules, the proxy client machine, signalling and
+//! 50 media packets/s) over [`TokioNet`] from its own address, joins, talks for the given
+//! time, leaves, and reports like a simulated run.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cloudproxy_core::sdrtn::SdRtnEndpoints;
+use cloudproxy_core::socks5::Credentials;
+use serde_json::{json, Value};
+
+use cloudproxy_node::net::TokioNet;
+use cloudproxy_node::nodes::client::{run_client, ClientEnv, ClientReport, ClientSpec, Op};
+use cloudproxy_node::trace::Trace;
+
+use super::logging;
+
+/// Everything a call needs.
+#[derive(Clone, Debug)]
+pub struct CallOptions {
+    /// The setParameters texts applied before joining, in order.
+    pub params: Vec<String>,
+    /// Read them in compatibility mode.
+    pub compat: bool,
+    /// The SD-RTN edge.
+    pub edge: SdRtnEndpoints,
+    /// How long from the join to the leave.
+    pub duration: Duration,
+    /// The client's name in logs and the report.
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+    /// Its channel.
+    pub channel: String,
+    /// The application id presented to the access point.
+    pub app_id: String,
+    /// The client's own address (its source for every connection and datagram).
+    pub bind: IpAddr,
+    /// Names the client resolves itself (`--dns`); every other name goes to the system's
+    /// resolver.
+    pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// SOCKS5 username and password.
+    pub socks5_credentials: Option<Credentials>,
+    /// Media packets per second.
+    pub pps: u32,
+    /// The seed of the client's own randomness (payload sizes, backoff jitter).
+    pub seed: u64,
+    /// Proxy client tweaks applied over the defaults.
+    pub tune: fn(&mut cloudproxy_core::client::ClientConfig),
+}
+
+/// What a call did.
+#[derive(Clone, Debug)]
+pub struct CallResult {
+    /// The client's report.
+    pub report: ClientReport,
+    /// Wall time of the call.
+    pub wall: Duration,
+}
+
+impl CallResult {
+    /// Whether the client ever connected.
+    pub fn joined(&self) -> bool {
+        self.report.join_time.is_some()
+    }
+}
+
+/// Extra time after the leave for the client to finish.
+const SLACK: Duration = Duration::from_secs(10);
+
+/// Runs a call on a runtime of its own (blocking the calling thread).
+pub fn run(options: &CallOptions) -> std::io::Result<CallResult> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, run_async(options))
+}
+
+/// Runs a call; must run inside a `LocalSet`.
+pub async fn run_async(options: &CallOptions) -> std::io::Result<CallResult> {
+    let mut spec = ClientSpec::new(
+        &options.name,
+        options.uid,
+        &options.channel,
+        &options
+            .params
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        Duration::ZERO,
+    );
+    spec.app_id.clone_from(&options.app_id);
+    spec.compat = options.compat;
+    spec.media_pps = options.pps.max(1);
+    spec.seed = options.seed;
+    spec.tune = options.tune;
+    spec.socks5_credentials
+        .clone_from(&options.socks5_credentials);
+    spec.script.push((options.duration, Op::Leave));
+    // A quiet second before leaving, so that what was sent can land.
+    let quiet = Duration::from_secs(1).min(options.duration / 4);
+    spec.talk_until = Some(options.duration.saturating_sub(quiet));
+    let env = ClientEnv {
+        sdrtn: options.edge,
+        trace: Trace::tap(logging::trace_line),
+    };
+    let report = Rc::new(RefCell::new(ClientReport::default()));
+    let started = std::time::Instant::now();
+    let net = TokioNet::new(options.bind).with_hosts(options.hosts.clone());
+    let outcome = tokio::time::timeout(
+        options.duration + SLACK,
+        run_client(net, spec, env, report.clone()),
+    )
+    .await;
+    if let Ok(Err(e)) = outcome {
+        return Err(e);
+    }
+    let report = report.borrow().clone();
+    Ok(CallResult {
+        report,
+        wall: started.elapsed(),
+    })
+}
+
+/// The report's header, as the simulation's (`client` in place of `scenario`, the path in
+/// place of the trace hash).
+pub fn header() -> String {
+    format!(
+        "{:<18} {:<7} {:>8} {:>10} {:>6} {:>7} {:>8} {:>7}  {}",
+        "client", "verdict", "join ms", "media rx", "lost", "reconn", "call s", "wall s", "path"
+    )
+}
+
+/// One report row.
+pub fn row(name: &str, result: &CallResult, duration: Duration) -> String {
+    let r = &result.report;
+    let join = r
+        .join_time
+        .map_or("-".to_owned(), |t| t.as_millis().to_string());
+    let path = match (r.proxy, r.media_path) {
+        (Some((kind, relay)), Some(media)) => format!("type {kind} via {relay}, media {media:?}"),
+        (Some((kind, relay)), None) => format!("type {kind} via {relay}"),
+        (None, Some(media)) => format!("direct, media {media:?}"),
+        (None, None) => format!("never joined: {}", r.last_reason),
+    };
+    format!(
+        "{:<18} {:<7} {:>8} {:>10} {:>6} {:>7} {:>8.1} {:>7.1}  {}",
+        name,
+        if result.joined() { "joined" } else { "FAIL" },
+        join,
+        r.media_received(),
+        r.media_lost(),
+        r.reconnects,
+        duration.as_secs_f64(),
+        result.wall.as_secs_f64(),
+        path
+    )
+}
+
+/// The whole report as one JSON object (for scripts and tests).
+pub fn to_json(options: &CallOptions, result: &CallResult) -> Value {
+    let r = &result.report;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let media_from: serde_json::Map<String, Value> = r
+        .media_from
+        .iter()
+        .map(|(uid, s)| {
+            (
+                uid.to_string(),
+                json!({"received": s.received, "lost": s.lost, "duplicated": s.duplicated, "reordered": s.reordered, "corrupt": s.corrupt}),
+            )
+        })
+        .collect();
+    json!({
+        "name": options.name,
+        "uid": options.uid,
+        "channel": options.channel,
+        "joined": result.joined(),
+        "join_ms": r.join_time.map(ms),
+        "proxy_type": r.proxy.map(|(t, _)| t),
+        "relay": r.proxy.map(|(_, a)| a.to_string()),
+        "media_path": r.media_path.map(|p| format!("{p:?}")),
+        "state": r.state.map(|s| format!("{s:?}")),
+        "last_reason": r.last_reason,
+        "codes": r.codes.iter().map(|(op, code)| json!([op, code])).collect::<Vec<_>>(),
+        "media_sent": r.media_sent,
+        "media_received": r.media_received(),
+        "media_lost": r.media_lost(),
+        "media_from": media_from,
+        "media_window_ms": r.media_window.map(|(a, b)| [ms(a), ms(b)]),
+        "media_per_second": r.media_per_second,
+        "reconnects": r.reconnects,
+        "outages_ms": r.outages.iter().map(|(a, b)| json!([ms(*a), b.map(ms)])).collect::<Vec<_>>(),
+        "signalling_sent": r.signalling_sent,
+        "signalling_acked": r.signalling_acked.len(),
+        "signalling_bad_acks": r.signalling_bad_acks,
+        "wall_ms": ms(result.wall),
+    })
+}

@@ -1,0 +1,642 @@
+//! The configuration of `cloudproxy serve`: TOML, every field optional, defaults mapping the
+//! seed's topology onto loopback addresses (see `docs/serving.md`).
+//!
+//! ```toml
+//! ticket_key_file = "/etc/cloudproxy/ticket.key"   # or $CLOUDPROXY_TICKET_KEY
+//! sdrtn = ["127.0.3.0/24"]
+//! metrics = "127.0.0.1:9464"
+//!
+//! [ap]
+//! listen = ["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"]
+//! ports = [1080, 8000, 25000, 9700]
+//!
+//! [relay]
+//! listen = ["127.0.2.1", "127.0.2.2"]
+//! tcp_port = 4000
+//! udp_ports = "4500-4650"
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cloudproxy_core::relay::{ApConfig, Cidr, RelayConfig};
+use cloudproxy_core::wire::{RelayInfo, TicketKey, AP_PORTS, RELAY_TCP_PORT};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The environment variable that may hold the ticket key (64 hex characters).
+pub const TICKET_KEY_ENV: &str = "CLOUDPROXY_TICKET_KEY";
+
+/// The seed's access points, mapped onto loopback: 47.74.211.17 → 127.0.1.1, 52.80.192.229 →
+/// 127.0.1.2, 52.52.84.170 → 127.0.1.3, 47.96.234.219 → 127.0.1.4.
+pub const LOOPBACK_APS: [&str; 4] = ["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4"];
+/// The seed's relays, mapped onto loopback: 120.92.118.34 → 127.0.2.1, 120.92.18.162 →
+/// 127.0.2.2.
+pub const LOOPBACK_RELAYS: [&str; 2] = ["127.0.2.1", "127.0.2.2"];
+/// The SD-RTN edge of `cloudproxy edge`, mapped onto loopback: 101.36.1.10 → 127.0.3.1.
+pub const LOOPBACK_EDGE: &str = "127.0.3.1";
+/// The SD-RTN block on loopback (the seed's 101.36.0.0/16).
+pub const LOOPBACK_SDRTN: &str = "127.0.3.0/24";
+
+/// Why a configuration cannot be used. Each message names the field and the file.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a field has the wrong type or name.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line, column, field).
+        message: String,
+    },
+    /// A field has a value that cannot work.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, as `section.name`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No ticket key was given.
+    #[error(
+        "no ticket key: set ticket_key_file in the config (or --ticket-key-file) to a file holding 64 hex characters, or set the environment variable {TICKET_KEY_ENV}; generate one with `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'`. There is no built-in key"
+    )]
+    NoTicketKey,
+    /// Both a key file and the environment variable are set.
+    #[error("both a ticket key file ({0}) and {TICKET_KEY_ENV} are set: keep one, so that every instance surely uses the same key")]
+    TwoTicketKeys(PathBuf),
+    /// The key is not 64 hex characters, or is all zeros.
+    #[error("the ticket key from {source_name} {reason}")]
+    BadTicketKey {
+        /// Where it came from.
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// A file holding the ticket key (64 hex characters). Without it, the key comes from
+    /// [`TICKET_KEY_ENV`].
+    pub ticket_key_file: Option<PathBuf>,
+    /// The SD-RTN blocks the relays may reach; nothing else is ever relayed to. Default
+    /// [`LOOPBACK_SDRTN`].
+    pub sdrtn: Vec<String>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); none by default.
+    pub metrics: Option<SocketAddr>,
+    /// The access points.
+    pub ap: ApSection,
+    /// The relays.
+    pub relay: RelaySection,
+}
+
+/// `[ap]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApSection {
+    /// One access point per address. Empty: this instance runs no access point.
+    pub listen: Vec<IpAddr>,
+    /// The ports each access point serves on, UDP and TCP. Default the seed's four.
+    pub ports: Vec<u16>,
+    /// The relays handed out, `"ip"` or `"ip:port"` (default port `relay.tcp_port`). Empty:
+    /// the relays of this file's `[relay]` section.
+    pub relays: Vec<String>,
+    /// How long a ticket may open tunnels. Default 120 000.
+    pub ticket_lifetime_ms: u64,
+    /// Requests answered per client address per window. Default 20.
+    pub max_requests_per_ip: u32,
+    /// The rate limiter's window. Default 10 000.
+    pub rate_window_ms: u64,
+    /// Client addresses the rate limiter tracks at once. Default 4 096.
+    pub max_tracked_ips: usize,
+    /// The application ids served; empty serves any.
+    pub app_ids: Vec<String>,
+}
+
+/// `[relay]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// One relay per address. Empty: this instance runs no relay.
+    pub listen: Vec<IpAddr>,
+    /// The TCP port for tunnels and media channels. Default 4000.
+    pub tcp_port: u16,
+    /// The UDP media ports, `"4500-4650"`, `"4500"`, or `""` for no UDP media. The access
+    /// points announce the same range.
+    pub udp_ports: String,
+    /// Announced keepalive interval. Default 5 000.
+    pub keepalive_interval_ms: u64,
+    /// A session idle this long is closed. Default 30 000.
+    pub idle_timeout_ms: u64,
+    /// A connection that has not sent its first message this long after connecting is
+    /// closed, and so is a tunnel whose upstream is not connected by then. Default 10 000.
+    pub handshake_timeout_ms: u64,
+    /// Sessions at once, per relay. Default 10 000.
+    pub max_sessions_total: usize,
+    /// Sessions at once per client address. Default 256.
+    pub max_sessions_per_client_ip: usize,
+    /// Connections in their handshake at once. Default 1 024.
+    pub max_pending_handshakes: usize,
+    /// Bytes held for a tunnel while its upstream connects. Default 65 536.
+    pub max_buffered_bytes_per_session: usize,
+    /// Bytes queued for writing on one TCP connection before it is cut. Default 4 MiB.
+    pub max_queued_bytes_per_stream: usize,
+    /// Ticket nonces remembered against replays. Default 100 000.
+    pub max_used_nonces: usize,
+    /// `Error` datagrams per second. Default 50.
+    pub max_udp_error_replies_per_sec: u32,
+    /// How long a shutdown waits for the closing messages to be written. Default 2 000.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            ticket_key_file: None,
+            sdrtn: vec![LOOPBACK_SDRTN.to_owned()],
+            metrics: None,
+            ap: ApSection::default(),
+            relay: RelaySection::default(),
+        }
+    }
+}
+
+impl Default for ApSection {
+    fn default() -> Self {
+        let ap = ApConfig::default();
+        ApSection {
+            listen: LOOPBACK_APS.iter().map(|a| parse_ip(a)).collect(),
+            ports: AP_PORTS.to_vec(),
+            relays: Vec::new(),
+            ticket_lifetime_ms: millis(ap.ticket_lifetime),
+            max_requests_per_ip: ap.max_requests_per_ip,
+            rate_window_ms: millis(ap.rate_window),
+            max_tracked_ips: ap.max_tracked_ips,
+            app_ids: Vec::new(),
+        }
+    }
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        let r = RelayConfig::default();
+        RelaySection {
+            listen: LOOPBACK_RELAYS.iter().map(|a| parse_ip(a)).collect(),
+            tcp_port: RELAY_TCP_PORT,
+            udp_ports: format!("{}-{}", r.udp_ports.start(), r.udp_ports.end()),
+            keepalive_interval_ms: millis(r.keepalive_interval),
+            idle_timeout_ms: millis(r.idle_timeout),
+            handshake_timeout_ms: millis(r.handshake_timeout),
+            max_sessions_total: r.max_sessions_total,
+            max_sessions_per_client_ip: r.max_sessions_per_client_ip,
+            max_pending_handshakes: r.max_pending_handshakes,
+            max_buffered_bytes_per_session: r.max_buffered_bytes_per_session,
+            max_queued_bytes_per_stream: 4 * 1024 * 1024,
+            max_used_nonces: r.max_used_nonces,
+            max_udp_error_replies_per_sec: r.max_udp_error_replies_per_sec,
+            shutdown_grace_ms: 2_000,
+        }
+    }
+}
+
+fn parse_ip(text: &str) -> IpAddr {
+    text.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Everything `serve` runs, checked and ready (the key aside).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The access points' addresses.
+    pub aps: Vec<IpAddr>,
+    /// Their ports.
+    pub ap_ports: Vec<u16>,
+    /// Their configuration, the key a placeholder until [`Plan::with_key`].
+    pub ap: ApConfig,
+    /// The relays' addresses.
+    pub relays: Vec<IpAddr>,
+    /// Their TCP port.
+    pub relay_tcp_port: u16,
+    /// Their configuration, the key a placeholder until [`Plan::with_key`].
+    pub relay: RelayConfig,
+    /// Bytes queued on one relay TCP connection before it is cut.
+    pub max_queued_bytes_per_stream: usize,
+    /// How long a relay's shutdown may take to flush.
+    pub shutdown_grace: Duration,
+    /// The metrics endpoint.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Plan {
+    /// The plan with the real key in both configurations.
+    pub fn with_key(mut self, key: &TicketKey) -> Self {
+        self.ap.key = key.clone();
+        self.relay.key = key.clone();
+        self
+    }
+}
+
+impl ServeConfig {
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Syntax {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// Checks every field and builds the plan.
+    pub fn plan(&self) -> Result<Plan, ConfigError> {
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid { field, reason };
+        if self.ap.listen.is_empty() && self.relay.listen.is_empty() {
+            return Err(invalid(
+                "ap.listen, relay.listen",
+                "both are empty: there is nothing to serve".into(),
+            ));
+        }
+        check_unique("ap.listen", &self.ap.listen)?;
+        check_unique("relay.listen", &self.relay.listen)?;
+        if self.ap.ports.is_empty() && !self.ap.listen.is_empty() {
+            return Err(invalid("ap.ports", "no port to serve on".into()));
+        }
+        if self.ap.ports.contains(&0) {
+            return Err(invalid("ap.ports", "port 0 cannot be served on".into()));
+        }
+        if self.relay.tcp_port == 0 {
+            return Err(invalid(
+                "relay.tcp_port",
+                "port 0 cannot be served on".into(),
+            ));
+        }
+        let udp_ports = parse_port_range(&self.relay.udp_ports)
+            .map_err(|reason| invalid("relay.udp_ports", reason))?;
+        if udp_ports.contains(&self.relay.tcp_port) {
+            // Different protocols, but one number for two jobs confuses every firewall rule.
+            return Err(invalid(
+                "relay.udp_ports",
+                format!("includes relay.tcp_port {}", self.relay.tcp_port),
+            ));
+        }
+        let mut sdrtn = Vec::new();
+        for block in &self.sdrtn {
+            sdrtn.push(
+                block
+                    .parse::<Cidr>()
+                    .map_err(|e| invalid("sdrtn", e.to_string()))?,
+            );
+        }
+        if sdrtn.is_empty() && !self.relay.listen.is_empty() {
+            return Err(invalid(
+                "sdrtn",
+                "no SD-RTN block: the relays would refuse every destination".into(),
+            ));
+        }
+        let mut handed_out = Vec::new();
+        for text in &self.ap.relays {
+            let addr = match text.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => SocketAddr::new(
+                    text.parse::<IpAddr>().map_err(|_| {
+                        invalid(
+                            "ap.relays",
+                            format!("`{text}` is not an address or address:port"),
+                        )
+                    })?,
+                    self.relay.tcp_port,
+                ),
+            };
+            handed_out.push(addr);
+        }
+        if handed_out.is_empty() {
+            handed_out = self
+                .relay
+                .listen
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, self.relay.tcp_port))
+                .collect();
+        }
+        if !self.ap.listen.is_empty() && handed_out.is_empty() {
+            return Err(invalid(
+                "ap.relays",
+                "the access points have no relay to hand out: list some, or run relays here".into(),
+            ));
+        }
+        if handed_out.iter().any(|a| a.ip().is_unspecified()) {
+            return Err(invalid(
+                "ap.relays",
+                "an unspecified address (0.0.0.0) cannot be handed to clients: list the relays' public addresses".into(),
+            ));
+        }
+        for (field, value) in [
+            ("ap.ticket_lifetime_ms", self.ap.ticket_lifetime_ms),
+            ("ap.rate_window_ms", self.ap.rate_window_ms),
+            (
+                "relay.keepalive_interval_ms",
+                self.relay.keepalive_interval_ms,
+            ),
+            ("relay.idle_timeout_ms", self.relay.idle_timeout_ms),
+            (
+                "relay.handshake_timeout_ms",
+                self.relay.handshake_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be above 0".into()));
+            }
+        }
+        for (field, value) in [
+            (
+                "ap.max_requests_per_ip",
+                self.ap.max_requests_per_ip as usize,
+            ),
+            ("ap.max_tracked_ips", self.ap.max_tracked_ips),
+            ("relay.max_sessions_total", self.relay.max_sessions_total),
+            (
+                "relay.max_sessions_per_client_ip",
+                self.relay.max_sessions_per_client_ip,
+            ),
+            (
+                "relay.max_pending_handshakes",
+                self.relay.max_pending_handshakes,
+            ),
+            (
+                "relay.max_buffered_bytes_per_session",
+                self.relay.max_buffered_bytes_per_session,
+            ),
+            (
+                "relay.max_queued_bytes_per_stream",
+                self.relay.max_queued_bytes_per_stream,
+            ),
+            ("relay.max_used_nonces", self.relay.max_used_nonces),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be above 0".into()));
+            }
+        }
+        for app in &self.ap.app_ids {
+            if app.is_empty() || app.len() > 64 || !app.bytes().all(|b| (0x21..=0x7E).contains(&b))
+            {
+                return Err(invalid(
+                    "ap.app_ids",
+                    format!("`{app}` is not 1 to 64 printable ASCII characters"),
+                ));
+            }
+        }
+
+        let placeholder = TicketKey::from_bytes([0; 32]);
+        let relays: Vec<RelayInfo> = handed_out
+            .iter()
+            .map(|a| RelayInfo {
+                addr: a.ip(),
+                tcp_port: a.port(),
+                udp_port: 0,
+            })
+            .collect();
+        let mut ap = ApConfig::new(placeholder.clone(), relays);
+        ap.udp_ports = udp_ports.clone();
+        ap.ticket_lifetime = Duration::from_millis(self.ap.ticket_lifetime_ms);
+        ap.max_requests_per_ip = self.ap.max_requests_per_ip;
+        ap.rate_window = Duration::from_millis(self.ap.rate_window_ms);
+        ap.max_tracked_ips = self.ap.max_tracked_ips;
+        ap.allowed_apps = (!self.ap.app_ids.is_empty()).then(|| self.ap.app_ids.clone());
+
+        let r = &self.relay;
+        let mut relay = RelayConfig::new(placeholder, sdrtn);
+        relay.udp_ports = udp_ports;
+        relay.keepalive_interval = Duration::from_millis(r.keepalive_interval_ms);
+        relay.idle_timeout = Duration::from_millis(r.idle_timeout_ms);
+        relay.handshake_timeout = Duration::from_millis(r.handshake_timeout_ms);
+        relay.max_sessions_total = r.max_sessions_total;
+        relay.max_sessions_per_client_ip = r.max_sessions_per_client_ip;
+        relay.max_pending_handshakes = r.max_pending_handshakes;
+        relay.max_buffered_bytes_per_session = r.max_buffered_bytes_per_session;
+        relay.max_used_nonces = r.max_used_nonces;
+        relay.max_udp_error_replies_per_sec = r.max_udp_error_replies_per_sec;
+
+        Ok(Plan {
+            aps: self.ap.listen.clone(),
+            ap_ports: self.ap.ports.clone(),
+            ap,
+            relays: self.relay.listen.clone(),
+            relay_tcp_port: r.tcp_port,
+            relay,
+            max_queued_bytes_per_stream: r.max_queued_bytes_per_stream,
+            shutdown_grace: Duration::from_millis(r.shutdown_grace_ms),
+            metrics: self.metrics,
+        })
+    }
+
+    /// The ticket key: from `key_file` (the command line's, else the config's), else from the
+    /// environment (`env` is the value of [`TICKET_KEY_ENV`], passed in for testability).
+    pub fn ticket_key(
+        &self,
+        key_file: Option<&Path>,
+        env: Option<String>,
+    ) -> Result<TicketKey, ConfigError> {
+        let file = key_file.or(self.ticket_key_file.as_deref());
+        let env = env.filter(|v| !v.trim().is_empty());
+        match (file, env) {
+            (Some(path), Some(_)) => Err(ConfigError::TwoTicketKeys(path.to_owned())),
+            (Some(path), None) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::BadTicketKey {
+                        source_name: path.display().to_string(),
+                        reason: format!("cannot be read: {e}"),
+                    })?;
+                parse_key(&text, &path.display().to_string())
+            }
+            (None, Some(value)) => parse_key(&value, TICKET_KEY_ENV),
+            (None, None) => Err(ConfigError::NoTicketKey),
+        }
+    }
+}
+
+/// Parses 64 hex characters (surrounding whitespace ignored) into a key.
+pub fn parse_key(text: &str, source_name: &str) -> Result<TicketKey, ConfigError> {
+    let bad = |reason: String| ConfigError::BadTicketKey {
+        source_name: source_name.to_owned(),
+        reason,
+    };
+    let hex = text.trim();
+    if hex.len() != 64 {
+        return Err(bad(format!(
+            "is {} characters long, not 64 hex characters (32 bytes)",
+            hex.len()
+        )));
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        let pair = hex.get(2 * i..2 * i + 2).unwrap_or("");
+        *byte = u8::from_str_radix(pair, 16)
+            .map_err(|_| bad(format!("has a non-hex character near position {}", 2 * i)))?;
+    }
+    if bytes == [0; 32] {
+        return Err(bad(
+            "is all zeros, a placeholder: generate a random one".into()
+        ));
+    }
+    Ok(TicketKey::from_bytes(bytes))
+}
+
+/// `"a-b"`, `"a"` or `""` (no ports: an empty range).
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let text = text.trim();
+    if text.is_empty() || text == "none" {
+        #[allow(clippy::reversed_empty_ranges)]
+        return Ok(1..=0);
+    }
+    let port = |t: &str| -> Result<u16, String> {
+        match t.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("`{text}` is not a port or range such as 4500-4650")),
+            Ok(p) => Ok(p),
+        }
+    };
+    let range = match text.split_once('-') {
+        Some((a, b)) => port(a)?..=port(b)?,
+        None => port(text)?..=port(text)?,
+    };
+    if range.is_empty() {
+        return Err(format!("`{text}` is an empty range"));
+    }
+    if range.end() - range.start() >= 1024 {
+        return Err(format!(
+            "`{text}` holds more than 1024 ports: each is a socket of every relay"
+        ));
+    }
+    Ok(range)
+}
+
+fn check_unique(field: &'static str, ips: &[IpAddr]) -> Result<(), ConfigError> {
+    for (i, ip) in ips.iter().enumerate() {
+        if ips[..i].contains(ip) {
+            return Err(ConfigError::Invalid {
+                field,
+                reason: format!("{ip} is listed twice"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_map_the_seed_onto_loopback() {
+        let plan = ServeConfig::parse("").unwrap().plan().unwrap();
+        assert_eq!(plan.aps.len(), 4);
+        assert_eq!(plan.ap_ports, AP_PORTS);
+        assert_eq!(plan.relays, [parse_ip("127.0.2.1"), parse_ip("127.0.2.2")]);
+        assert_eq!(plan.relay.udp_ports, 4500..=4650);
+        assert_eq!(plan.ap.relays.len(), 2);
+        assert_eq!(plan.ap.relays[0].tcp_port, 4000);
+        assert!(plan.relay.sdrtn[0].contains(parse_ip("127.0.3.1")));
+    }
+
+    #[test]
+    fn the_example_config_is_the_defaults() {
+        let example =
+            ServeConfig::parse(include_str!("../../../../deploy/cloudproxy.toml")).unwrap();
+        let plan = example.plan().unwrap();
+        let defaults = ServeConfig::default().plan().unwrap();
+        assert_eq!(plan.aps, defaults.aps);
+        assert_eq!(plan.ap_ports, defaults.ap_ports);
+        assert_eq!(plan.relays, defaults.relays);
+        assert_eq!(plan.relay.udp_ports, defaults.relay.udp_ports);
+        assert_eq!(plan.relay.idle_timeout, defaults.relay.idle_timeout);
+        assert_eq!(
+            plan.relay.max_pending_handshakes,
+            defaults.relay.max_pending_handshakes
+        );
+        assert_eq!(plan.ap.ticket_lifetime, defaults.ap.ticket_lifetime);
+        assert_eq!(plan.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |text: &str| {
+            ServeConfig::parse(text)
+                .unwrap()
+                .plan()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("sdrtn = []").starts_with("sdrtn: no SD-RTN block"));
+        assert!(err("[relay]\nudp_ports = \"10-5\"").starts_with("relay.udp_ports:"));
+        assert!(err("[ap]\nlisten = []\n[relay]\nlisten = []").contains("nothing to serve"));
+        assert!(err("[relay]\nlisten = []").starts_with("ap.relays:"));
+        assert!(err("[relay]\nhandshake_timeout_ms = 0").starts_with("relay.handshake_timeout_ms"));
+        let syntax = ServeConfig::parse("[relay]\ntcp_prot = 4000").unwrap_err();
+        assert!(syntax.contains("tcp_prot"), "{syntax}");
+    }
+
+    #[test]
+    fn relays_handed_out_may_live_elsewhere() {
+        let config = ServeConfig::parse(
+            "[ap]\nrelays = [\"127.0.2.1\", \"127.0.2.9:4400\"]\n[relay]\nlisten = []",
+        )
+        .unwrap();
+        let plan = config.plan().unwrap();
+        assert!(plan.relays.is_empty());
+        assert_eq!(plan.ap.relays[1].tcp_port, 4400);
+        assert_eq!(plan.ap.relays[0].tcp_port, 4000);
+    }
+
+    #[test]
+    fn the_key_is_required_and_checked() {
+        let config = ServeConfig::default();
+        assert!(matches!(
+            config.ticket_key(None, None),
+            Err(ConfigError::NoTicketKey)
+        ));
+        let good = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        assert!(config.ticket_key(None, Some(good.into())).is_ok());
+        assert!(config.ticket_key(None, Some(format!("{good}\n"))).is_ok());
+        let short = config.ticket_key(None, Some("abcd".into())).unwrap_err();
+        assert!(short.to_string().contains("not 64 hex"), "{short}");
+        let zeros = config.ticket_key(None, Some("0".repeat(64))).unwrap_err();
+        assert!(zeros.to_string().contains("all zeros"));
+        let not_hex = config.ticket_key(None, Some("zz".repeat(32))).unwrap_err();
+        assert!(not_hex.to_string().contains("non-hex"));
+        let both = config
+            .ticket_key(Some(Path::new("/nonexistent")), Some(good.into()))
+            .unwrap_err();
+        assert!(matches!(both, ConfigError::TwoTicketKeys(_)));
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("4500-4503"), Ok(4500..=4503));
+        assert_eq!(parse_port_range("4500"), Ok(4500..=4500));
+        assert!(parse_port_range("").unwrap().is_empty());
+        assert!(parse_port_range("0-4").is_err());
+        assert!(parse_port_range("1000-9000").is_err());
+    }
+}

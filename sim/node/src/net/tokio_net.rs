@@ -1,0 +1,218 @@
+//! [`Net`] over real tokio sockets, for `cloudproxy serve`, `edge` and `call`.
+//!
+//! Every node gets its own address: on one machine that is a loopback address of its own
+//! (Linux routes all of `127.0.0.0/8` to the loopback interface, no setup needed), so that the
+//! relay sees distinct clients and tickets bind to distinct addresses, as on a real network.
+//! A [`TokioNet`] therefore carries the node's local IP:
+//!
+//! - binds to the unspecified address (`0.0.0.0:port`, what node code asks for) bind to
+//!   `local_ip:port` instead; binds to a specific address are kept;
+//! - outgoing TCP connections and UDP sockets take `local_ip` as their source address.
+//!
+//! With `local_ip` unspecified (`0.0.0.0`), everything binds as asked: a deployment that
+//! serves on every interface.
+//!
+//! Names resolve through the system's resolver ([`tokio::net::lookup_host`]), unless the
+//! node was given a fixed table ([`TokioNet::with_hosts`], `cloudproxy call --dns`), which then
+//! answers the names it holds first.
+//!
+//! [`TokioNet::now`] is the time since the Unix epoch: the one wall clock of the project,
+//! since access points and relays in different processes (or on different machines) must
+//! agree on ticket expiry. Nothing in the simulation uses this module.
+//!
+//! The listener and the UDP socket absorb the errors that concern one peer only, so that node
+//! loops written as `while let Ok(..) = accept()` survive them: an accept that fails because
+//! the process ran out of descriptors (`EMFILE`) waits a little and tries again (the kernel
+//! keeps the pending connections queued meanwhile), an aborted connection is skipped, and an
+//! ICMP error reported on a UDP socket (`ECONNREFUSED`) does not end its receive loop.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cloudproxy_core::time::Instant;
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+use super::{Listener, Net, Udp};
+
+/// The real network, as seen from one node's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokioNet {
+    local_ip: IpAddr,
+    /// Names answered without asking the system's resolver (lower-case keys).
+    hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
+}
+
+/// How long an accept loop waits after running out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+impl TokioNet {
+    /// The network seen from `local_ip` (`0.0.0.0` for "any interface, any source").
+    pub fn new(local_ip: IpAddr) -> Self {
+        TokioNet {
+            local_ip,
+            hosts: Arc::default(),
+        }
+    }
+
+    /// The same network, answering the names in `hosts` itself (case-insensitive) and asking
+    /// the system's resolver for every other name.
+    pub fn with_hosts(mut self, hosts: BTreeMap<String, Vec<IpAddr>>) -> Self {
+        let hosts = hosts
+            .into_iter()
+            .map(|(name, addrs)| (name.to_ascii_lowercase(), addrs))
+            .collect();
+        self.hosts = Arc::new(hosts);
+        self
+    }
+
+    /// The network with no address of its own: binds and sources as the OS chooses.
+    pub fn any() -> Self {
+        TokioNet::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// The node's address.
+    pub fn local_ip(&self) -> IpAddr {
+        self.local_ip
+    }
+
+    /// Where a bind to `at` really binds: the unspecified address becomes the node's own.
+    pub fn bind_addr(&self, at: SocketAddr) -> SocketAddr {
+        if at.ip().is_unspecified() && !self.local_ip.is_unspecified() {
+            SocketAddr::new(self.local_ip, at.port())
+        } else {
+            at
+        }
+    }
+
+    /// The source address for traffic to `to`: the node's address when the families match.
+    fn source_for(&self, to: SocketAddr) -> Option<SocketAddr> {
+        (!self.local_ip.is_unspecified() && self.local_ip.is_ipv4() == to.is_ipv4())
+            .then_some(SocketAddr::new(self.local_ip, 0))
+    }
+}
+
+/// The wall clock as the shared timeline: microseconds since the Unix epoch.
+pub fn unix_now() -> Instant {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Instant::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl Net for TokioNet {
+    type Stream = TcpStream;
+    type Listener = TcpListener;
+    type Udp = UdpSocket;
+
+    async fn connect(&self, to: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if to.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(source) = self.source_for(to) {
+            socket.bind(source)?;
+        }
+        let stream = socket.connect(to).await?;
+        // Signalling and framed media are small writes that must not wait for Nagle.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn listen(&self, at: SocketAddr) -> io::Result<TcpListener> {
+        let at = self.bind_addr(at);
+        TcpListener::bind(at)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on tcp {at}: {e}")))
+    }
+
+    async fn bind_udp(&self, at: SocketAddr) -> io::Result<UdpSocket> {
+        let at = self.bind_addr(at);
+        UdpSocket::bind(at)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind udp {at}: {e}")))
+    }
+
+    async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        if let Some(addrs) = self.hosts.get(&name.to_ascii_lowercase()) {
+            return Ok(addrs.clone());
+        }
+        let found = tokio::net::lookup_host((name, 0))
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for addr in found {
+            if !addrs.contains(&addr.ip()) {
+                addrs.push(addr.ip());
+            }
+        }
+        if addrs.is_empty() {
+            return Err(format!("{name}: no address"));
+        }
+        Ok(addrs)
+    }
+
+    fn now(&self) -> Instant {
+        unix_now()
+    }
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        loop {
+            match TcpListener::accept(self).await {
+                Ok((stream, peer)) => {
+                    // A peer that resets at once may leave no socket to configure: skip it.
+                    if stream.set_nodelay(true).is_ok() {
+                        return Ok((stream, peer));
+                    }
+                }
+                Err(e) if out_of_descriptors(&e) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+                Err(e) if per_connection(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Udp for UdpSocket {
+    async fn send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        UdpSocket::send_to(self, data, to).await.map(|_| ())
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        loop {
+            match UdpSocket::recv_from(self, buf).await {
+                Err(e) if per_connection(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        UdpSocket::local_addr(self)
+    }
+}
+
+/// `EMFILE` / `ENFILE` / `ENOBUFS` / `ENOMEM`: the process or the system is out of resources
+/// for a moment; the listener itself is fine.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
+}
+
+/// Errors about one peer (an aborted or reset connection, an ICMP error on UDP), not about the
+/// socket.
+fn per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}

@@ -1,7 +1,0 @@
-//! The `cloudproxy` binary: see `cloudproxy --help`.
-
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    cloudproxy_sim::cli::main()
-}

@@ -1,0 +1,19 @@
+//! # cloudproxy-sim
+//!
+//! The deterministic world around [`cloudproxy_core`] and the nodes of [`cloudproxy_node`]:
+//! the turmoil network ([`net::SimNet`]) and its decorators (the enterprise firewall, the
+//! impairments, the capture, the enterprise resolver), the firewall policy and DNS models,
+//! faults and swarm, the scenario catalogue and its oracles, pcap, and the exploration behind
+//! `check-firewall`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dns;
+pub mod faults;
+pub mod firewall_check;
+pub mod net;
+pub mod pcap;
+pub mod policy;
+pub mod scenario;
+pub mod swarm;
+pub mod world;

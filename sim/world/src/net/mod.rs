@@ -1,0 +1,12 @@
+//! The simulated network: [`SimNet`] implements `cloudproxy_node::net::Net` over turmoil, and
+//! the decorators the world wraps around it: the enterprise firewall ([`Firewalled`]) and the
+//! capture ([`Captured`]). The impairments are in [`crate::faults`] and the enterprise
+//! resolver in [`crate::dns`].
+
+mod capture;
+mod firewall;
+mod sim_net;
+
+pub use capture::{Captured, CapturedListener, CapturedStream, CapturedUdp, StreamAddrs};
+pub use firewall::{FirewallCounters, Firewalled, FirewalledUdp};
+pub use sim_net::{SimListener, SimNet, SimUdp};
