@@ -15,6 +15,7 @@ pub mod net;
 pub mod nodes;
 pub mod pcap;
 pub mod policy;
+pub mod policy_formats;
 pub mod scenario;
 pub mod serve;
 pub mod swarm;
