@@ -44,7 +44,9 @@ pub enum ImportError {
         error: String,
     },
     /// The input is larger than the importers read.
-    #[error("{what} is larger than {limit_bytes} bytes, the most a firewall export may be")]
+    #[error(
+        "{what} is larger than {limit_bytes} bytes, the most a policy or firewall export may be"
+    )]
     TooLarge {
         /// The file (or "the input").
         what: String,

@@ -303,7 +303,7 @@ fn suggested_rules_load_into_the_chain_they_name() {
         &ImportOptions::default(),
     )
     .unwrap();
-    let target = Target::imported(&imported.source);
+    let target = Target::imported(&imported.source, Format::Nft);
     ns.ok(
         &["nft", "-f", "-"],
         Some(&render_rules(
@@ -329,7 +329,7 @@ fn suggested_rules_load_into_the_chain_they_name() {
     let text = render_rules(
         std::slice::from_ref(&missing),
         Format::Iptables,
-        &Target::imported(&imported.source),
+        &Target::imported(&imported.source, Format::Iptables),
     );
     ns.ok(&["iptables-restore", "--noflush"], Some(&text));
     let after = from_iptables(&ns.ok(&["iptables-save"], None)).unwrap();

@@ -65,7 +65,7 @@ pub const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_COMMENT_BYTES: usize = 128;
 
 /// The netfilter hook the compiled chain sits on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Hook {
     /// The enterprise's own hosts: what they send (`output`, iptables `OUTPUT`).
     #[default]

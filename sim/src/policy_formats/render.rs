@@ -52,13 +52,21 @@ impl Target {
         }
     }
 
-    /// The chain an imported policy was read from.
-    pub fn imported(source: &Source) -> Target {
-        Target {
-            family: source.family.clone(),
-            nft_table: source.table.clone(),
-            nft_chain: source.chain.clone(),
-            iptables_chain: source.chain.clone(),
+    /// The chain a policy imported from `from` ([`Format::Nft`] or [`Format::Iptables`]) was
+    /// read from; in the other tool, the hook's own chain (iptables' `OUTPUT`) or our table.
+    pub fn imported(source: &Source, from: Format) -> Target {
+        let ours = Target::for_hook("imported", source.hook);
+        match from {
+            Format::Iptables => Target {
+                iptables_chain: source.chain.clone(),
+                ..ours
+            },
+            _ => Target {
+                family: source.family.clone(),
+                nft_table: source.table.clone(),
+                nft_chain: source.chain.clone(),
+                iptables_chain: source.hook.iptables_chain().to_owned(),
+            },
         }
     }
 

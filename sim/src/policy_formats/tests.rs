@@ -422,7 +422,7 @@ fn oversized_inputs_are_refused_with_the_file_and_the_limit() {
         .to_string();
     assert_eq!(
         err,
-        "/dev/zero is larger than 4194304 bytes, the most a firewall export may be"
+        "/dev/zero is larger than 4194304 bytes, the most a policy or firewall export may be"
     );
     let err = read_bounded(std::path::Path::new("/no/such/fw.json"))
         .unwrap_err()
