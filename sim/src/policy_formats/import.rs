@@ -224,6 +224,8 @@ pub(crate) struct Chain {
     pub policy: Action,
     /// `family table chain`, for messages.
     pub name: String,
+    /// The hook it sits on.
+    pub hook: Hook,
 }
 
 /// What one chain says.
@@ -241,8 +243,22 @@ pub(crate) fn assemble_chains(
 ) -> Result<Policy, ImportError> {
     let mut first: Option<(&str, Verdict, DnsPolicy)> = None;
     let mut tagged: Vec<(Option<usize>, Rule)> = Vec::new();
+    let families: Vec<Option<Family>> = chains.iter().map(|c| c.family).collect();
+    if let [Some(only)] = families.as_slice() {
+        notes.push(format!(
+            "{}: only {only} is filtered by this chain; the policy applies its default to the other family too",
+            chains[0].name
+        ));
+    }
     for chain in chains {
         let read = assemble(chain, notes)?;
+        let replies = chain.rules.iter().any(|r| r.ct == Some(Ct::Replies));
+        if chain.hook == Hook::Forward && !replies && read.default != Verdict::Pass {
+            notes.push(format!(
+                "{}: no `ct state established,related accept`: this gateway drops the replies of every allowed flow, while the policy (and the simulation) lets them pass",
+                chain.name
+            ));
+        }
         match first {
             None => first = Some((&chain.name, read.default, read.dns)),
             Some((name, default, dns)) if (default, dns) != (read.default, read.dns) => {

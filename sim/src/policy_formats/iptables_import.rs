@@ -65,6 +65,7 @@ pub fn import_iptables(text: &str, options: &ImportOptions) -> Result<Imported, 
                 family_tool(family),
                 section.line
             ),
+            hook,
         });
     }
     let policy = assemble_chains(&chains, &mut notes)?;
@@ -332,126 +333,156 @@ fn tokens(line: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// A line being read, for its errors.
+struct At<'a> {
+    n: usize,
+    line: &'a str,
+}
+
+impl At<'_> {
+    fn syntax(&self, message: impl Into<String>) -> ImportError {
+        ImportError::Syntax {
+            line: self.n,
+            text: self.line.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn bad(&self, what: impl Into<String>) -> ImportError {
+        ImportError::Untranslatable {
+            at: format!("line {} ({})", self.n, self.line),
+            what: what.into(),
+        }
+    }
+}
+
 /// One `-A CHAIN ...` line: `(chain, rule)`.
 fn parse_rule(line: &str, n: usize) -> Result<(String, FwRule), ImportError> {
-    let syntax = |message: String| ImportError::Syntax {
-        line: n,
-        text: line.to_owned(),
-        message,
-    };
-    let mut words = tokens(line).ok_or_else(|| syntax("an unterminated quote".to_owned()))?;
+    let at = At { n, line };
+    let mut words = tokens(line).ok_or_else(|| at.syntax("an unterminated quote"))?;
     if words.first().is_some_and(|w| w.starts_with('[')) {
         words.remove(0); // `iptables-save -c` counters
     }
     if words.len() < 2 || words[0] != "-A" {
-        return Err(syntax(
-            "expected `-A CHAIN ...`, `:CHAIN POLICY`, `*table` or COMMIT".to_owned(),
-        ));
+        return Err(at.syntax("expected `-A CHAIN ...`, `:CHAIN POLICY`, `*table` or COMMIT"));
     }
     let chain = words[1].clone();
     let mut fw = FwRule::new(format!("line {n} ({line})"), Action::Continue);
-    let bad = |what: String| ImportError::Untranslatable {
-        at: format!("line {n} ({line})"),
-        what,
-    };
     let mut it = words[2..].iter();
     while let Some(opt) = it.next() {
         let mut value = || {
             it.next()
                 .cloned()
-                .ok_or_else(|| syntax(format!("{opt} needs a value")))
+                .ok_or_else(|| at.syntax(format!("{opt} needs a value")))
         };
-        match opt.as_str() {
-            "!" => return Err(bad("negates a match (`!`): only positive matches can be expressed".to_owned())),
-            "-d" | "--destination" => {
-                let v = value()?;
-                let mut blocks = Vec::new();
-                for part in v.split(',') {
-                    blocks.push(part.parse::<Cidr>().map_err(|_| syntax(format!("`{part}` is not an address or block")))?);
-                }
-                fw.daddr = Some(blocks);
-            }
-            "-p" | "--protocol" => {
-                let v = value()?.to_ascii_lowercase();
-                fw.protos = match v.as_str() {
-                    "all" | "0" => None,
-                    "tcp" | "6" => Some(vec![L4::Known(Proto::Tcp)]),
-                    "udp" | "17" => Some(vec![L4::Known(Proto::Udp)]),
-                    _ => Some(vec![L4::Other(v)]),
-                };
-            }
-            "-m" | "--match" => {
-                let m = value()?;
-                if !matches!(m.as_str(), "tcp" | "udp" | "multiport" | "comment" | "state" | "conntrack" | "iprange") {
-                    return Err(bad(format!("uses the `{m}` match, which a policy cannot express")));
-                }
-            }
-            "--dport" | "--destination-port" => fw.dports = Some(vec![port_range(&value()?).ok_or_else(|| syntax("not a port or range a:b".to_owned()))?]),
-            "--dports" | "--destination-ports" => {
-                let v = value()?;
-                let mut ports = Vec::new();
-                for part in v.split(',') {
-                    ports.push(port_range(part).ok_or_else(|| syntax(format!("`{part}` is not a port or range a:b")))?);
-                }
-                fw.dports = Some(ports);
-            }
-            "--comment" => fw.comment = Some(value()?),
-            "--state" | "--ctstate" => {
-                let v = value()?.to_ascii_uppercase();
-                let states: Vec<&str> = v.split(',').collect();
-                fw.ct = if states.iter().all(|s| *s == "ESTABLISHED" || *s == "RELATED") {
-                    Some(Ct::Replies)
-                } else if states == ["INVALID"] {
-                    Some(Ct::Invalid)
-                } else {
-                    return Err(bad(format!("matches the connection states {v}: only ESTABLISHED,RELATED (replies) and INVALID are understood")));
-                };
-            }
-            "--dst-range" => {
-                let v = value()?;
-                let range = v.split_once('-').and_then(|(a, b)| {
-                    address_range(a.parse::<IpAddr>().ok()?, b.parse::<IpAddr>().ok()?)
-                });
-                fw.daddr = Some(range.ok_or_else(|| syntax(format!("`{v}` is not an address range a-b")))?);
-            }
-            "-o" | "--out-interface" => {
-                let v = value()?;
-                if v != "lo" {
-                    return Err(bad(format!("matches the output interface {v}: a policy has no interfaces (only `-o lo -j ACCEPT`, loopback, is understood)")));
-                }
-                fw.oif_lo = true;
-            }
-            "-j" | "--jump" => {
-                let target = value()?;
-                fw.action = match target.as_str() {
-                    "ACCEPT" => Action::Accept,
-                    "DROP" => Action::Drop,
-                    "REJECT" => Action::Reject,
-                    "RETURN" => Action::Return,
-                    "LOG" | "NFLOG" => Action::Continue,
-                    t if t.chars().all(|c| c.is_ascii_uppercase()) => {
-                        return Err(bad(format!("jumps to the {t} target, which a policy cannot express")))
-                    }
-                    chain => Action::Jump(chain.to_owned()),
-                };
-            }
-            "--reject-with" | "--log-prefix" | "--log-level" | "--nflog-prefix" | "--nflog-group" => {
-                value()?;
-            }
-            "--log-uid" | "--log-tcp-options" | "--log-ip-options" | "--log-tcp-sequence" => {}
-            other => {
-                return Err(bad(format!("uses `{other}`, which a policy cannot express (a source, an input interface, a source port, ...)")))
-            }
-        }
+        read_option(&at, &mut fw, opt, &mut value)?;
     }
     if let Some(blocks) = &fw.daddr {
         let v4 = blocks.iter().filter(|b| b.addr().is_ipv4()).count();
         if v4 != 0 && v4 != blocks.len() {
-            return Err(bad("mixes IPv4 and IPv6 destinations".to_owned()));
+            return Err(at.bad("mixes IPv4 and IPv6 destinations"));
         }
         fw.family = Some(if v4 > 0 { Family::V4 } else { Family::V6 });
     }
     Ok((chain, fw))
+}
+
+/// One option of a rule (`value` takes the word after it).
+fn read_option(
+    at: &At<'_>,
+    fw: &mut FwRule,
+    opt: &str,
+    value: &mut dyn FnMut() -> Result<String, ImportError>,
+) -> Result<(), ImportError> {
+    match opt {
+        "!" => {
+            return Err(at.bad("negates a match (`!`): only positive matches can be expressed"))
+        }
+        "-d" | "--destination" => {
+            let v = value()?;
+            let blocks: Result<Vec<Cidr>, _> = v.split(',').map(str::parse).collect();
+            let blocks = blocks.map_err(|_| at.syntax(format!("`{v}` is not an address or block")))?;
+            fw.daddr = Some(blocks);
+        }
+        "--dst-range" => {
+            let v = value()?;
+            let range = v.split_once('-').and_then(|(a, b)| {
+                address_range(a.parse::<IpAddr>().ok()?, b.parse::<IpAddr>().ok()?)
+            });
+            fw.daddr = Some(range.ok_or_else(|| at.syntax(format!("`{v}` is not an address range a-b")))?);
+        }
+        "-p" | "--protocol" => {
+            let v = value()?.to_ascii_lowercase();
+            fw.protos = match v.as_str() {
+                "all" | "0" => None,
+                "tcp" | "6" => Some(vec![L4::Known(Proto::Tcp)]),
+                "udp" | "17" => Some(vec![L4::Known(Proto::Udp)]),
+                _ => Some(vec![L4::Other(v)]),
+            };
+        }
+        "-m" | "--match" => {
+            let m = value()?;
+            let known = ["tcp", "udp", "multiport", "comment", "state", "conntrack", "iprange"];
+            if !known.contains(&m.as_str()) {
+                return Err(at.bad(format!("uses the `{m}` match, which a policy cannot express")));
+            }
+        }
+        "--dport" | "--destination-port" | "--dports" | "--destination-ports" => {
+            let v = value()?;
+            let ports: Option<Vec<_>> = v.split(',').map(port_range).collect();
+            let ports = ports.ok_or_else(|| at.syntax(format!("`{v}` is not a port, range a:b, or list of them")))?;
+            fw.dports = Some(ports);
+        }
+        "--comment" => fw.comment = Some(value()?),
+        "--state" | "--ctstate" => fw.ct = Some(states(at, &value()?)?),
+        "-o" | "--out-interface" => {
+            let v = value()?;
+            if v != "lo" {
+                return Err(at.bad(format!("matches the output interface {v}: a policy has no interfaces (only `-o lo -j ACCEPT`, loopback, is understood)")));
+            }
+            fw.oif_lo = true;
+        }
+        "-j" | "--jump" => fw.action = target(at, &value()?)?,
+        "--reject-with" | "--log-prefix" | "--log-level" | "--nflog-prefix" | "--nflog-group" => {
+            value()?;
+        }
+        "--log-uid" | "--log-tcp-options" | "--log-ip-options" | "--log-tcp-sequence" => {}
+        other => {
+            return Err(at.bad(format!("uses `{other}`, which a policy cannot express (a source, an input interface, a source port, ...)")))
+        }
+    }
+    Ok(())
+}
+
+fn states(at: &At<'_>, v: &str) -> Result<Ct, ImportError> {
+    let v = v.to_ascii_uppercase();
+    let states: Vec<&str> = v.split(',').collect();
+    if states
+        .iter()
+        .all(|s| *s == "ESTABLISHED" || *s == "RELATED")
+    {
+        Ok(Ct::Replies)
+    } else if states == ["INVALID"] {
+        Ok(Ct::Invalid)
+    } else {
+        Err(at.bad(format!("matches the connection states {v}: only ESTABLISHED,RELATED (replies) and INVALID are understood")))
+    }
+}
+
+fn target(at: &At<'_>, target: &str) -> Result<Action, ImportError> {
+    Ok(match target {
+        "ACCEPT" => Action::Accept,
+        "DROP" => Action::Drop,
+        "REJECT" => Action::Reject,
+        "RETURN" => Action::Return,
+        "LOG" | "NFLOG" => Action::Continue,
+        t if t.chars().all(|c| c.is_ascii_uppercase()) => {
+            return Err(at.bad(format!(
+                "jumps to the {t} target, which a policy cannot express"
+            )))
+        }
+        chain => Action::Jump(chain.to_owned()),
+    })
 }
 
 fn port_range(text: &str) -> Option<RangeInclusive<u16>> {

@@ -68,6 +68,7 @@ pub fn import_nft(text: &str, options: &ImportOptions) -> Result<Imported, Impor
             rules,
             policy: meta.policy.clone(),
             name: chain_name(base),
+            hook,
         });
     }
     let policy = assemble_chains(&chains, &mut notes)?;

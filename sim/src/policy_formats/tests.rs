@@ -362,11 +362,21 @@ fn the_stateful_frame_and_other_protocols_change_no_verdict() {
         ["10.0.0.0/8".parse().unwrap()],
         "an ip table: IPv4 only"
     );
-    assert_eq!(imported.notes.len(), 1, "{:?}", imported.notes);
+    assert_eq!(
+        imported.notes,
+        [
+            "ip filter output: only ipv4 is filtered by this chain; the policy applies its default to the other family too",
+            "line 7 (ip protocol icmp accept): left out for icmp: the policy decides TCP and UDP only",
+        ]
+    );
+    // A gateway that forgets the replies is told so.
+    let forward = "table inet f {\n\tchain fwd {\n\t\ttype filter hook forward priority 0; policy drop;\n\t\tip daddr 10.0.0.1 tcp dport 443 accept\n\t}\n}\n";
+    let notes = import_nft(forward, &ImportOptions::default())
+        .unwrap()
+        .notes;
     assert!(
-        imported.notes[0].contains("line 7 (ip protocol icmp accept): left out for icmp"),
-        "{:?}",
-        imported.notes
+        notes[0].contains("inet f fwd: no `ct state established,related accept`"),
+        "{notes:?}"
     );
     // A rule with no port opens them all, with no protocol both; `meta l4proto udp accept` is
     // an allow rule to everything.
