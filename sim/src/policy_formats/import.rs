@@ -2,8 +2,8 @@
 //! chain of them becomes a [`Policy`].
 //!
 //! Each importer turns the chosen chain (an `output` or `forward` base chain of a `filter`
-//! table; unconditional jumps to chains of its own are followed) into [`FwRule`]s, in order;
-//! [`assemble`] then reads them as a policy:
+//! table; unconditional jumps to chains of its own are followed) into rules of its own, in order;
+//! `assemble` then reads them as a policy:
 //!
 //! - `oif lo accept` (loopback) and `ct state established,related accept` (replies) are the
 //!   stateful frame every policy has; `ct state invalid drop` changes no new flow;

@@ -2,7 +2,7 @@
 //! to `iptables-restore` input, and imported back from `nft -j list ruleset` and
 //! `iptables-save` output.
 //!
-//! One policy, one meaning ([`crate::policy`], applied by [`crate::net::firewall`]):
+//! One policy, one meaning ([`crate::policy`], applied by `sim/src/net/firewall.rs`):
 //!
 //! - **default**: `drop` denies silently; `reject` refuses TCP at once (`tcp reset`) while UDP
 //!   still vanishes (the simulation's reject), so the compiled reject is `reject with tcp
@@ -14,7 +14,7 @@
 //!   a real network the firewall must also stop clients from asking any other resolver, so it
 //!   compiles to a deny of TCP and UDP port 53 ahead of the allow rules. `dns = "public"` adds no
 //!   rule: port 53 is open only where an allow rule opens it, exactly as in the simulation.
-//!   This is the one place the compiled firewall is stricter than [`Policy::verdict`]: with
+//!   This is the one place the compiled firewall is stricter than [`Policy::verdict`](crate::policy::Policy::verdict): with
 //!   `dns = "blocked"`, an allow rule covering port 53 does not open it (the simulation sends no
 //!   packet to port 53: its resolver answers out of band).
 //! - **one rule per allow rule**, in order, each with a `counter` and a comment
@@ -55,7 +55,7 @@ pub use iptables_import::{from_iptables, import_iptables};
 pub use nft::compile_nft;
 pub use nft_import::{from_nft, import_nft, nft_counters};
 
-use crate::policy::{Policy, Rule};
+use crate::policy::Rule;
 
 /// The largest firewall export the importers read: 4 MiB (a ruleset of tens of thousands of
 /// rules; real exports are kilobytes).
@@ -95,18 +95,6 @@ impl Hook {
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Hook {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Hook, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "output" => Ok(Hook::Output),
-            "forward" => Ok(Hook::Forward),
-            _ => Err(format!("`{text}` is not a hook: output or forward")),
-        }
     }
 }
 
@@ -251,10 +239,4 @@ fn check_size(text: &str) -> Result<(), ImportError> {
         });
     }
     Ok(())
-}
-
-/// Whether two policies decide every flow the same way, rule by rule: the same default and
-/// DNS stance, and the same rules once [`canonical`].
-pub fn equivalent(a: &Policy, b: &Policy) -> bool {
-    canonical(a) == canonical(b)
 }
