@@ -2,7 +2,7 @@
 //! to `iptables-restore` input, and imported back from `nft -j list ruleset` and
 //! `iptables-save` output.
 //!
-//! One policy, one meaning ([`crate::policy`], applied by `sim/src/net/firewall.rs`):
+//! One policy, one meaning ([`crate::policy`], applied by `sim/world/src/net/firewall.rs`):
 //!
 //! - **default**: `drop` denies silently; `reject` refuses TCP at once (`tcp reset`) while UDP
 //!   still vanishes (the simulation's reject), so the compiled reject is `reject with tcp
