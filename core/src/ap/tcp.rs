@@ -8,7 +8,7 @@ use super::{
     TcpEnd, TcpRefusal,
 };
 use crate::time::Instant;
-use crate::wire::{DecodeError, FrameReader};
+use crate::wire::{DecodeError, FrameReader, Message};
 
 /// Where an accepted connection stands.
 ///
@@ -194,7 +194,7 @@ impl AccessPoint {
         &mut self,
         conn: ApConn,
         peer: SocketAddr,
-        decoded: Result<crate::wire::Message, DecodeError>,
+        decoded: Result<Message, DecodeError>,
         len: usize,
         now: Instant,
     ) {

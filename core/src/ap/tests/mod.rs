@@ -1,5 +1,5 @@
 //! Scripted tests of the access point: answers and refusals (`udp.rs`), the rate limiter
-//! (`limits.rs`), the TCP side (`tcp.rs`).
+//! (`limits.rs`), the TCP side (`tcp.rs`), and properties over arbitrary input (`props.rs`).
 #![allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -14,6 +14,7 @@ use super::*;
 use crate::wire::{ErrorCode, RelayInfo, TicketKey, FLAG_UDP_MEDIA, RELAY_TCP_PORT};
 
 mod limits;
+mod props;
 mod tcp;
 mod udp;
 
