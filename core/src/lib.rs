@@ -6,6 +6,8 @@
 //!   `rtc.proxy_server`), with errors that name the key, the element and the reason, and a
 //!   canonical form that re-parses to the same configuration.
 //! - [`engine`]: the SDK engine's life cycle and the rule of when proxy settings may change.
+//! - [`ap`]: the cloud proxy's access point, a sans-IO machine: requests in, relays and
+//!   tickets out, bounded and rate-limited per client address and network.
 //! - [`time`]: the virtual clock every machine is driven by.
 //!
 //! Nothing here reads a clock, opens a socket or draws from a global random number generator:
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ap;
 pub mod client;
 pub mod engine;
 pub mod entropy;

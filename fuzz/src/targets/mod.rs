@@ -6,6 +6,7 @@
 //! `#[path]` and replays every corpus and regression file through the very same functions on
 //! stable Rust. The files in `fuzz/fuzz_targets/` are one-line shims over [`TARGETS`].
 
+pub mod ap;
 pub mod client;
 pub mod engine_ops;
 pub mod input;
@@ -26,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("wire_decode", wire_decode::run),
     ("socks5", socks5::run),
     ("relay", relay::run),
+    ("ap", ap::run),
     ("client", client::run),
 ];
 

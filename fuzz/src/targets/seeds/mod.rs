@@ -16,6 +16,7 @@ use cloudproxy_core::wire::{CloseReason, ErrorCode, Message, RelayInfo, Ticket, 
 
 use super::{engine_ops, relay};
 
+mod ap_seeds;
 mod machines;
 
 /// One seed file: its target (the corpus folder), its file name and its bytes.
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Seed> {
     out.extend(wire());
     out.extend(socks5());
     out.extend(machines::relay_seeds());
+    out.extend(ap_seeds::ap_seeds());
     out.extend(machines::client_seeds());
     out
 }
@@ -244,10 +246,20 @@ fn wire() -> Vec<Seed> {
         seed(
             t,
             "ap_request.bin",
+            frame(&Message::padded_ap_request(
+                0x0102_0304,
+                "demo-app",
+                FLAG_UDP_MEDIA,
+            )),
+        ),
+        seed(
+            t,
+            "ap_request_unpadded.bin",
             frame(&Message::ApRequest {
                 request_id: 0x0102_0304,
                 app_id: "demo-app".into(),
                 flags: FLAG_UDP_MEDIA,
+                padding_len: 0,
             }),
         ),
         seed(
