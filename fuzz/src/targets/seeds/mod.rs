@@ -113,6 +113,31 @@ fn params() -> Vec<Seed> {
             "duplicate_key.txt",
             r#"{"rtc.enable_proxy":true,"rtc.enable_proxy":false}"#,
         ),
+        seed(
+            t,
+            "misspelt_keys.txt",
+            r#"{"rtc.enable_proxi":true,"RTC.PROXY_SERVER":[0,"::1",1],"rtc.enableproxy":1}"#,
+        ),
+        seed(
+            t,
+            "byte_order_mark.txt",
+            "\u{feff}{\"rtc.enable_proxy\":true}",
+        ),
+        seed(
+            t,
+            "java_escaped_type2.txt",
+            r#"{\"rtc.proxy_server\":[2, \"[\\\"1.1.1.1\\\"]\", 0]}"#,
+        ),
+        seed(
+            t,
+            "seed_java_line_type2_quoted.txt",
+            r#""{\"rtc.proxy_server\":[2, \"[\"192.168.0.112\",\"127.0.0.1\"]\", 0]}""#,
+        ),
+        seed(
+            t,
+            "port_beyond_u64.txt",
+            r#"{"rtc.proxy_server":[1,"ap-proxy.agora.io",18446744073709551616]}"#,
+        ),
     ]
 }
 
