@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod engine_ops;
+pub mod http_connect;
 pub mod input;
 pub mod params;
 pub mod relay;
@@ -27,6 +28,7 @@ pub const TARGETS: &[Target] = &[
     ("socks5", socks5::run),
     ("relay", relay::run),
     ("client", client::run),
+    ("http_connect", http_connect::run),
 ];
 
 /// The body of the target called `name`.

@@ -16,6 +16,7 @@ use cloudproxy_core::wire::{CloseReason, ErrorCode, Message, RelayInfo, Ticket, 
 
 use super::{engine_ops, relay};
 
+mod http_connect;
 mod machines;
 
 /// One seed file: its target (the corpus folder), its file name and its bytes.
@@ -45,6 +46,7 @@ pub fn all() -> Vec<Seed> {
     out.extend(socks5());
     out.extend(machines::relay_seeds());
     out.extend(machines::client_seeds());
+    out.extend(http_connect::http_connect_seeds());
     out
 }
 
