@@ -91,7 +91,8 @@ pub const MAX_LISTED_SCHEMES: usize = 8;
 
 /// Everything that can go wrong building a `CONNECT` request, reading the proxy's answer or
 /// running the handshake. Messages name the bound, the line or the status that was wrong, and
-/// quote at most 64 characters of what the proxy sent.
+/// quote at most 64 bytes of any one thing the proxy sent (escaped when not printable ASCII;
+/// a reason phrase: at most 64 characters).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpConnectError {

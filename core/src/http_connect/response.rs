@@ -79,7 +79,9 @@ impl ResponseHead {
         HeadReader::new().push(input)
     }
 
-    /// Writes the head: status line, fields, empty line, each line ended by CRLF.
+    /// Writes the head: status line, fields, empty line, each line ended by CRLF. A head decoded
+    /// from bytes that were not UTF-8 (each replaced by the 3-byte U+FFFD) or with continuation
+    /// lines (joined into one) encodes longer than it came, possibly past a bound.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let version = match self.version {
             HttpVersion::Http10 => "1.0",
@@ -124,9 +126,8 @@ impl ResponseHead {
     /// not after `Connection: close` (or the older `Proxy-Connection: close`); in HTTP/1.0
     /// only after `Connection: keep-alive`.
     pub fn keeps_alive(&self) -> bool {
-        let mut tokens = self.list("connection").chain(self.list("proxy-connection"));
         let mut keep_alive = false;
-        for token in tokens.by_ref() {
+        for token in self.list("connection").chain(self.list("proxy-connection")) {
             if token.eq_ignore_ascii_case("close") {
                 return false;
             }
