@@ -119,7 +119,7 @@ pub enum HttpConnectOutput {
 ///     │  │  │ ──malformed or oversized head──► Close, Failed(the codec error)
 ///     │  │  └─407, no credentials──► Close, Failed(AuthRequired)
 ///     │  │    407 without Basic──► Close, Failed(AuthUnsupported)
-///     │  │    407 after credentials were sent──► Close, Failed(AuthRejected)
+///     │  │    407 (or 401) after credentials were sent──► Close, Failed(AuthRejected)
 ///     │  │ 407 offering Basic, connection kept alive, body ≤ 64 KiB framed by length or chunks
 ///     │  ▼
 ///     │ SkippingBody(c) ──body read past──► Transmit CONNECT with credentials ──► AwaitingHead(c)
@@ -398,10 +398,19 @@ impl HttpConnectClient {
         if head.status == 407 {
             return self.on_challenge(conn, &head);
         }
-        let error = HttpConnectError::Refused {
-            target: self.target.to_string(),
-            status: head.status,
-            reason: short(&head.reason),
+        let error = if head.status == 401 && self.credentials_sent {
+            // tinyproxy answers wrong credentials with 401 rather than a second 407.
+            HttpConnectError::AuthRejected {
+                target: self.target.to_string(),
+                status: head.status,
+                reason: short(&head.reason),
+            }
+        } else {
+            HttpConnectError::Refused {
+                target: self.target.to_string(),
+                status: head.status,
+                reason: short(&head.reason),
+            }
         };
         self.fail(error, true);
         false

@@ -192,7 +192,8 @@ pub enum HttpConnectError {
         /// The schemes of its `Proxy-Authenticate` challenges, or that it sent none.
         offered: String,
     },
-    /// `407` again after the credentials were sent: the proxy refused them.
+    /// `407` again after the credentials were sent, or `401` (tinyproxy's answer to wrong
+    /// credentials): the proxy refused them.
     #[error(
         "the HTTP proxy rejected the credentials for CONNECT {target}: {status} {reason} after \
          Proxy-Authorization was sent"

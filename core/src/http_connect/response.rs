@@ -361,8 +361,12 @@ fn parse_head(buf: &[u8]) -> Result<ResponseHead, HttpConnectError> {
                 ));
             };
             let value = field_value(n, &last.name, line)?;
-            last.value.push(' ');
-            last.value.push_str(&value);
+            if !value.is_empty() {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(&value);
+            }
             continue;
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {

@@ -17,26 +17,6 @@ const AUTH_HTTP10: &[u8] = b"HTTP/1.0 407 Proxy Authentication Required\r\n\
 const AUTH_HTTP10_KEEP: &[u8] = b"HTTP/1.0 407 Proxy Authentication Required\r\n\
     Proxy-Authenticate: Basic realm=\"corp\"\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
 
-/// The stream gives `expected` (with the tunnel bytes apart) whole, split in two at every byte
-/// boundary, and byte by byte.
-fn check_every_split(credentials: bool, stream: &[u8]) -> (Vec<HttpConnectOutput>, Vec<u8>) {
-    let whole = run_stream(credentials, stream, &[]);
-    for cut in 0..=stream.len() {
-        assert_eq!(
-            run_stream(credentials, stream, &[cut]),
-            whole,
-            "cut at {cut}"
-        );
-    }
-    let bytes: Vec<usize> = (1..stream.len()).collect();
-    assert_eq!(
-        run_stream(credentials, stream, &bytes),
-        whole,
-        "byte by byte"
-    );
-    whole
-}
-
 fn established(conn: u32, head_bytes: &[u8]) -> HttpConnectOutput {
     HttpConnectOutput::Established {
         conn: ProxyConn(conn),

@@ -10,6 +10,7 @@ use crate::time::Instant;
 
 mod machine;
 mod props;
+mod recorded;
 mod vectors;
 
 const T0: Instant = Instant::EPOCH;
@@ -159,6 +160,26 @@ fn run_stream(
         }
     }
     (outputs, tunnel)
+}
+
+/// The stream gives `expected` (with the tunnel bytes apart) whole, split in two at every byte
+/// boundary, and byte by byte.
+fn check_every_split(credentials: bool, stream: &[u8]) -> (Vec<HttpConnectOutput>, Vec<u8>) {
+    let whole = run_stream(credentials, stream, &[]);
+    for cut in 0..=stream.len() {
+        assert_eq!(
+            run_stream(credentials, stream, &[cut]),
+            whole,
+            "cut at {cut}"
+        );
+    }
+    let bytes: Vec<usize> = (1..stream.len()).collect();
+    assert_eq!(
+        run_stream(credentials, stream, &bytes),
+        whole,
+        "byte by byte"
+    );
+    whole
 }
 
 /// The error of a `Failed` output, panicking on anything else.

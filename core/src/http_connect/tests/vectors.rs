@@ -185,6 +185,12 @@ fn heads_read_as_their_fields_say() {
     let (h, _) = head(VALID[6]);
     assert_eq!(h.headers[1].value, "Basic realm=\"folded\"");
     assert_eq!(h.headers.len(), 2);
+    // Blank continuation lines and an empty first line add no whitespace.
+    let (h, _) = head(b"HTTP/1.1 407 x\r\nA: v\r\n \r\nB:\r\n\tw\r\n\r\n");
+    assert_eq!(
+        (h.headers[0].value.as_str(), h.headers[1].value.as_str()),
+        ("v", "w")
+    );
     let (h, _) = head(VALID[7]);
     assert_eq!(h.reason, "Bad Gateway \u{fffd}t\u{fffd}");
     assert_eq!(h.values("x-empty").collect::<Vec<_>>(), [""]);
