@@ -9,6 +9,7 @@
 pub mod ap;
 pub mod client;
 pub mod engine_ops;
+pub mod http_connect;
 pub mod input;
 pub mod params;
 pub mod relay;
@@ -29,6 +30,7 @@ pub const TARGETS: &[Target] = &[
     ("relay", relay::run),
     ("ap", ap::run),
     ("client", client::run),
+    ("http_connect", http_connect::run),
 ];
 
 /// The body of the target called `name`.
