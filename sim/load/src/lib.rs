@@ -33,7 +33,7 @@ pub mod probe;
 pub mod report;
 pub mod session;
 pub mod stats;
-mod tunnel;
+pub mod tunnel;
 pub mod upstream;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
