@@ -53,11 +53,19 @@ fn main() {
     let tunnels = client.run(async {
         let mut held = Vec::new();
         for i in 0..TUNNELS {
-            let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 93, 0, 1)) + i / 16));
+            let ip = IpAddr::V4(Ipv4Addr::from(
+                u32::from(Ipv4Addr::new(127, 93, 0, 1)) + i / 16,
+            ));
             held.push(
-                open_session(&[serve.ap], ip, "cloudproxy-bench", i + 1, up.addrs.tcp_echo)
-                    .await
-                    .expect("an idle tunnel"),
+                open_session(
+                    &[serve.ap],
+                    ip,
+                    "cloudproxy-bench",
+                    i + 1,
+                    up.addrs.tcp_echo,
+                )
+                .await
+                .expect("an idle tunnel"),
             );
         }
         held
@@ -87,22 +95,64 @@ fn main() {
 
     let per = |a: u64, b: u64, n: u64| (b.saturating_sub(a)) as f64 / n as f64;
     let figures = vec![
-        fig("memory/tunnel_bytes", per(rss0, rss1, TUNNELS.into()), "bytes RSS per idle tunnel"),
-        fig("memory/tunnel_fds", per(fds0, fds1, TUNNELS.into()), "descriptors per idle tunnel"),
-        fig("memory/media_session_bytes", per(rss1, rss2, opened), "bytes RSS per idle media session"),
-        fig("memory/media_session_fds", per(fds1, fds2, opened), "descriptors per idle media session"),
-        fig("memory/serve_rss_bytes", rss2 as f64, "bytes RSS of serve at the end"),
+        fig(
+            "memory/tunnel_bytes",
+            per(rss0, rss1, TUNNELS.into()),
+            "bytes RSS per idle tunnel",
+        ),
+        fig(
+            "memory/tunnel_fds",
+            per(fds0, fds1, TUNNELS.into()),
+            "descriptors per idle tunnel",
+        ),
+        fig(
+            "memory/media_session_bytes",
+            per(rss1, rss2, opened),
+            "bytes RSS per idle media session",
+        ),
+        fig(
+            "memory/media_session_fds",
+            per(fds1, fds2, opened),
+            "descriptors per idle media session",
+        ),
+        fig(
+            "memory/serve_rss_bytes",
+            rss2 as f64,
+            "bytes RSS of serve at the end",
+        ),
     ];
     write_results("memory", &figures);
     println!("memory: one serve (pid {pid}), descriptor limit {limit}");
-    println!("  at start                          RSS {:>8.1} MiB  fds {fds0}", rss0 as f64 / 1048576.0);
-    println!("  + {TUNNELS} idle tunnels            RSS {:>8.1} MiB  fds {fds1}", rss1 as f64 / 1048576.0);
-    println!("  + {opened} idle media sessions    RSS {:>8.1} MiB  fds {fds2}", rss2 as f64 / 1048576.0);
-    println!("  per idle tunnel:        {:>6.1} KiB RSS, {:.2} descriptors", per(rss0, rss1, TUNNELS.into()) / 1024.0, per(fds0, fds1, TUNNELS.into()));
-    println!("  per idle media session: {:>6.1} KiB RSS, {:.2} descriptors (tunnel included)", per(rss1, rss2, opened) / 1024.0, per(fds1, fds2, opened));
+    println!(
+        "  at start                          RSS {:>8.1} MiB  fds {fds0}",
+        rss0 as f64 / 1048576.0
+    );
+    println!(
+        "  + {TUNNELS} idle tunnels            RSS {:>8.1} MiB  fds {fds1}",
+        rss1 as f64 / 1048576.0
+    );
+    println!(
+        "  + {opened} idle media sessions    RSS {:>8.1} MiB  fds {fds2}",
+        rss2 as f64 / 1048576.0
+    );
+    println!(
+        "  per idle tunnel:        {:>6.1} KiB RSS, {:.2} descriptors",
+        per(rss0, rss1, TUNNELS.into()) / 1024.0,
+        per(fds0, fds1, TUNNELS.into())
+    );
+    println!(
+        "  per idle media session: {:>6.1} KiB RSS, {:.2} descriptors (tunnel included)",
+        per(rss1, rss2, opened) / 1024.0,
+        per(fds1, fds2, opened)
+    );
     drop((fleet, tunnels));
 }
 
 fn fig(id: &str, value: f64, unit: &str) -> Figure {
-    Figure { id: id.into(), value: Some(value), unit: unit.into(), failed: None }
+    Figure {
+        id: id.into(),
+        value: Some(value),
+        unit: unit.into(),
+        failed: None,
+    }
 }

@@ -134,7 +134,7 @@ fn tcp_paced(bin: &str, up: &UpstreamAddrs, client: &Client, s: &Settings, out: 
                 Err(e) => {
                     std::thread::sleep(Duration::from_millis(200));
                     let why = format!(
-                        "{e}; serve logged session_closed {:?}",
+                        "{e}; serve has logged session_closed (reason, count) so far: {:?}",
                         serve.proc.close_reasons()
                     );
                     eprintln!("FAILED tcp_paced_cpu/{name} at 1 Gbit/s: {why}");

@@ -88,7 +88,7 @@ fn main() {
             Err(e) => {
                 std::thread::sleep(Duration::from_millis(200));
                 let why = format!(
-                    "{e}; serve logged session_closed {:?}",
+                    "{e}; serve has logged session_closed (reason, count) so far: {:?}",
                     serve.proc.close_reasons()
                 );
                 eprintln!("\nFAILED {group_name}/serve: the tunnel through serve was cut by an unpaced sender within a {PROBE}-byte probe: {why}\n");
@@ -113,7 +113,7 @@ fn main() {
                     let start = Instant::now();
                     for _ in 0..iters {
                         if let Err(e) = transfer(&client, t, both, PER_ITER, &chunk) {
-                            let why = format!("{e}; serve logged session_closed {:?}", serve.proc.close_reasons());
+                            let why = format!("{e}; serve has logged session_closed (reason, count) so far: {:?}", serve.proc.close_reasons());
                             write_results("relay_tcp", &[Figure { id: format!("{group_name}/{name}"), value: None, unit: "ns/iter".into(), failed: Some(why.clone()) }]);
                             panic!("FAILED {group_name}/{name}: the tunnel was cut while measured: {why}");
                         }
