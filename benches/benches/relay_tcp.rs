@@ -83,12 +83,15 @@ fn main() {
         let mut s = client
             .run(Tunnel::through_serve(serve.ap, ip, id, dest))
             .expect("a tunnel through serve");
+        let probe_start = Instant::now();
         match transfer(&client, &mut s, both, PROBE, &chunk) {
             Ok(()) => tunnels.push(("serve", s)),
             Err(e) => {
+                let after = probe_start.elapsed();
                 std::thread::sleep(Duration::from_millis(200));
                 let why = format!(
-                    "{e}; serve has logged session_closed (reason, count) so far: {:?}",
+                    "{e}, {} ms after the first byte; serve has logged session_closed (reason, count) so far: {:?}",
+                    after.as_millis(),
                     serve.proc.close_reasons()
                 );
                 eprintln!("\nFAILED {group_name}/serve: the tunnel through serve was cut by an unpaced sender within a {PROBE}-byte probe: {why}\n");

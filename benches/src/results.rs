@@ -167,6 +167,13 @@ pub struct RatioDef {
     pub goal: Option<f64>,
 }
 
+impl RatioDef {
+    /// Whether `--goals-only` gates on it: the ratios with a goal, and the memory figures.
+    pub fn gated(&self) -> bool {
+        self.goal.is_some() || self.id.starts_with("memory.")
+    }
+}
+
 const fn r(
     id: &'static str,
     what: &'static str,
@@ -708,6 +715,14 @@ mod tests {
             compare(&up, &Measured::Value(1.0), None, 0.10),
             Verdict::NoReference
         );
+    }
+
+    #[test]
+    fn the_goal_ratios_are_gated() {
+        assert!(def("udp_echo.serve_vs_naive").gated());
+        assert!(def("memory.media_session_fds").gated());
+        assert!(!def("socks5.core_vs_raw").gated());
+        assert!(!def("tcp_one_way.copy8k_vs_direct").gated());
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! committed reference, and the comparison that gates on it.
 //!
 //! ```text
-//! bench_report [--reference FILE] [--compare] [--tolerance 0.10]
+//! bench_report [--reference FILE] [--compare] [--tolerance 0.10] [--goals-only]
 //!              [--run-out FILE] [--write-reference FILE --command TEXT]
 //! ```
 //!
 //! Reads criterion's files (`target/criterion`) and ours (`target/bench-results`). With
 //! `--compare`, exits 1 when a ratio is worse than the reference by more than the tolerance
 //! (or failed, or was not measured, where the reference has a value); a case that failed in
-//! the reference too is reported, not counted. `--run-out` writes this run (ratios and
+//! the reference too is reported, not counted. `--goals-only` gates only the ratios that have a
+//! goal (issue 12's) and the memory figures: the context ratios and the micro-benchmarks are
+//! still printed and compared, but do not fail the run (on a shared machine the connection-setup
+//! and nanosecond-scale ones move by far more than any tolerance between two runs). `--run-out` writes this run (ratios and
 //! figures, commit, machine, date) as JSON: the artifact the history plot reads.
 //! `--write-reference` writes the ratios as the new reference.
 
@@ -24,6 +27,7 @@ use cloudproxy_benches::results::{
 struct Args {
     reference: PathBuf,
     compare: bool,
+    goals_only: bool,
     tolerance: f64,
     run_out: Option<PathBuf>,
     write_reference: Option<PathBuf>,
@@ -34,6 +38,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         reference: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/reference.json")),
         compare: false,
+        goals_only: false,
         tolerance: 0.10,
         run_out: None,
         write_reference: None,
@@ -45,6 +50,7 @@ fn parse() -> Result<Args, String> {
         match arg.as_str() {
             "--reference" => a.reference = value("--reference")?.into(),
             "--compare" => a.compare = true,
+            "--goals-only" => a.goals_only = true,
             "--tolerance" => {
                 let v = value("--tolerance")?;
                 a.tolerance = v
@@ -146,8 +152,12 @@ fn main() -> ExitCode {
         let verdict_text = match &verdict {
             Verdict::Ok => "ok".to_owned(),
             Verdict::Regressed(why) => {
-                regressions.push(format!("{}: {why}", def.id));
-                "REGRESSED".to_owned()
+                if args.goals_only && !def.gated() {
+                    "worse (not gated)".to_owned()
+                } else {
+                    regressions.push(format!("{}: {why}", def.id));
+                    "REGRESSED".to_owned()
+                }
             }
             Verdict::NoReference => match (&m, reference_m) {
                 (Measured::Failed(_), Some(Measured::Failed(_))) => {
