@@ -1,1 +1,16 @@
-//! Benchmarks live in `benches/`; this library is empty on purpose.
+//! What the benchmarks share: the loopback world they run in ([`world`]), the relay processes
+//! and their CPU, memory and descriptor accounting ([`procs`]), the loops that drive traffic
+//! through a relay ([`drive`]), and the results files, ratios, goals and the comparison with
+//! the committed reference ([`results`]).
+//!
+//! Every relay runs in a child process (`bench_relay`, found with
+//! `env!("CARGO_BIN_EXE_bench_relay")` by the benchmark targets), so that its CPU time is the
+//! kernel's accounting of that process. Traffic goes to loopback addresses only, and every loop
+//! is bounded in count and time.
+
+#![warn(missing_docs)]
+
+pub mod drive;
+pub mod procs;
+pub mod results;
+pub mod world;

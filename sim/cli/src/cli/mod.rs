@@ -5,6 +5,7 @@
 
 mod check_cmd;
 mod engine_cmd;
+mod load_cmd;
 mod real_cmd;
 mod run_cmd;
 mod sweep_cmd;
@@ -44,6 +45,10 @@ pub enum Command {
     /// Join a channel as an SDK client on real sockets, talk, leave, and print the report row
     /// (exit 1 when it never joined).
     Call(real_cmd::CallArgs),
+    /// Load a running proxy: N sessions (AP request, tunnel, UDP media) sending P packets/s of
+    /// B bytes for S seconds, optionally X tunnel bytes each; prints sent, received, loss,
+    /// reordering, RTT and jitter percentiles (exit 1 when a session or tunnel failed).
+    Load(cloudproxy_load::args::LoadArgs),
     /// Will the SDK work behind this firewall policy? Joined or not, signalling and media paths,
     /// time to join, and the allow rules its best path still needs (exit 1 when it does not join).
     CheckFirewall(check_cmd::CheckArgs),
@@ -96,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => real_cmd::serve(&args, &mut out),
         Command::Edge(args) => real_cmd::edge(&args, &mut out),
         Command::Call(args) => real_cmd::call(&args, &mut out),
+        Command::Load(args) => load_cmd::run(&args, &mut out),
         Command::CheckFirewall(args) => check_cmd::run(&args, &mut out),
     };
     match result {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod edge;
 pub mod logging;
 pub mod metrics;
+pub mod rlimit;
 pub mod shutdown;
 
 use std::cell::{Cell, RefCell};
@@ -72,6 +73,15 @@ pub async fn serve(
     shutdown: Shutdown,
     on_ready: impl FnOnce(&Sources, Option<SocketAddr>),
 ) -> Result<(), String> {
+    match rlimit::raise_nofile_limit() {
+        Ok(l) => tracing::info!(
+            before = l.before,
+            soft = l.soft,
+            hard = l.hard,
+            "descriptor limit (RLIMIT_NOFILE) raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let mut entropy = os_entropy().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let trace = Trace::tap(logging::trace_line);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, io::Result<()>)>();
