@@ -18,6 +18,8 @@ use cloudproxy_core::engine::{Engine, EngineError};
 use cloudproxy_core::params::Mode;
 use serde_json::Value;
 
+use super::Status;
+
 /// Arguments of `cloudproxy engine`.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
@@ -25,8 +27,12 @@ pub struct EngineArgs {
     /// (`{"rtc.proxy_server":[2, "["ip1","ip2"]", 0]}`).
     #[arg(long)]
     pub compat: bool,
+    /// setParameters texts from files (`-`: standard input), one text per file, at most 64 KiB
+    /// each; they run first, in order, before the OPs.
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Vec<std::path::PathBuf>,
     /// The ops, in order: `join`, `leave`, or a setParameters JSON text.
-    #[arg(required = true, value_name = "OP")]
+    #[arg(required_unless_present = "params_file", value_name = "OP")]
     pub ops: Vec<String>,
 }
 
@@ -56,8 +62,15 @@ impl<'a> Op<'a> {
     }
 }
 
-/// Runs the ops; returns whether every op returned 0.
-pub fn run(args: &EngineArgs, out: &mut impl Write) -> io::Result<bool> {
+/// Runs the ops (the `--params-file` texts first); `Ok` when every op returned 0.
+pub fn run(args: &EngineArgs, out: &mut impl Write) -> io::Result<Status> {
+    let from_files = match super::params_file::read_all(&args.params_file) {
+        Ok(texts) => texts,
+        Err(e) => {
+            eprintln!("cloudproxy engine: {e}");
+            return Ok(Status::Usage);
+        }
+    };
     let mode = if args.compat {
         Mode::Compat
     } else {
@@ -65,12 +78,13 @@ pub fn run(args: &EngineArgs, out: &mut impl Write) -> io::Result<bool> {
     };
     let mut engine = Engine::new(mode);
     let mut all_ok = true;
-    for text in &args.ops {
-        let line = step(&mut engine, Op::parse(text));
+    let sets = from_files.iter().map(|t| Op::Set(t));
+    for op in sets.chain(args.ops.iter().map(|t| Op::parse(t))) {
+        let line = step(&mut engine, op);
         all_ok &= line.code == 0;
         writeln!(out, "{}", line.to_json())?;
     }
-    Ok(all_ok)
+    Ok(Status::from(all_ok))
 }
 
 /// The seed document's examples, each on a fresh engine (strict, then compat), as the
