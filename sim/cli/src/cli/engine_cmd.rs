@@ -234,10 +234,11 @@ mod tests {
     fn run_ops(compat: bool, ops: &[&str]) -> (bool, Vec<Value>) {
         let args = EngineArgs {
             compat,
+            params_file: Vec::new(),
             ops: ops.iter().map(|s| s.to_string()).collect(),
         };
         let mut out = Vec::new();
-        let ok = run(&args, &mut out).unwrap();
+        let ok = run(&args, &mut out).unwrap() == Status::Ok;
         let lines = String::from_utf8(out)
             .unwrap()
             .lines()
@@ -273,10 +274,11 @@ mod tests {
     fn keys_are_printed_in_contract_order() {
         let args = EngineArgs {
             compat: false,
+            params_file: Vec::new(),
             ops: vec!["{}".into()],
         };
         let mut out = Vec::new();
-        assert!(run(&args, &mut out).unwrap());
+        assert_eq!(run(&args, &mut out).unwrap(), Status::Ok);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(

@@ -154,8 +154,7 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
         |j| j as usize,
     );
     let threads = threads.clamp(1, MAX_JOBS as usize);
-    writeln!(
-        out,
+    let header = format!(
         "cloudproxy sweep: {} run(s), seeds {}..{}{}{}{}, {} job(s)",
         jobs.len(),
         args.seeds.0.start,
@@ -169,8 +168,14 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
             .as_ref()
             .map_or(String::new(), |p| format!(", policy {}", p.path.display())),
         threads
-    )?;
-    out.flush()?;
+    );
+    // With --json, standard output holds the JSON objects only.
+    if args.json {
+        eprintln!("{header}");
+    } else {
+        writeln!(out, "{header}")?;
+        out.flush()?;
+    }
     let (tx, rx) = mpsc::channel();
     watch_sigint(tx.clone());
     let next = Arc::new(AtomicUsize::new(0));
