@@ -222,6 +222,13 @@ fn tests() -> Result<(), String> {
 }
 
 fn unreferenced_snapshots() -> Result<(), String> {
+    let unnamed = snapshots::unnamed(&root());
+    if !unnamed.is_empty() {
+        return Err(format!(
+            "snapshot files their sources do not name:\n    {}",
+            unnamed.join("\n    ")
+        ));
+    }
     let references = std::fs::read_to_string(references_file()).unwrap_or_default();
     let stale = snapshots::unreferenced(&root(), &references);
     let all = snapshots::files(&root().join("snapshots")).len();
