@@ -178,64 +178,16 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
     }
     let (tx, rx) = mpsc::channel();
     watch_sigint(tx.clone());
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    for _ in 0..threads {
-        let (jobs, next, stop, tx) = (jobs.clone(), next.clone(), stop.clone(), tx.clone());
-        let (swarm, policy) = (args.swarm, policy.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((seed, scenario)) = jobs.get(i).copied() else {
-                    return;
-                };
-                let options = RunOptions {
-                    seed,
-                    swarm,
-                    policy: policy.clone(),
-                };
-                let record = RunRecord::new(&scenario.run_with(&options));
-                if tx.send(Event::Done(Box::new(record))).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    drop(tx);
-    let terminal = io::stderr().is_terminal();
-    let mut records: Vec<RunRecord> = Vec::with_capacity(jobs.len());
-    let mut interrupted = false;
-    while records.len() < jobs.len() {
-        match rx.recv() {
-            Ok(Event::Done(record)) => {
-                if !record.passed() {
-                    // Say so at once: a long sweep should not hide a failure until the end.
-                    eprintln!(
-                        "{}FAIL {} seed {}: reproduce: {}",
-                        if terminal { "\r" } else { "" },
-                        record.scenario,
-                        record.options.seed,
-                        record.reproduce
-                    );
-                }
-                records.push(*record);
-                let failed = records.iter().filter(|r| !r.passed()).count();
-                progress(terminal, records.len(), jobs.len(), failed);
-            }
-            Ok(Event::Interrupted) => {
-                stop.store(true, Ordering::Relaxed);
-                interrupted = true;
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    if terminal {
-        eprintln!();
-    }
+    let options = RunOptions {
+        seed: 0,
+        swarm: args.swarm,
+        policy,
+    };
+    let workers = Workers::start(jobs.clone(), threads, &options, tx);
+    let (mut records, interrupted) = collect(&rx, jobs.len(), &workers.stop);
     records.sort_by_key(|r| (r.scenario, r.options.seed));
     if interrupted {
-        let started = next.load(Ordering::Relaxed).min(jobs.len());
+        let started = workers.next.load(Ordering::Relaxed).min(jobs.len());
         let note = format!(
             "interrupted: {} of {} runs finished, {} in flight abandoned, {} not started",
             records.len(),
@@ -263,6 +215,86 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
         return Ok(Status::Interrupted);
     }
     Ok(Status::from(records.iter().all(RunRecord::passed)))
+}
+
+/// The sweep's worker threads: each takes the next job until none is left or `stop` is set.
+struct Workers {
+    /// The index of the next job to start.
+    next: Arc<AtomicUsize>,
+    /// Set on SIGINT: start nothing more.
+    stop: Arc<AtomicBool>,
+}
+
+impl Workers {
+    /// Starts `threads` workers on `jobs`, each run with `options` and its job's seed; every
+    /// finished run is sent on `tx`.
+    fn start(
+        jobs: Arc<Vec<(u64, &'static Scenario)>>,
+        threads: usize,
+        options: &RunOptions,
+        tx: mpsc::Sender<Event>,
+    ) -> Self {
+        let next = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        for _ in 0..threads {
+            let (jobs, next, stop, tx) = (jobs.clone(), next.clone(), stop.clone(), tx.clone());
+            let options = options.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((seed, scenario)) = jobs.get(i).copied() else {
+                        return;
+                    };
+                    let options = RunOptions {
+                        seed,
+                        ..options.clone()
+                    };
+                    let record = RunRecord::new(&scenario.run_with(&options));
+                    if tx.send(Event::Done(Box::new(record))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Workers { next, stop }
+    }
+}
+
+/// Collects the runs as they finish (saying at once when one fails, with progress) until all
+/// `total` are in or SIGINT arrives; returns them and whether the sweep was interrupted.
+fn collect(rx: &mpsc::Receiver<Event>, total: usize, stop: &AtomicBool) -> (Vec<RunRecord>, bool) {
+    let terminal = io::stderr().is_terminal();
+    let mut records: Vec<RunRecord> = Vec::with_capacity(total);
+    let mut interrupted = false;
+    while records.len() < total {
+        match rx.recv() {
+            Ok(Event::Done(record)) => {
+                if !record.passed() {
+                    // Say so at once: a long sweep should not hide a failure until the end.
+                    eprintln!(
+                        "{}FAIL {} seed {}: reproduce: {}",
+                        if terminal { "\r" } else { "" },
+                        record.scenario,
+                        record.options.seed,
+                        record.reproduce
+                    );
+                }
+                records.push(*record);
+                let failed = records.iter().filter(|r| !r.passed()).count();
+                progress(terminal, records.len(), total, failed);
+            }
+            Ok(Event::Interrupted) => {
+                stop.store(true, Ordering::Relaxed);
+                interrupted = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if terminal {
+        eprintln!();
+    }
+    (records, interrupted)
 }
 
 fn progress(terminal: bool, done: usize, total: usize, failed: usize) {
