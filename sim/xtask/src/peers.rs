@@ -17,8 +17,9 @@ pub struct Peer {
     pub why: &'static str,
 }
 
-/// Every Debian peer the tests need: the one list (`.ci/run`, the README and the workflows
-/// name `cargo xtask peers` rather than repeat it).
+/// Every Debian peer the tests need: the one list (the README names `cargo xtask peers` rather
+/// than repeat it). tshark, dante-server and microsocks are used by the tests today; the others
+/// are installed for the real-ruleset and HTTP-proxy tests being added on other branches.
 pub const PEERS: &[Peer] = &[
     Peer {
         package: "tshark",
@@ -38,27 +39,27 @@ pub const PEERS: &[Peer] = &[
     Peer {
         package: "nftables",
         binary: "nft",
-        why: "real firewall rulesets (nft) for check-firewall",
+        why: "nft rulesets, for check-firewall --from-nft (being added)",
     },
     Peer {
         package: "iptables",
         binary: "iptables",
-        why: "real firewall rulesets (iptables-save) for check-firewall",
+        why: "iptables-save rulesets, for check-firewall --from-iptables (being added)",
     },
     Peer {
         package: "iproute2",
         binary: "ip",
-        why: "network namespaces for the firewall tests",
+        why: "network namespaces (ip netns), for tests on real rulesets",
     },
     Peer {
         package: "tinyproxy",
         binary: "tinyproxy",
-        why: "a real HTTP CONNECT proxy",
+        why: "a real HTTP proxy peer",
     },
     Peer {
         package: "squid",
         binary: "squid",
-        why: "a real HTTP CONNECT proxy",
+        why: "a real HTTP proxy peer",
     },
 ];
 
