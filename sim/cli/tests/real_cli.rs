@@ -1,6 +1,7 @@
 //! The real-socket commands' contract: `serve` refuses to start without a valid ticket key or
 //! with a bad configuration (exit 2, saying why), shuts down gracefully on SIGTERM (every
-//! session closed with `ShuttingDown`, exit 0), and `call` exits 1 when it never joins.
+//! session closed with `ShuttingDown`, exit 0), and `call` exits 1, saying why, when it never
+//! joins, ends disconnected or hears no media, and refuses a media rate it cannot sustain.
 
 mod real_support;
 
@@ -127,10 +128,53 @@ fn sigterm_closes_every_session_with_shutting_down_and_exits_0() {
         Some("cloudproxy serve: stopped")
     );
 
-    // The client saw its relay go (and, the proxy being gone, could not come back).
+    // The client saw its relay go (and, the proxy being gone, could not come back): the call
+    // ended disconnected, which is a failure (exit 1) that says so.
     let alice = finish_call(&mut alice, Duration::from_secs(20));
-    assert!(alice.joined() && alice.status.success(), "{alice:#?}");
+    assert!(alice.joined(), "{alice:#?}");
     assert_eq!(alice.reconnects(), 1, "{alice:#?}");
+    assert_eq!(alice.status.code(), Some(1), "{alice:#?}");
+    assert_eq!(alice.json["verdict"], "ended disconnected", "{alice:#?}");
+    assert!(
+        alice.stderr.contains("alice joined but ended disconnected"),
+        "{}",
+        alice.stderr
+    );
+}
+
+#[test]
+fn a_call_that_joined_but_heard_no_media_exits_1_and_says_so() {
+    let b = Block(63);
+    let dir = TempDir::new("lonely");
+    let key = random_key();
+    let _edge = start_edge(b, &dir);
+    let config = serve_config(b, &[b.ap()], &[b.relay(1)], &[], b.metrics(1), "");
+    let _serve = start_serve("serve", &dir, &config, &key);
+    // Alone in its channel: it joins and stays connected, but nobody talks to it.
+    let mut carol = start_call(b, &dir, "carol", 1, 3.0, &[ENABLE], &[]);
+    let carol = finish_call(&mut carol, Duration::from_secs(20));
+    assert!(carol.joined(), "{carol:#?}");
+    assert_eq!(carol.received(), 0, "{carol:#?}");
+    assert_eq!(carol.status.code(), Some(1), "{carol:#?}");
+    assert_eq!(carol.json["verdict"], "no media", "{carol:#?}");
+    assert!(
+        carol.stderr.contains("carol joined but received no media"),
+        "{}",
+        carol.stderr
+    );
+}
+
+#[test]
+fn call_refuses_a_media_rate_above_what_it_sustains() {
+    for pps in ["0", "5001"] {
+        let output = Command::new(bin())
+            .args(["call", "--for", "1", "--pps", pps])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("1..=5000"), "{stderr}");
+    }
 }
 
 #[test]

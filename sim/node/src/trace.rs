@@ -1,7 +1,7 @@
 //! The event trace: one JSON object per line, one line per state change, message or verdict,
 //! stamped with simulated time. The same seed gives the same trace, byte for byte.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use cloudproxy_core::time::Instant;
@@ -11,32 +11,57 @@ use sha2::{Digest, Sha256};
 /// Where a tapped trace sends its lines.
 type TapFn = Rc<dyn Fn(&str)>;
 
-/// A shared, append-only trace.
-#[derive(Clone, Default)]
+/// A shared, append-only trace, bounded: past its cap ([`MAX_TRACE_LINES`] unless made with
+/// [`Trace::with_cap`]) lines are counted ([`Trace::dropped`]), not kept.
+#[derive(Clone)]
 pub struct Trace {
     lines: Rc<RefCell<Vec<String>>>,
+    /// Lines recorded past the cap: counted, not kept.
+    dropped: Rc<Cell<u64>>,
+    /// The most lines kept.
+    cap: usize,
     /// When set, every line goes here instead of being kept (long-running real-socket nodes,
     /// whose trace is a log).
     tap: Option<TapFn>,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace::with_cap(MAX_TRACE_LINES)
+    }
 }
 
 impl std::fmt::Debug for Trace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trace")
             .field("lines", &self.lines.borrow().len())
+            .field("dropped", &self.dropped.get())
+            .field("cap", &self.cap)
             .field("tap", &self.tap.is_some())
             .finish()
     }
 }
 
-/// The most lines one run keeps (a bound against runaway loops); later lines are counted only.
+/// The most lines one run keeps (a bound against runaway loops); later lines are counted only
+/// ([`Trace::dropped`]), and every report says how many.
 pub const MAX_TRACE_LINES: usize = 1_000_000;
 
 impl Trace {
+    /// An empty trace that keeps at most `cap` lines and counts the rest.
+    pub fn with_cap(cap: usize) -> Self {
+        Trace {
+            lines: Rc::default(),
+            dropped: Rc::default(),
+            cap,
+            tap: None,
+        }
+    }
+
     /// Records an event of `node` at `at`; `fields` is a JSON object of details.
     pub fn record(&self, at: Instant, node: &str, event: &str, fields: Value) {
         let mut lines = self.lines.borrow_mut();
-        if lines.len() >= MAX_TRACE_LINES && self.tap.is_none() {
+        if lines.len() >= self.cap && self.tap.is_none() {
+            self.dropped.set(self.dropped.get().saturating_add(1));
             return;
         }
         let mut line = format!(
@@ -61,8 +86,22 @@ impl Trace {
     pub fn tap(tap: impl Fn(&str) + 'static) -> Self {
         Trace {
             lines: Rc::default(),
+            dropped: Rc::default(),
+            cap: 0,
             tap: Some(Rc::new(tap)),
         }
+    }
+
+    /// How many lines were recorded past the cap and so not kept (0 for a complete trace).
+    /// [`Trace::hash`] covers the kept lines only: a trace that dropped lines is not evidence
+    /// of what happened after its cap.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+
+    /// The most lines this trace keeps.
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     /// The lines so far.
@@ -70,7 +109,7 @@ impl Trace {
         self.lines.borrow().clone()
     }
 
-    /// How many lines.
+    /// How many lines were kept.
     pub fn len(&self) -> usize {
         self.lines.borrow().len()
     }
@@ -93,5 +132,43 @@ impl Trace {
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(trace: &Trace, n: u64) {
+        for i in 0..n {
+            trace.record(
+                Instant::from_micros(i),
+                "node",
+                "event",
+                serde_json::json!({"i": i}),
+            );
+        }
+    }
+
+    #[test]
+    fn past_the_cap_lines_are_counted_not_kept() {
+        let trace = Trace::with_cap(3);
+        record(&trace, 5);
+        assert_eq!(trace.len(), 3);
+        assert_eq!(trace.dropped(), 2);
+        assert!(trace.lines()[2].contains("\"i\":2"), "{:?}", trace.lines());
+        let whole = Trace::with_cap(10);
+        record(&whole, 5);
+        assert_eq!((whole.len(), whole.dropped()), (5, 0));
+    }
+
+    #[test]
+    fn the_default_cap_is_the_documented_one_and_a_tap_keeps_nothing() {
+        assert_eq!(Trace::default().cap(), MAX_TRACE_LINES);
+        let seen = Rc::new(Cell::new(0));
+        let counter = seen.clone();
+        let tap = Trace::tap(move |_| counter.set(counter.get() + 1));
+        record(&tap, 4);
+        assert_eq!((tap.len(), tap.dropped(), seen.get()), (0, 0, 4));
     }
 }

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod dns;
+pub mod fault_schedule;
 pub mod faults;
 pub mod firewall_check;
 pub mod net;
@@ -17,4 +18,5 @@ pub mod policy;
 pub mod policy_formats;
 pub mod scenario;
 pub mod swarm;
+pub mod timeline;
 pub mod world;

@@ -2,6 +2,7 @@
 //! of a scenario. The faults start after the clients had a moment to join and all heal by
 //! [`HEAL_AT`]; the oracles then require safety throughout and liveness after the heal.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use cloudproxy_core::entropy::Entropy;
@@ -47,6 +48,23 @@ pub const KINDS: [FaultKind; 6] = [
 /// Adds the faults of swarm seed `seed` to `spec` (whose own seed stays as it is), sets the
 /// heal time, and lengthens the run so that liveness can be judged. Returns the kinds enabled.
 pub fn apply(spec: &mut WorldSpec, seed: u64) -> Vec<FaultKind> {
+    // Servers the scenario itself crashes are left alone: crashing a server that is already
+    // down does nothing, and a fault that does nothing fails the run.
+    let down: Vec<IpAddr> = spec
+        .faults
+        .iter()
+        .filter_map(|(_, f)| match f {
+            Fault::Crash(host) => Some(*host),
+            _ => None,
+        })
+        .collect();
+    let up = |ips: &[&str]| -> Vec<IpAddr> {
+        ips.iter()
+            .map(|a| ip(a))
+            .filter(|a| !down.contains(a))
+            .collect()
+    };
+    let (aps, relays) = (up(&AP_IPS), up(&RELAY_IPS));
     let mut rng = Entropy::from_u64(seed ^ 0x5A_4A_4D);
     let mut pick = |n: u64| rng.next_below(n);
     let mut enabled = Vec::new();
@@ -68,12 +86,12 @@ pub fn apply(spec: &mut WorldSpec, seed: u64) -> Vec<FaultKind> {
                 spec.faults.push((heal, Fault::Impair(Impairments::NONE)));
             }
             FaultKind::ApCrash => {
-                let ap = ip(AP_IPS[pick(AP_IPS.len() as u64) as usize]);
+                let ap = aps[pick(aps.len() as u64) as usize];
                 spec.faults.push((from, Fault::Crash(ap)));
                 spec.faults.push((heal, Fault::Restart(ap)));
             }
             FaultKind::RelayCrash => {
-                let relay = ip(RELAY_IPS[pick(RELAY_IPS.len() as u64) as usize]);
+                let relay = relays[pick(relays.len() as u64) as usize];
                 let at = from + Duration::from_millis(pick(3_000));
                 spec.faults.push((at, Fault::Crash(relay)));
                 spec.faults.push((heal, Fault::Restart(relay)));

@@ -23,6 +23,7 @@ use cloudproxy_core::socks5::ServerPolicy;
 use cloudproxy_core::wire::{RelayInfo, TicketKey, RELAY_TCP_PORT, RELAY_UDP_PORTS};
 
 use crate::dns::{Dns, Resolving};
+use crate::fault_schedule::{self, Hosts, Targets};
 use crate::faults::{Impaired, ImpairmentCounters, ImpairmentState, Impairments};
 use crate::net::{FirewallCounters, Firewalled, SimNet};
 use crate::policy::Policy;
@@ -90,7 +91,9 @@ pub struct EnterpriseSpec {
     pub socks: Option<SocksSpec>,
 }
 
-/// A fault, at a time. A fault schedule is data: it is printed with every failure.
+/// A fault, at a time. A fault schedule is data: it is printed with every failure (its
+/// `Display` form, e.g. "crash the relay alice uses"). A fault that does nothing when it is
+/// due (see [`crate::fault_schedule`]) fails the run with the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// A host crashes (every connection to it is lost).
@@ -139,6 +142,9 @@ pub struct WorldSpec {
     pub heal_at: Option<Duration>,
     /// Put an attacker ([`ATTACKER_IP`]) behind the first enterprise's firewall.
     pub attacker: bool,
+    /// Clients meant never to join (the scenario's point, e.g. a blocked path): the liveness
+    /// oracle requires them to stay out and every other client to be back after the heal.
+    pub never_join: Vec<String>,
 }
 
 /// The attacker's address, inside the first enterprise.
@@ -157,6 +163,7 @@ impl WorldSpec {
             capture: None,
             heal_at: None,
             attacker: false,
+            never_join: Vec::new(),
         }
     }
 
@@ -192,8 +199,10 @@ pub struct WorldOutcome {
     pub trace: Trace,
     /// Simulated time at the end.
     pub sim_time: Duration,
-    /// Faults applied: (time, fault).
+    /// Faults that took effect: (time, fault).
     pub faults_applied: Vec<(Duration, Fault)>,
+    /// Faults that did nothing when due, or were due after the run ended: (time, fault, why).
+    pub faults_without_effect: Vec<(Duration, Fault, String)>,
     /// Set when turmoil itself failed (a host returned an error, the run overran).
     pub error: Option<String>,
     /// What the UDP impairment layer did.
@@ -392,8 +401,20 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         });
     }
 
+    let mut hosts = Hosts::default();
+    hosts
+        .servers
+        .extend(AP_IPS.iter().chain(RELAY_IPS.iter()).map(|a| ip(a)));
+    hosts.servers.insert(ip(EDGE_IP));
+    for enterprise in &spec.enterprises {
+        hosts.clients.insert(enterprise.clients_ip);
+        hosts
+            .servers
+            .extend(enterprise.socks.as_ref().map(|s| s.ip));
+    }
     let attack = Rc::new(RefCell::new(AttackReport::default()));
     if let (true, Some(first)) = (spec.attacker, spec.enterprises.first()) {
+        hosts.clients.insert(ip(ATTACKER_IP));
         let net = Firewalled::new(net.clone(), Rc::new(first.policy.clone()), Rc::default());
         let net = tap.wrap(net, ip(ATTACKER_IP));
         let (attack, wait) = (
@@ -446,30 +467,26 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
                 break;
             }
             let (at, fault) = faults.next().expect("peeked");
-            match &fault {
-                Fault::Crash(host) => sim.crash(*host),
-                Fault::Restart(host) => sim.bounce(*host),
-                Fault::CrashRelayOf(name) => {
-                    if let Some((_, relay)) = reports.get(name).and_then(|r| r.borrow().proxy) {
-                        sim.crash(relay.ip());
-                    }
-                }
-                Fault::Partition(a, b) => sim.partition(*a, *b),
-                Fault::PartitionOneway(a, b) => sim.partition_oneway(*a, *b),
-                Fault::Repair(a, b) => sim.repair(*a, *b),
-                Fault::Hold(a, b) => sim.hold(*a, *b),
-                Fault::Release(a, b) => sim.release(*a, *b),
-                Fault::Latency(a, b, d) => sim.set_link_latency(*a, *b, *d),
-                Fault::DnsOutage(on) => dns.set_outage(*on),
-                Fault::Impair(settings) => impairments.borrow_mut().settings = *settings,
-            }
+            let targets = Targets {
+                hosts: &hosts,
+                reports: &reports,
+                dns: &dns,
+                impairments: &impairments,
+            };
+            let effect = fault_schedule::apply(&mut sim, &fault, &targets);
             trace.record(
                 cloudproxy_core::time::Instant::from_micros(sim.elapsed().as_micros() as u64),
                 "world",
                 "fault",
-                serde_json::json!({"fault": format!("{fault:?}")}),
+                match &effect {
+                    Ok(what) => serde_json::json!({"fault": fault.to_string(), "applied": true, "effect": what}),
+                    Err(why) => serde_json::json!({"fault": fault.to_string(), "applied": false, "effect": why}),
+                },
             );
-            outcome.faults_applied.push((at, fault));
+            match effect {
+                Ok(_) => outcome.faults_applied.push((at, fault)),
+                Err(why) => outcome.faults_without_effect.push((at, fault, why)),
+            }
         }
         match sim.step() {
             Ok(true) => break,
@@ -482,6 +499,14 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
     }
     tap.finish(); // what happens while the world is torn down is not traffic
     outcome.sim_time = sim.elapsed();
+    for (at, fault) in faults {
+        let why = format!(
+            "due at {:.3} s, after the run ended at {:.3} s",
+            at.as_secs_f64(),
+            outcome.sim_time.as_secs_f64()
+        );
+        outcome.faults_without_effect.push((at, fault, why));
+    }
     outcome.impairments = impairments.borrow().counters.clone();
     outcome.attack = attack.borrow().clone();
     outcome.clients = reports

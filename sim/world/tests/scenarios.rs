@@ -1,10 +1,11 @@
-//! Every scenario of the catalogue, as a deterministic test with a fixed seed, its event
-//! summary pinned by an insta snapshot (counts and key events, not Debug dumps), and the
-//! determinism self-check.
+//! Every scenario of the catalogue, as a deterministic test with a fixed seed, its story pinned
+//! by an insta snapshot (the checks it ran, then the key events in order: `t_ms node event`,
+//! see `cloudproxy_sim::timeline`), and the determinism self-check.
 
 use std::fmt::Write as _;
 
-use cloudproxy_sim::scenario::{find, RunResult};
+use cloudproxy_sim::scenario::{catalogue, find, RunResult};
+use cloudproxy_sim::timeline::{key_events, render};
 
 const SEED: u64 = 1;
 
@@ -13,9 +14,7 @@ fn run(name: &str) -> RunResult {
     let result = scenario.run(SEED);
     if !result.passed() {
         let failed: Vec<String> = result
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
+            .failed_checks()
             .map(|c| format!("  {}: {}", c.name, c.detail))
             .collect();
         panic!(
@@ -27,121 +26,83 @@ fn run(name: &str) -> RunResult {
     result
 }
 
-/// What a scenario did, in a form that changes only when behaviour does.
-fn summary(result: &RunResult) -> String {
+/// What a scenario did: the checks it ran, then its key events (of the `focus` clients only,
+/// the others counted, for the crowd).
+fn story(result: &RunResult, focus: Option<&[&str]>) -> String {
     let mut out = String::new();
     writeln!(out, "scenario {} seed {}", result.name, result.seed).unwrap();
+    writeln!(out, "checks").unwrap();
     for check in &result.checks {
-        writeln!(
-            out,
-            "check {}: {}",
-            if check.ok { "ok" } else { "FAILED" },
-            check.name
-        )
-        .unwrap();
+        let verdict = if check.ok { "ok  " } else { "FAIL" };
+        writeln!(out, "  {verdict} {}", check.name).unwrap();
     }
-    for (name, c) in &result.outcome.clients {
-        let codes: Vec<String> = c
-            .codes
-            .iter()
-            .map(|(op, code)| format!("{op}={code}"))
-            .collect();
-        writeln!(
-            out,
-            "client {name}: codes [{}] joined={} proxy_type={:?} media_path={:?} reconnects={} outages={} signalling {}/{} acked media_received>0={}",
-            codes.join(" "),
-            c.join_time.is_some(),
-            c.proxy.map(|(t, _)| t),
-            c.media_path,
-            c.reconnects,
-            c.outages.len(),
-            c.signalling_acked.len(),
-            c.signalling_sent,
-            c.media_received() > 0,
-        )
-        .unwrap();
-    }
-    for (ip, r) in &result.outcome.relays {
-        writeln!(
-            out,
-            "relay {ip}: sessions opened={} closed={} upstream destinations={}",
-            r.counters.sessions_opened,
-            r.counters.sessions_closed,
-            r.upstream_destinations.len()
-        )
-        .unwrap();
-    }
-    for (name, f) in &result.outcome.firewalls {
-        writeln!(
-            out,
-            "firewall {name}: tcp pass/drop/reject={}/{}/{} udp denied>0={}",
-            f.tcp_pass,
-            f.tcp_drop,
-            f.tcp_reject,
-            f.udp_deny > 0
-        )
-        .unwrap();
-    }
-    writeln!(out, "faults {:?}", result.outcome.faults_applied).unwrap();
+    writeln!(out, "key events (t_ms node event)").unwrap();
+    out.push_str(&render(&key_events(&result.outcome.trace), focus));
     out
 }
 
-fn check_and_snapshot(name: &str) {
+/// Runs `name`, requires every check to pass, and pins its story as snapshot `snapshot` (a
+/// literal, so that the check for unreferenced snapshots finds it in this file).
+fn check_and_snapshot(name: &str, snapshot: &str, focus: Option<&[&str]>) {
     let result = run(name);
+    assert_eq!(result.outcome.trace.dropped(), 0, "the trace hit its cap");
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots/sim"));
     settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(format!("scenario_{name}"), summary(&result)));
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(snapshot, story(&result, focus)));
+}
+
+/// One test per scenario, named after it, with its snapshot's name.
+macro_rules! scenario_tests {
+    ($($test:ident: $name:literal => $snapshot:literal $(, focus $focus:expr)?;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                #[allow(unused_mut, unused_assignments)]
+                let mut focus: Option<&[&str]> = None;
+                $(focus = Some($focus);)?
+                check_and_snapshot($name, $snapshot, focus);
+            }
+        )*
+
+        /// The scenarios the tests above cover, in order.
+        const TESTED: &[&str] = &[$($name),*];
+    };
+}
+
+scenario_tests! {
+    direct_blocked: "direct-blocked" => "scenario_direct-blocked";
+    direct_open: "direct-open" => "scenario_direct-open";
+    proxy_default: "proxy-default" => "scenario_proxy-default";
+    proxy_ip_list: "proxy-ip-list" => "scenario_proxy-ip-list";
+    ap_failover: "ap-failover" => "scenario_ap-failover";
+    relay_crash: "relay-crash" => "scenario_relay-crash";
+    udp_blocked: "udp-blocked" => "scenario_udp-blocked";
+    socks5: "socks5" => "scenario_socks5";
+    socks5_no_udp: "socks5-no-udp" => "scenario_socks5-no-udp";
+    in_channel_change: "in-channel-change" => "scenario_in-channel-change";
+    lossy_media: "lossy-media" => "scenario_lossy-media";
+    partition_heal: "partition-heal" => "scenario_partition-heal";
+    open_relay_attack: "open-relay-attack" => "scenario_open-relay-attack";
+    ticket_expiry: "ticket-expiry" => "scenario_ticket-expiry";
+    crowd: "crowd" => "scenario_crowd", focus &["bank-000", "hospital-000", "bank-099", "hospital-099"];
 }
 
 #[test]
-fn direct_blocked() {
-    check_and_snapshot("direct-blocked");
-}
-
-#[test]
-fn direct_open() {
-    check_and_snapshot("direct-open");
-}
-
-#[test]
-fn proxy_default() {
-    check_and_snapshot("proxy-default");
-}
-
-#[test]
-fn proxy_ip_list() {
-    check_and_snapshot("proxy-ip-list");
-}
-
-#[test]
-fn ap_failover() {
-    check_and_snapshot("ap-failover");
-}
-
-#[test]
-fn relay_crash() {
-    check_and_snapshot("relay-crash");
-}
-
-#[test]
-fn udp_blocked() {
-    check_and_snapshot("udp-blocked");
-}
-
-#[test]
-fn socks5() {
-    check_and_snapshot("socks5");
-}
-
-#[test]
-fn socks5_no_udp() {
-    check_and_snapshot("socks5-no-udp");
-}
-
-#[test]
-fn in_channel_change() {
-    check_and_snapshot("in-channel-change");
+fn every_scenario_of_the_catalogue_has_its_test_and_snapshot() {
+    let names: Vec<&str> = catalogue().iter().map(|s| s.name).collect();
+    assert_eq!(TESTED, names.as_slice());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots/sim");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("snapshots/sim")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("scenario_") && f.ends_with(".snap"))
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = names.iter().map(|n| format!("scenario_{n}.snap")).collect();
+    expected.sort();
+    assert_eq!(files, expected, "a scenario snapshot without its scenario");
 }
 
 #[test]
@@ -150,6 +111,11 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
     let a = scenario.run(7).outcome.trace;
     let b = scenario.run(7).outcome.trace;
     assert!(a.len() > 10);
+    assert_eq!(
+        (a.dropped(), b.dropped()),
+        (0, 0),
+        "a capped trace proves less"
+    );
     assert_eq!(
         a.lines(),
         b.lines(),
@@ -161,31 +127,6 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
         c.hash(),
         "a different seed must give a different trace"
     );
-}
-
-#[test]
-fn lossy_media() {
-    check_and_snapshot("lossy-media");
-}
-
-#[test]
-fn partition_heal() {
-    check_and_snapshot("partition-heal");
-}
-
-#[test]
-fn open_relay_attack() {
-    check_and_snapshot("open-relay-attack");
-}
-
-#[test]
-fn ticket_expiry() {
-    check_and_snapshot("ticket-expiry");
-}
-
-#[test]
-fn crowd() {
-    check_and_snapshot("crowd");
 }
 
 /// The canary: a relay that forgets to check destinations (a planted bug behind a test-only

@@ -47,6 +47,10 @@ pub struct CheckArgs {
     /// The SDK's setParameters calls before joining, in order [default: {"rtc.enable_proxy":true}].
     #[arg(long, value_name = "JSON", num_args = 1..)]
     pub params: Vec<String>,
+    /// setParameters texts from files (`-`: standard input), one per file, at most 64 KiB
+    /// each; they come before the --params texts.
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Vec<PathBuf>,
     /// Print one JSON object: {"joined":bool,"media":"udp"|"tcp"|"none","join_ms":int|null,"missing":[...],...}.
     #[arg(long)]
     pub json: bool,
@@ -113,9 +117,17 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> io::Result<Status> {
             return Ok(Status::Usage);
         }
     };
+    let mut params = match super::params_file::read_all(&args.params_file) {
+        Ok(texts) => texts,
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
+        }
+    };
+    params.extend(args.params.iter().cloned());
     let request = CheckRequest {
         policy: loaded.policy.clone(),
-        params: args.params.clone(),
+        params,
         compat: args.compat,
         seed: args.seed,
     };

@@ -19,6 +19,8 @@ use cloudproxy_core::engine::{Engine, EngineError};
 use cloudproxy_core::params::{KeySuggestion, Mode};
 use serde_json::Value;
 
+use super::Status;
+
 /// Arguments of `cloudproxy engine`.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
@@ -26,8 +28,12 @@ pub struct EngineArgs {
     /// (`{"rtc.proxy_server":[2, "["ip1","ip2"]", 0]}`).
     #[arg(long)]
     pub compat: bool,
+    /// setParameters texts from files (`-`: standard input), one text per file, at most 64 KiB
+    /// each; they run first, in order, before the OPs.
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Vec<std::path::PathBuf>,
     /// The ops, in order: `join`, `leave`, or a setParameters JSON text.
-    #[arg(required = true, value_name = "OP")]
+    #[arg(required_unless_present = "params_file", value_name = "OP")]
     pub ops: Vec<String>,
 }
 
@@ -57,8 +63,15 @@ impl<'a> Op<'a> {
     }
 }
 
-/// Runs the ops; returns whether every op returned 0.
-pub fn run(args: &EngineArgs, out: &mut impl Write) -> io::Result<bool> {
+/// Runs the ops (the `--params-file` texts first); `Ok` when every op returned 0.
+pub fn run(args: &EngineArgs, out: &mut impl Write) -> io::Result<Status> {
+    let from_files = match super::params_file::read_all(&args.params_file) {
+        Ok(texts) => texts,
+        Err(e) => {
+            eprintln!("cloudproxy engine: {e}");
+            return Ok(Status::Usage);
+        }
+    };
     let mode = if args.compat {
         Mode::Compat
     } else {
@@ -66,12 +79,13 @@ pub fn run(args: &EngineArgs, out: &mut impl Write) -> io::Result<bool> {
     };
     let mut engine = Engine::new(mode);
     let mut all_ok = true;
-    for text in &args.ops {
-        let line = step(&mut engine, Op::parse(text));
+    let sets = from_files.iter().map(|t| Op::Set(t));
+    for op in sets.chain(args.ops.iter().map(|t| Op::parse(t))) {
+        let line = step(&mut engine, op);
         all_ok &= line.code == 0;
         writeln!(out, "{}", line.to_json())?;
     }
-    Ok(all_ok)
+    Ok(Status::from(all_ok))
 }
 
 /// The seed document's examples, each on a fresh engine (strict, then compat), as the
@@ -231,10 +245,11 @@ mod tests {
     fn run_ops(compat: bool, ops: &[&str]) -> (bool, Vec<Value>) {
         let args = EngineArgs {
             compat,
+            params_file: Vec::new(),
             ops: ops.iter().map(|s| s.to_string()).collect(),
         };
         let mut out = Vec::new();
-        let ok = run(&args, &mut out).unwrap();
+        let ok = run(&args, &mut out).unwrap() == Status::Ok;
         let lines = String::from_utf8(out)
             .unwrap()
             .lines()
@@ -285,10 +300,11 @@ mod tests {
     fn keys_are_printed_in_contract_order() {
         let args = EngineArgs {
             compat: false,
+            params_file: Vec::new(),
             ops: vec!["{}".into()],
         };
         let mut out = Vec::new();
-        assert!(run(&args, &mut out).unwrap());
+        assert_eq!(run(&args, &mut out).unwrap(), Status::Ok);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(

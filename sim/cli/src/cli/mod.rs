@@ -1,12 +1,16 @@
 //! The `cloudproxy` command line.
 //!
 //! Exit status: 0 when everything asked for succeeded, 1 when something failed (an op returned
-//! a non-zero code, a check did not pass), 2 for a usage error.
+//! a non-zero code, a check did not pass), 2 for a usage error, 130 when a sweep was
+//! interrupted (Ctrl-C) and printed its partial summary.
 
 mod check_cmd;
 mod engine_cmd;
+pub mod junit;
 mod load_cmd;
+mod params_file;
 mod real_cmd;
+pub mod record;
 mod run_cmd;
 mod sweep_cmd;
 
@@ -63,6 +67,8 @@ pub enum Status {
     Failed,
     /// The command line was wrong (exit 2).
     Usage,
+    /// Interrupted by SIGINT after printing what was done (exit 130, as shells report it).
+    Interrupted,
 }
 
 impl From<bool> for Status {
@@ -93,7 +99,7 @@ pub fn main() -> ExitCode {
         .command
         .unwrap_or(Command::Run(run_cmd::RunArgs::default_catalogue()))
     {
-        Command::Engine(args) => engine_cmd::run(&args, &mut out).map(Status::from),
+        Command::Engine(args) => engine_cmd::run(&args, &mut out),
         Command::Demo => engine_cmd::demo(&mut out).map(Status::from),
         Command::List => run_cmd::list(&mut out).map(Status::from),
         Command::Run(args) => run_cmd::run(&args, &mut out),
@@ -108,6 +114,7 @@ pub fn main() -> ExitCode {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Ok(Status::Usage) => ExitCode::from(2),
+        Ok(Status::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("cloudproxy: cannot write the output: {e}");
             ExitCode::from(1)

@@ -66,6 +66,10 @@ pub struct CallArgs {
     /// edge), e.g. '{"rtc.enable_proxy":true}'.
     #[arg(long, value_name = "JSON", num_args = 1..)]
     pub params: Vec<String>,
+    /// setParameters texts from files (`-`: standard input), one per file, at most 64 KiB
+    /// each; they come before the --params texts.
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Vec<PathBuf>,
     /// Read the parameters in compatibility mode (the documentation's invalid type-2 example).
     #[arg(long)]
     pub compat: bool,
@@ -102,8 +106,9 @@ pub struct CallArgs {
     /// SOCKS5 password.
     #[arg(long, requires = "socks_user")]
     pub socks_pass: Option<String>,
-    /// Media packets per second.
-    #[arg(long, default_value_t = 50)]
+    /// Media packets per second, 1 to 5000 (the most the client sustains on loopback, measured:
+    /// docs/serving.md).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=i64::from(call::MAX_PPS)))]
     pub pps: u32,
     /// The seed of the client's own randomness.
     #[arg(long, default_value_t = 1)]
@@ -289,8 +294,13 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
     } else {
         Mode::Strict
     };
+    let mut params = match super::params_file::read_all(&args.params_file) {
+        Ok(texts) => texts,
+        Err(e) => return usage(e),
+    };
+    params.extend(args.params.iter().cloned());
     let mut engine = Engine::new(mode);
-    for text in &args.params {
+    for text in &params {
         if let Err(e) = engine.set_parameters(text) {
             return usage(format!("--params {text}: {e} (code {})", e.code().as_i32()));
         }
@@ -320,7 +330,7 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
         _ => None,
     };
     let options = CallOptions {
-        params: args.params.clone(),
+        params,
         compat: args.compat,
         edge: edge::endpoints(args.edge, edge::EDGE_PORTS),
         duration: Duration::from_secs_f64(args.duration),
@@ -348,11 +358,12 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
         writeln!(out, "{}", call::header())?;
         writeln!(out, "{}", call::row(&args.name, &result, options.duration))?;
     }
-    if !result.joined() {
+    let verdict = result.verdict();
+    if verdict != call::Verdict::Ok {
         eprintln!(
-            "cloudproxy call: {} never joined: {}",
-            args.name, result.report.last_reason
+            "cloudproxy call: {}",
+            verdict.explain(&args.name, &args.channel, &result)
         );
     }
-    Ok(Status::from(result.joined()))
+    Ok(Status::from(verdict == call::Verdict::Ok))
 }

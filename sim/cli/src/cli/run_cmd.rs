@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::junit;
+use super::record::RunRecord;
 use super::Status;
-use cloudproxy_sim::policy::Policy;
-use cloudproxy_sim::scenario::{catalogue, find, RunResult, Scenario};
+use cloudproxy_sim::scenario::{catalogue, find, reproduction, PolicyFile, RunOptions, Scenario};
 
 /// Arguments of `cloudproxy run`.
 #[derive(Debug, Args, Default)]
@@ -23,7 +24,7 @@ pub struct RunArgs {
     pub policy: Option<PathBuf>,
     /// Add the swarm faults of the seed (as `cloudproxy sweep --swarm` does); judged by the
     /// safety and liveness oracles.
-    #[arg(long, conflicts_with = "policy")]
+    #[arg(long)]
     pub swarm: bool,
     /// Write the event trace of every run as JSON lines to FILE.
     #[arg(long, value_name = "FILE.jsonl")]
@@ -32,6 +33,13 @@ pub struct RunArgs {
     /// scenarios, one file each, named FILE's stem, the scenario and FILE's extension.
     #[arg(long, value_name = "FILE.pcap")]
     pub pcap: Option<PathBuf>,
+    /// Print one JSON object per run (schema `cloudproxy-run/1`, docs/scenarios.md) instead of
+    /// the report table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the runs as JUnit XML to FILE (one test case per scenario and seed).
+    #[arg(long, value_name = "FILE.xml")]
+    pub junit: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -68,30 +76,36 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     if selected.is_empty() {
         selected = catalogue().iter().collect();
     }
-    let policy = match &args.policy {
-        None => None,
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| t.parse::<Policy>().map_err(|e| e.to_string()))
-        {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("cloudproxy: {}: {e}", path.display());
-                return Ok(Status::Usage);
-            }
-        },
+    let policy = match args.policy.as_deref().map(PolicyFile::load).transpose() {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
+        }
+    };
+    let options = RunOptions {
+        seed: args.seed,
+        swarm: args.swarm,
+        policy,
     };
     let mut trace_file = match &args.trace {
         Some(path) => Some(std::fs::File::create(path)?),
         None => None,
     };
-    writeln!(
-        out,
-        "cloudproxy: {} scenario(s) on the seed's world, seed {}",
-        selected.len(),
-        args.seed
-    )?;
-    let mut results = Vec::new();
+    if !args.json {
+        writeln!(
+            out,
+            "cloudproxy: {} scenario(s) on the seed's world, seed {}{}{}",
+            selected.len(),
+            args.seed,
+            if args.swarm { ", swarm faults" } else { "" },
+            options
+                .policy
+                .as_ref()
+                .map_or(String::new(), |p| format!(", policy {}", p.path.display()))
+        )?;
+    }
+    let mut records = Vec::new();
     let several = selected.len() > 1;
     for scenario in selected {
         let capture = args
@@ -99,11 +113,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
             .as_ref()
             .map(|_| cloudproxy_sim::pcap::Capture::default());
         let recording = capture.as_ref().map(cloudproxy_sim::pcap::record_worlds);
-        let result = match &policy {
-            None if args.swarm => scenario.run_swarm(args.seed).0,
-            None => scenario.run(args.seed),
-            Some(policy) => run_with_policy(scenario, args.seed, policy),
-        };
+        let result = scenario.run_with(&options);
         drop(recording);
         if let (Some(path), Some(capture)) = (&args.pcap, &capture) {
             save_pcap(path, several.then_some(scenario.name), capture)?;
@@ -124,10 +134,19 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
             result.name,
             result.wall.as_secs_f64()
         );
-        results.push(result);
+        let record = RunRecord::new(&result);
+        if args.json {
+            writeln!(out, "{}", record.to_json())?;
+        }
+        records.push(record);
     }
-    print_report(&results, out)?;
-    Ok(Status::from(results.iter().all(RunResult::passed)))
+    if !args.json {
+        print_report(&records, &options, out)?;
+    }
+    if let Some(path) = &args.junit {
+        junit::write(path, "cloudproxy run", &records)?;
+    }
+    Ok(Status::from(records.iter().all(RunRecord::passed)))
 }
 
 /// Writes a scenario's pcap and says where, with a note when the capture is incomplete.
@@ -162,32 +181,12 @@ fn save_pcap(
     Ok(())
 }
 
-fn run_with_policy(scenario: &Scenario, seed: u64, policy: &Policy) -> RunResult {
-    let mut spec = (scenario.build)(seed);
-    for enterprise in &mut spec.enterprises {
-        enterprise.policy = policy.clone();
-    }
-    let started = std::time::Instant::now();
-    let outcome = cloudproxy_sim::world::run_world(&spec);
-    let mut checks = cloudproxy_sim::scenario::checks_for(scenario, &spec, &outcome);
-    if let Some(error) = &outcome.error {
-        checks.insert(
-            0,
-            cloudproxy_sim::scenario::Check::fail("the simulation ran to the end", error.clone()),
-        );
-    }
-    RunResult {
-        name: scenario.name,
-        seed,
-        checks,
-        outcome,
-        wall: started.elapsed(),
-        swarm: false,
-    }
-}
-
 /// The report table, the failures with their reproduction commands, and the trace hashes.
-pub fn print_report(results: &[RunResult], out: &mut impl Write) -> io::Result<()> {
+pub fn print_report(
+    records: &[RunRecord],
+    options: &RunOptions,
+    out: &mut impl Write,
+) -> io::Result<()> {
     writeln!(out)?;
     let h = [
         "scenario", "verdict", "join ms", "media rx", "lost", "reconn", "sim s", "wall s", "trace",
@@ -197,57 +196,79 @@ pub fn print_report(results: &[RunResult], out: &mut impl Write) -> io::Result<(
         "{:<18} {:<7} {:>8} {:>10} {:>6} {:>7} {:>8} {:>7}  {}",
         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
     )?;
-    for r in results {
-        let joins: Vec<u128> = r
-            .outcome
-            .clients
-            .values()
-            .filter_map(|c| c.join_time)
-            .map(|t| t.as_millis())
-            .collect();
-        let join = joins.iter().max().map_or("-".to_owned(), |j| j.to_string());
-        let rx: u64 = r.outcome.clients.values().map(|c| c.media_received()).sum();
-        let lost: u64 = r.outcome.clients.values().map(|c| c.media_lost()).sum();
-        let reconnects: u32 = r.outcome.clients.values().map(|c| c.reconnects).sum();
+    for r in records {
+        let join = r.join_ms_max().map_or("-".to_owned(), |j| j.to_string());
         writeln!(
             out,
-            "{:<18} {:<7} {:>8} {:>10} {:>6} {:>7} {:>8.1} {:>7.1}  {}",
-            r.name,
+            "{:<18} {:<7} {:>8} {:>10} {:>6} {:>7} {:>8.1} {:>7.1}  {}{}",
+            r.scenario,
             if r.passed() { "pass" } else { "FAIL" },
             join,
-            rx,
-            lost,
-            reconnects,
-            r.outcome.sim_time.as_secs_f64(),
+            r.media_received(),
+            r.media_lost(),
+            r.reconnects(),
+            r.sim.as_secs_f64(),
             r.wall.as_secs_f64(),
-            r.outcome.trace.hash(),
+            r.trace_hash,
+            if r.trace_dropped > 0 { " (capped)" } else { "" },
         )?;
     }
-    let failed: Vec<&RunResult> = results.iter().filter(|r| !r.passed()).collect();
+    for r in records {
+        if let Some(note) = r.trace_note() {
+            writeln!(out, "\nnote: {}: {note}", r.scenario)?;
+        }
+    }
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| !r.passed()).collect();
     for r in &failed {
-        writeln!(out, "\nFAIL {} (seed {})", r.name, r.seed)?;
-        for check in r.checks.iter().filter(|c| !c.ok) {
+        writeln!(out, "\nFAIL {} (seed {})", r.scenario, r.options.seed)?;
+        for check in r.failed_checks() {
             writeln!(out, "  check failed: {}: {}", check.name, check.detail)?;
         }
-        if !r.outcome.faults_applied.is_empty() {
-            writeln!(out, "  faults: {:?}", r.outcome.faults_applied)?;
+        if !r.swarm_kinds.is_empty() {
+            writeln!(out, "  swarm fault kinds: {}", r.swarm_kinds.join(", "))?;
         }
-        writeln!(out, "  reproduce: {}", r.reproduce())?;
+        if !r.faults.is_empty() {
+            writeln!(out, "  faults: {}", r.schedule().join(", "))?;
+        }
+        writeln!(out, "  reproduce: {}", r.reproduce)?;
     }
-    let seeds: Vec<u64> = results.iter().map(|r| r.seed).collect();
-    let names: Vec<&str> = results.iter().map(|r| r.name).collect();
+    let names: Vec<&str> = records.iter().map(|r| r.scenario).collect();
     writeln!(
         out,
-        "\n{} passed, {} failed. Reproduce: cargo run --release -- run {} --seed {}{}",
-        results.len() - failed.len(),
+        "\n{} passed, {} failed. Reproduce: {}",
+        records.len() - failed.len(),
         failed.len(),
-        names.join(" "),
-        seeds.first().copied().unwrap_or(1),
-        if results.iter().any(|r| r.swarm) {
-            " --swarm"
-        } else {
-            ""
-        }
+        reproduction(&names, options)
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_says_when_a_trace_hit_its_cap() {
+        let mut record = RunRecord::new(&find("direct-open").unwrap().run(1));
+        let mut text = Vec::new();
+        print_report(
+            std::slice::from_ref(&record),
+            &RunOptions::seed(1),
+            &mut text,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(!text.contains("hit its cap"), "{text}");
+        record.trace_dropped = 12;
+        let mut text = Vec::new();
+        print_report(&[record], &RunOptions::seed(1), &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains(" (capped)"), "{text}");
+        assert!(
+            text.contains(
+                "the trace hit its cap of 1000000 lines: 12 later lines were counted, not kept"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -1,18 +1,24 @@
 //! `cloudproxy sweep`: scenarios over many seeds, independent seeds in parallel, optionally
-//! with swarm faults; sharded deterministically so a CI matrix can spread a sweep.
+//! with swarm faults and a policy of the user's; sharded deterministically so a CI matrix can
+//! spread a sweep. Ctrl-C (SIGINT) stops it: the runs that finished are summarised (and
+//! written as JSON and JUnit when asked), the runs in flight are abandoned, exit status 130.
 
 use std::io::{self, IsTerminal, Write};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use clap::Args;
 
+use super::junit;
+use super::record::RunRecord;
 use super::Status;
-use cloudproxy_sim::scenario::{catalogue, find, Scenario};
-use cloudproxy_sim::world::Fault;
+use cloudproxy_sim::scenario::{catalogue, find, PolicyFile, RunOptions, Scenario};
+
+/// The most parallel jobs a sweep takes.
+pub const MAX_JOBS: u64 = 64;
 
 /// Arguments of `cloudproxy sweep`.
 #[derive(Debug, Args)]
@@ -26,15 +32,25 @@ pub struct SweepArgs {
     /// Each seed also enables a random subset of fault kinds with random weights.
     #[arg(long)]
     pub swarm: bool,
+    /// A firewall policy file (TOML) that replaces every enterprise's policy in every run.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Each seed runs one scenario of the selection (seed modulo its size) instead of all.
     #[arg(long)]
     pub rotate: bool,
-    /// Parallel jobs (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    /// Parallel jobs, 1 to 64 (default: the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+    pub jobs: Option<u64>,
     /// Scenarios to sweep (default: the whole catalogue).
     #[arg(long = "scenario", value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
+    /// Print one JSON object per run (schema `cloudproxy-run/1`, docs/scenarios.md) instead of
+    /// the summary table, in (scenario, seed) order.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the runs as JUnit XML to FILE (one test case per scenario and seed).
+    #[arg(long, value_name = "FILE.xml")]
+    pub junit: Option<PathBuf>,
 }
 
 /// A half-open range of seeds.
@@ -70,19 +86,6 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
     Ok(Shard { index, count })
 }
 
-/// What one job produced (plain data: jobs run on other threads).
-#[derive(Debug)]
-struct JobResult {
-    scenario: &'static str,
-    seed: u64,
-    failed: Vec<(String, String)>,
-    faults: Vec<(Duration, Fault)>,
-    kinds: String,
-    reproduce: String,
-    sim: Duration,
-    wall: Duration,
-}
-
 /// The jobs of a sweep, in a deterministic order.
 fn jobs(args: &SweepArgs, selected: &[&'static Scenario]) -> Vec<(u64, &'static Scenario)> {
     let mut out = Vec::new();
@@ -97,6 +100,30 @@ fn jobs(args: &SweepArgs, selected: &[&'static Scenario]) -> Vec<(u64, &'static 
         }
     }
     out
+}
+
+/// What the sweep's main thread hears.
+enum Event {
+    /// A run finished.
+    Done(Box<RunRecord>),
+    /// SIGINT arrived.
+    Interrupted,
+}
+
+/// Sends [`Event::Interrupted`] on the first SIGINT (from a thread of its own: the sweep's
+/// threads are plain threads, not a runtime).
+fn watch_sigint(tx: mpsc::Sender<Event>) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+            let _ = tx.send(Event::Interrupted);
+        }
+    });
 }
 
 /// Runs the sweep; prints progress on stderr, the summary on `out`.
@@ -114,14 +141,21 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
     if selected.is_empty() {
         selected = catalogue().iter().collect();
     }
-    let jobs = jobs(args, &selected);
-    let threads = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, 64);
-    writeln!(
-        out,
-        "cloudproxy sweep: {} run(s), seeds {}..{}{}{}, {} job(s)",
+    let policy = match args.policy.as_deref().map(PolicyFile::load).transpose() {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
+        }
+    };
+    let jobs = Arc::new(jobs(args, &selected));
+    let threads = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
+    let threads = threads.clamp(1, MAX_JOBS as usize);
+    let header = format!(
+        "cloudproxy sweep: {} run(s), seeds {}..{}{}{}{}, {} job(s)",
         jobs.len(),
         args.seeds.0.start,
         args.seeds.0.end,
@@ -130,72 +164,137 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
             s.index, s.count
         )),
         if args.swarm { ", swarm faults" } else { "" },
+        policy
+            .as_ref()
+            .map_or(String::new(), |p| format!(", policy {}", p.path.display())),
         threads
-    )?;
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(jobs.len()));
-    let terminal = io::stderr().is_terminal();
-    std::thread::scope(|scope| {
+    );
+    // With --json, standard output holds the JSON objects only.
+    if args.json {
+        eprintln!("{header}");
+    } else {
+        writeln!(out, "{header}")?;
+        out.flush()?;
+    }
+    let (tx, rx) = mpsc::channel();
+    watch_sigint(tx.clone());
+    let options = RunOptions {
+        seed: 0,
+        swarm: args.swarm,
+        policy,
+    };
+    let workers = Workers::start(jobs.clone(), threads, &options, tx);
+    let (mut records, interrupted) = collect(&rx, jobs.len(), &workers.stop);
+    records.sort_by_key(|r| (r.scenario, r.options.seed));
+    if interrupted {
+        let started = workers.next.load(Ordering::Relaxed).min(jobs.len());
+        let note = format!(
+            "interrupted: {} of {} runs finished, {} in flight abandoned, {} not started",
+            records.len(),
+            jobs.len(),
+            started.saturating_sub(records.len()),
+            jobs.len() - started
+        );
+        eprintln!("cloudproxy sweep: {note}");
+        if !args.json {
+            writeln!(out, "\n{note}")?;
+        }
+    }
+    if args.json {
+        for r in &records {
+            writeln!(out, "{}", r.to_json())?;
+        }
+    } else {
+        summary(&records, &selected, out)?;
+    }
+    if let Some(path) = &args.junit {
+        junit::write(path, "cloudproxy sweep", &records)?;
+    }
+    out.flush()?;
+    if interrupted {
+        return Ok(Status::Interrupted);
+    }
+    Ok(Status::from(records.iter().all(RunRecord::passed)))
+}
+
+/// The sweep's worker threads: each takes the next job until none is left or `stop` is set.
+struct Workers {
+    /// The index of the next job to start.
+    next: Arc<AtomicUsize>,
+    /// Set on SIGINT: start nothing more.
+    stop: Arc<AtomicBool>,
+}
+
+impl Workers {
+    /// Starts `threads` workers on `jobs`, each run with `options` and its job's seed; every
+    /// finished run is sent on `tx`.
+    fn start(
+        jobs: Arc<Vec<(u64, &'static Scenario)>>,
+        threads: usize,
+        options: &RunOptions,
+        tx: mpsc::Sender<Event>,
+    ) -> Self {
+        let next = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((seed, scenario)) = jobs.get(i).copied() else {
-                    return;
-                };
-                let result = run_job(scenario, seed, args.swarm);
-                if !result.failed.is_empty() {
+            let (jobs, next, stop, tx) = (jobs.clone(), next.clone(), stop.clone(), tx.clone());
+            let options = options.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((seed, scenario)) = jobs.get(i).copied() else {
+                        return;
+                    };
+                    let options = RunOptions {
+                        seed,
+                        ..options.clone()
+                    };
+                    let record = RunRecord::new(&scenario.run_with(&options));
+                    if tx.send(Event::Done(Box::new(record))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Workers { next, stop }
+    }
+}
+
+/// Collects the runs as they finish (saying at once when one fails, with progress) until all
+/// `total` are in or SIGINT arrives; returns them and whether the sweep was interrupted.
+fn collect(rx: &mpsc::Receiver<Event>, total: usize, stop: &AtomicBool) -> (Vec<RunRecord>, bool) {
+    let terminal = io::stderr().is_terminal();
+    let mut records: Vec<RunRecord> = Vec::with_capacity(total);
+    let mut interrupted = false;
+    while records.len() < total {
+        match rx.recv() {
+            Ok(Event::Done(record)) => {
+                if !record.passed() {
                     // Say so at once: a long sweep should not hide a failure until the end.
                     eprintln!(
                         "{}FAIL {} seed {}: reproduce: {}",
                         if terminal { "\r" } else { "" },
-                        result.scenario,
-                        result.seed,
-                        result.reproduce
+                        record.scenario,
+                        record.options.seed,
+                        record.reproduce
                     );
                 }
-                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                let failed_so_far = {
-                    let mut all = results.lock().unwrap_or_else(|e| e.into_inner());
-                    all.push(result);
-                    all.iter()
-                        .filter(|r: &&JobResult| !r.failed.is_empty())
-                        .count()
-                };
-                progress(terminal, finished, jobs.len(), failed_so_far);
-            });
+                records.push(*record);
+                let failed = records.iter().filter(|r| !r.passed()).count();
+                progress(terminal, records.len(), total, failed);
+            }
+            Ok(Event::Interrupted) => {
+                stop.store(true, Ordering::Relaxed);
+                interrupted = true;
+                break;
+            }
+            Err(_) => break,
         }
-    });
+    }
     if terminal {
         eprintln!();
     }
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|r| (r.scenario, r.seed));
-    summary(&results, &selected, out)?;
-    Ok(Status::from(results.iter().all(|r| r.failed.is_empty())))
-}
-
-fn run_job(scenario: &'static Scenario, seed: u64, swarm: bool) -> JobResult {
-    let (result, kinds) = if swarm {
-        scenario.run_swarm(seed)
-    } else {
-        (scenario.run(seed), Vec::new())
-    };
-    JobResult {
-        scenario: scenario.name,
-        seed,
-        failed: result
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| (c.name.clone(), c.detail.clone()))
-            .collect(),
-        faults: result.outcome.faults_applied.clone(),
-        kinds: format!("{kinds:?}"),
-        reproduce: result.reproduce(),
-        sim: result.outcome.sim_time,
-        wall: result.wall,
-    }
+    (records, interrupted)
 }
 
 fn progress(terminal: bool, done: usize, total: usize, failed: usize) {
@@ -213,7 +312,7 @@ fn progress(terminal: bool, done: usize, total: usize, failed: usize) {
 }
 
 fn summary(
-    results: &[JobResult],
+    results: &[RunRecord],
     selected: &[&'static Scenario],
     out: &mut impl Write,
 ) -> io::Result<()> {
@@ -223,14 +322,14 @@ fn summary(
         "scenario", "runs", "pass", "fail", "sim s/run", "wall s"
     )?;
     for scenario in selected {
-        let mine: Vec<&JobResult> = results
+        let mine: Vec<&RunRecord> = results
             .iter()
             .filter(|r| r.scenario == scenario.name)
             .collect();
         if mine.is_empty() {
             continue;
         }
-        let failed = mine.iter().filter(|r| !r.failed.is_empty()).count();
+        let failed = mine.iter().filter(|r| !r.passed()).count();
         let sim: f64 = mine.iter().map(|r| r.sim.as_secs_f64()).sum::<f64>() / mine.len() as f64;
         let wall: f64 = mine.iter().map(|r| r.wall.as_secs_f64()).sum();
         writeln!(
@@ -244,14 +343,23 @@ fn summary(
             wall
         )?;
     }
-    let failures: Vec<&JobResult> = results.iter().filter(|r| !r.failed.is_empty()).collect();
+    let capped = results.iter().filter(|r| r.trace_dropped > 0).count();
+    if capped > 0 {
+        writeln!(
+            out,
+            "\nnote: {capped} run(s) hit the trace cap: their trace hashes cover only the lines kept"
+        )?;
+    }
+    let failures: Vec<&RunRecord> = results.iter().filter(|r| !r.passed()).collect();
     for r in &failures {
-        writeln!(out, "\nFAIL {} seed {}", r.scenario, r.seed)?;
-        for (name, detail) in &r.failed {
-            writeln!(out, "  check failed: {name}: {detail}")?;
+        writeln!(out, "\nFAIL {} seed {}", r.scenario, r.options.seed)?;
+        for check in r.failed_checks() {
+            writeln!(out, "  check failed: {}: {}", check.name, check.detail)?;
         }
-        writeln!(out, "  swarm fault kinds: {}", r.kinds)?;
-        writeln!(out, "  fault schedule: {:?}", r.faults)?;
+        if !r.swarm_kinds.is_empty() {
+            writeln!(out, "  swarm fault kinds: {}", r.swarm_kinds.join(", "))?;
+        }
+        writeln!(out, "  fault schedule: {}", r.schedule().join(", "))?;
         writeln!(out, "  reproduce: {}", r.reproduce)?;
     }
     writeln!(
@@ -272,9 +380,12 @@ mod tests {
             seeds: SeedRange(seeds),
             shard,
             swarm: false,
+            policy: None,
             rotate,
             jobs: Some(1),
             scenarios: Vec::new(),
+            json: false,
+            junit: None,
         }
     }
 

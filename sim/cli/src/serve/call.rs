@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use cloudproxy_core::client::ConnectionState;
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use cloudproxy_core::socks5::Credentials;
 use serde_json::{json, Value};
@@ -62,10 +63,71 @@ pub struct CallResult {
     pub wall: Duration,
 }
 
+/// The most media packets per second `cloudproxy call --pps` takes: what the client sustains
+/// on loopback in release mode, with margin (measured on 2 shared cores: 4,941-4,963 sent per
+/// second at 5,000 asked, 9,525-9,804 at 10,000, 13,196-17,540 at 15,000-20,000; see
+/// docs/serving.md).
+pub const MAX_PPS: u32 = 5_000;
+
+/// How a call went, as its exit status reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It joined, was connected at the end, and received media (exit 0).
+    Ok,
+    /// It never connected (exit 1).
+    NeverJoined,
+    /// It joined, then lost its connection and was not connected when the call ended (exit 1).
+    EndedDisconnected,
+    /// It joined and stayed connected, but no media reached it (exit 1).
+    NoMedia,
+}
+
+impl Verdict {
+    /// The verdict's name in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::NeverJoined => "never joined",
+            Verdict::EndedDisconnected => "ended disconnected",
+            Verdict::NoMedia => "no media",
+        }
+    }
+
+    /// One sentence saying what went wrong with `name`'s call in `channel`.
+    pub fn explain(self, name: &str, channel: &str, result: &CallResult) -> String {
+        let r = &result.report;
+        match self {
+            Verdict::Ok => format!("{name} joined and received media"),
+            Verdict::NeverJoined => format!("{name} never joined: {}", r.last_reason),
+            Verdict::EndedDisconnected => format!(
+                "{name} joined but ended disconnected ({}: {})",
+                r.state.map_or("no state".to_owned(), |s| format!("{s:?}")),
+                r.last_reason
+            ),
+            Verdict::NoMedia => format!(
+                "{name} joined but received no media (is anyone else talking in channel {channel:?}?)"
+            ),
+        }
+    }
+}
+
 impl CallResult {
     /// Whether the client ever connected.
     pub fn joined(&self) -> bool {
         self.report.join_time.is_some()
+    }
+
+    /// How the call went.
+    pub fn verdict(&self) -> Verdict {
+        if !self.joined() {
+            Verdict::NeverJoined
+        } else if self.report.state != Some(ConnectionState::Connected) {
+            Verdict::EndedDisconnected
+        } else if self.report.media_received() == 0 {
+            Verdict::NoMedia
+        } else {
+            Verdict::Ok
+        }
     }
 }
 
@@ -151,7 +213,11 @@ pub fn row(name: &str, result: &CallResult, duration: Duration) -> String {
     format!(
         "{:<18} {:<7} {:>8} {:>10} {:>6} {:>7} {:>8.1} {:>7.1}  {}",
         name,
-        if result.joined() { "joined" } else { "FAIL" },
+        if result.verdict() == Verdict::Ok {
+            "ok"
+        } else {
+            "FAIL"
+        },
         join,
         r.media_received(),
         r.media_lost(),
@@ -181,6 +247,8 @@ pub fn to_json(options: &CallOptions, result: &CallResult) -> Value {
         "uid": options.uid,
         "channel": options.channel,
         "joined": result.joined(),
+        "verdict": result.verdict().as_str(),
+        "pps": options.pps,
         "join_ms": r.join_time.map(ms),
         "proxy_type": r.proxy.map(|(t, _)| t),
         "relay": r.proxy.map(|(_, a)| a.to_string()),

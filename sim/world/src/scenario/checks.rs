@@ -244,8 +244,30 @@ pub fn outages_within(outcome: &WorldOutcome, name: &str, bound: Duration) -> Ch
     )
 }
 
-/// Liveness: once the faults healed (`spec.heal_at`), every client that joined is connected
-/// and hearing media again within `bound`.
+/// Every fault of the schedule took effect when it was due (see
+/// [`crate::fault_schedule`]): a fault that did nothing makes the scenario's claim about it
+/// vacuous, so the run fails with the reason.
+pub fn faults_took_effect(outcome: &WorldOutcome) -> Check {
+    let idle: Vec<String> = outcome
+        .faults_without_effect
+        .iter()
+        .map(|(at, fault, why)| format!("at {:.3} s, {fault}: {why}", at.as_secs_f64()))
+        .collect();
+    Check::new(
+        "every scheduled fault took effect",
+        idle.is_empty(),
+        if idle.is_empty() {
+            format!("{} faults applied", outcome.faults_applied.len())
+        } else {
+            format!("did nothing: {}", idle.join("; "))
+        },
+    )
+}
+
+/// Liveness: once the faults healed (`spec.heal_at`), every client is connected and hearing
+/// media again within `bound`; a client that never joined fails it (nothing recovered),
+/// unless the scenario means it never to join (`spec.never_join`), and then it must have
+/// stayed out.
 pub fn liveness(spec: &WorldSpec, outcome: &WorldOutcome, bound: Duration) -> Vec<Check> {
     let Some(heal) = spec.heal_at else {
         return vec![Check::fail("liveness", "the scenario states no heal time")];
@@ -255,39 +277,74 @@ pub fn liveness(spec: &WorldSpec, outcome: &WorldOutcome, bound: Duration) -> Ve
         .duration
         .saturating_sub(Duration::from_secs(2))
         .as_secs();
-    spec.enterprises
-        .iter()
-        .flat_map(|e| &e.clients)
-        // Clients that never joined (by design, or under a fault that outlasted their
-        // patience) have nothing to recover; the scenario's own checks judge them.
-        .filter(|client| {
-            outcome
-                .clients
-                .get(&client.name)
-                .is_some_and(|r| r.join_time.is_some())
-        })
+    if from >= talk_until {
+        return vec![Check::fail(
+            "liveness",
+            format!(
+                "the clients stop talking at {talk_until} s, before liveness can be judged ({from} s)"
+            ),
+        )];
+    }
+    let clients: Vec<_> = spec.enterprises.iter().flat_map(|e| &e.clients).collect();
+    if clients.is_empty() {
+        return vec![Check::fail("liveness", "the world has no client to judge")];
+    }
+    clients
+        .into_iter()
         .map(|client| {
             let r = outcome.clients.get(&client.name);
-            let media = r.map_or(0, |r| {
-                r.media_per_second
-                    .range(from..talk_until)
-                    .map(|(_, n)| n)
-                    .sum::<u64>()
-            });
-            let stuck = r.is_none_or(|r| r.outages.iter().any(|(_, back)| back.is_none()));
+            let joined = r.and_then(|r| r.join_time);
+            if spec.never_join.contains(&client.name) {
+                return Check::new(
+                    format!("liveness: {} stays out, as the scenario means", client.name),
+                    joined.is_none(),
+                    match joined {
+                        None => "never joined".to_owned(),
+                        Some(t) => format!("joined in {} ms", t.as_millis()),
+                    },
+                );
+            }
+            let name = format!(
+                "liveness: {} hears media again within {} s of the heal",
+                client.name,
+                bound.as_secs()
+            );
+            let Some(r) = r.filter(|_| joined.is_some()) else {
+                return Check::fail(
+                    name,
+                    format!(
+                        "never joined, so nothing recovered; last reason: {}",
+                        r.map_or("no report", |r| r.last_reason.as_str())
+                    ),
+                );
+            };
+            let media = r
+                .media_per_second
+                .range(from..talk_until)
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            let stuck = r.outages.iter().any(|(_, back)| back.is_none());
             Check::new(
-                format!(
-                    "liveness: {} hears media again within {} s of the heal",
-                    client.name,
-                    bound.as_secs()
-                ),
+                name,
                 media > 0 && !stuck,
                 format!(
                     "{media} packets between {from} s and {talk_until} s; outages {:?}",
-                    r.map(|r| &r.outages)
+                    r.outages
                 ),
             )
         })
+        .collect()
+}
+
+/// The key events of one kind in the trace: (t_us, the event's JSON object).
+pub fn trace_events(outcome: &WorldOutcome, event: &str) -> Vec<(u64, serde_json::Value)> {
+    outcome
+        .trace
+        .lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v.get("event").and_then(|e| e.as_str()) == Some(event))
+        .filter_map(|v| Some((v.get("t_us")?.as_u64()?, v)))
         .collect()
 }
 
