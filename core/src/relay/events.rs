@@ -83,6 +83,10 @@ pub enum SessionEnd {
     BufferOverflow,
     /// The relay is shutting down ([`Relay::shutdown`](super::Relay::shutdown)).
     ShuttingDown,
+    /// The session's upstream UDP socket could not be opened
+    /// ([`RelayInput::UdpBindFailed`](super::RelayInput::UdpBindFailed): out of descriptors or
+    /// ports); the session cannot carry media.
+    UdpBindFailed,
 }
 
 impl SessionEnd {
@@ -95,7 +99,8 @@ impl SessionEnd {
             SessionEnd::ShuttingDown => CloseReason::ShuttingDown,
             SessionEnd::UpstreamUnreachable
             | SessionEnd::ConnectTimeout
-            | SessionEnd::BufferOverflow => CloseReason::Error,
+            | SessionEnd::BufferOverflow
+            | SessionEnd::UdpBindFailed => CloseReason::Error,
         }
     }
 
@@ -108,7 +113,9 @@ impl SessionEnd {
             | SessionEnd::UpstreamUnreachable
             | SessionEnd::ConnectTimeout
             | SessionEnd::IdleTimeout => Some(ErrorCode::UpstreamUnreachable),
-            SessionEnd::BufferOverflow => Some(ErrorCode::QuotaExceeded),
+            SessionEnd::BufferOverflow | SessionEnd::UdpBindFailed => {
+                Some(ErrorCode::QuotaExceeded)
+            }
             SessionEnd::ShuttingDown => Some(ErrorCode::ShuttingDown),
         }
     }
@@ -177,6 +184,37 @@ pub struct RelayCounters {
     pub udp_error_replies_suppressed: u64,
     /// Inputs for ids the relay does not know (races with a close, or a confused driver).
     pub ignored_inputs: u64,
+    /// Tunnels handed to the driver to move their bytes ([`RelayOutput::Splice`](super::RelayOutput::Splice)).
+    pub tunnels_spliced: u64,
+    /// Upstream UDP sockets that could not be opened (each ended its session).
+    pub udp_bind_failures: u64,
+    /// Media channels replaced by a newer `MediaChannelOpen` of the same session.
+    pub media_channels_replaced: u64,
+    /// Connections handed to the shard that owns their session
+    /// ([`RelayOutput::TcpHandoff`](super::RelayOutput::TcpHandoff)).
+    pub handoffs: u64,
+}
+
+/// The relay's gauges, kept up to date as it goes (reading them costs nothing, however many
+/// sessions are open): [`Relay::gauges`](super::Relay::gauges).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayGauges {
+    /// Sessions now, the ones still connecting upstream included.
+    pub sessions: usize,
+    /// Most sessions at once.
+    pub peak_sessions: usize,
+    /// Client connections open now, in any state.
+    pub connections: usize,
+    /// Most client connections at once.
+    pub peak_connections: usize,
+    /// Bytes the relay holds now: partial frames and early tunnel bytes.
+    pub buffered_bytes: usize,
+    /// Most bytes held at once.
+    pub peak_buffered_bytes: usize,
+    /// Connections in their handshake now.
+    pub pending_handshakes: usize,
+    /// Upstream UDP sockets open (or being opened) now.
+    pub udp_allocs: usize,
 }
 
 impl RelayCounters {

@@ -47,7 +47,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -66,7 +71,8 @@ fn start_serve(workers: usize) -> Serve {
         .and_then(|mut f| f.read_exact(&mut key))
         .expect("urandom");
     let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let exe = std::env::var("CLOUDPROXY_BIN").unwrap_or_else(|_| "target/release/cloudproxy".into());
+    let exe =
+        std::env::var("CLOUDPROXY_BIN").unwrap_or_else(|_| "target/release/cloudproxy".into());
     let mut command = Command::new(exe);
     command
         .arg("serve")
@@ -94,7 +100,9 @@ fn start_serve(workers: usize) -> Serve {
 }
 
 async fn ticket(client: IpAddr) -> Ticket {
-    let udp = UdpSocket::bind(SocketAddr::new(client, 0)).await.expect("bind");
+    let udp = UdpSocket::bind(SocketAddr::new(client, 0))
+        .await
+        .expect("bind");
     let request = Message::ApRequest {
         request_id: 1,
         app_id: "dataplane".into(),
@@ -130,7 +138,10 @@ async fn tunnel(client: IpAddr, to: SocketAddr) -> (TcpStream, u64, u16) {
         ticket,
         destination: to,
     };
-    stream.write_all(&open.to_bytes().expect("open")).await.expect("write");
+    stream
+        .write_all(&open.to_bytes().expect("open"))
+        .await
+        .expect("write");
     let mut buf = vec![0u8; 24];
     stream.read_exact(&mut buf).await.expect("accept");
     match Message::decode(&buf) {
