@@ -43,7 +43,8 @@ pub struct RelayConfig {
     /// or waiting for the upstream connection); more are refused at once. Default: 1 024.
     pub max_pending_handshakes: usize,
     /// Most of those pending handshakes from one client IP address, so that one address cannot
-    /// hold every slot of [`RelayConfig::max_pending_handshakes`]. Default: 64.
+    /// hold every slot of [`RelayConfig::max_pending_handshakes`] (a quarter of them by
+    /// default: an office behind one NAT address still joins at once). Default: 256.
     pub max_pending_handshakes_per_client_ip: usize,
     /// Most bytes the relay queues toward one side of a session: the bytes a client sends
     /// after its `TunnelOpen` while the upstream connection is being established. A session
@@ -94,7 +95,7 @@ impl Default for RelayConfig {
             max_sessions_total: 10_000,
             max_sessions_per_client_ip: 256,
             max_pending_handshakes: 1_024,
-            max_pending_handshakes_per_client_ip: 64,
+            max_pending_handshakes_per_client_ip: 256,
             max_buffered_bytes_per_session: 64 * 1024,
             max_used_nonces: 100_000,
             max_udp_error_replies_per_sec: 50,

@@ -87,12 +87,10 @@ pub async fn serve(
         let shared = Rc::new(RefCell::new(RelayShared::default()));
         sources.relays.push((ip.to_string(), shared.clone()));
         let name = format!("relay {ip}");
-        let host = RelayHost {
-            tcp_port: plan.relay_tcp_port,
-            shutdown: shutdown.clone().wait(),
-            flush_timeout: plan.shutdown_grace,
-            max_queued_bytes_per_stream: plan.max_queued_bytes_per_stream,
-        };
+        let mut host = RelayHost::with_shutdown(shutdown.clone().wait());
+        host.tcp_port = plan.relay_tcp_port;
+        host.flush_timeout = plan.shutdown_grace;
+        host.max_queued_bytes_per_stream = plan.max_queued_bytes_per_stream;
         let node = run_relay_with(
             TokioNet::new(*ip),
             name.clone(),

@@ -10,7 +10,12 @@
 //! decorators of the simulation's network, outside the code under test.
 
 mod pumps;
+// The one module with `unsafe`: the splice(2) and pipe2(2) calls, each with its SAFETY note.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod splice;
 mod tokio_net;
+pub mod tunnel;
 
 use std::future::Future;
 use std::io;
@@ -21,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use pumps::{StreamEvent, StreamPumps};
 pub use tokio_net::{unix_now, TokioNet};
+pub use tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
 
 /// A network as node code sees it.
 pub trait Net: Clone + 'static {
@@ -45,6 +51,17 @@ pub trait Net: Clone + 'static {
     /// elapsed time, or the Unix epoch for real sockets), so that tickets mean the same thing
     /// on the access point and on the relays.
     fn now(&self) -> Instant;
+    /// Moves a spliced tunnel's bytes between `client` and `upstream` until it ends, reporting
+    /// on `link` (see [`tunnel`]). By default a bounded-buffer copy ([`copy_tunnel`]), the
+    /// simulation's; real sockets on Linux use `splice(2)`.
+    fn tunnel(
+        &self,
+        client: Self::Stream,
+        upstream: Self::Stream,
+        link: TunnelLink,
+    ) -> impl Future<Output = TunnelEnd> {
+        copy_tunnel(client, upstream, link)
+    }
 }
 
 /// Sleeps until `deadline` on `net`'s timeline; forever when there is none.
