@@ -218,6 +218,78 @@ pub struct RelayGauges {
 }
 
 impl RelayCounters {
+    /// Adds `other`'s counts to these (the counters of several shards of one relay).
+    pub fn merge(&mut self, other: &RelayCounters) {
+        let RelayCounters {
+            tcp_accepted,
+            sessions_opened,
+            sessions_closed,
+            media_channels_opened,
+            tcp_bytes_up,
+            tcp_bytes_down,
+            udp_packets_up,
+            udp_bytes_up,
+            udp_packets_down,
+            udp_bytes_down,
+            keepalives,
+            refused_unsupported_version,
+            refused_malformed,
+            refused_ticket_invalid,
+            refused_ticket_expired,
+            refused_client_mismatch,
+            refused_ticket_replayed,
+            refused_destination,
+            refused_quota,
+            refused_unknown_session,
+            refused_upstream_unreachable,
+            refused_shutting_down,
+            handshake_timeouts,
+            idle_timeouts,
+            buffer_overflows,
+            udp_dropped_from_client,
+            udp_dropped_from_upstream,
+            udp_error_replies_suppressed,
+            ignored_inputs,
+            tunnels_spliced,
+            udp_bind_failures,
+            media_channels_replaced,
+            handoffs,
+        } = other;
+        self.tcp_accepted += tcp_accepted;
+        self.sessions_opened += sessions_opened;
+        self.sessions_closed += sessions_closed;
+        self.media_channels_opened += media_channels_opened;
+        self.tcp_bytes_up += tcp_bytes_up;
+        self.tcp_bytes_down += tcp_bytes_down;
+        self.udp_packets_up += udp_packets_up;
+        self.udp_bytes_up += udp_bytes_up;
+        self.udp_packets_down += udp_packets_down;
+        self.udp_bytes_down += udp_bytes_down;
+        self.keepalives += keepalives;
+        self.refused_unsupported_version += refused_unsupported_version;
+        self.refused_malformed += refused_malformed;
+        self.refused_ticket_invalid += refused_ticket_invalid;
+        self.refused_ticket_expired += refused_ticket_expired;
+        self.refused_client_mismatch += refused_client_mismatch;
+        self.refused_ticket_replayed += refused_ticket_replayed;
+        self.refused_destination += refused_destination;
+        self.refused_quota += refused_quota;
+        self.refused_unknown_session += refused_unknown_session;
+        self.refused_upstream_unreachable += refused_upstream_unreachable;
+        self.refused_shutting_down += refused_shutting_down;
+        self.handshake_timeouts += handshake_timeouts;
+        self.idle_timeouts += idle_timeouts;
+        self.buffer_overflows += buffer_overflows;
+        self.udp_dropped_from_client += udp_dropped_from_client;
+        self.udp_dropped_from_upstream += udp_dropped_from_upstream;
+        self.udp_error_replies_suppressed += udp_error_replies_suppressed;
+        self.ignored_inputs += ignored_inputs;
+        self.tunnels_spliced += tunnels_spliced;
+        self.udp_bind_failures += udp_bind_failures;
+        self.media_channels_replaced += media_channels_replaced;
+        self.handoffs += handoffs;
+    }
+
     /// Counts one refusal with `code`.
     pub(super) fn refused(&mut self, code: ErrorCode) {
         let counter = match code {
