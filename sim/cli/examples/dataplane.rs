@@ -215,6 +215,29 @@ async fn copy_relay(listener: TcpListener, to: SocketAddr) {
     }
 }
 
+/// The splice baseline: accept, connect, and nothing but `splice(2)` both ways (the node
+/// crate's pump without the relay's control plane), on its own thread.
+fn splice_relay(at: SocketAddr, to: SocketAddr) {
+    use cloudproxy_node::net::{Net, TokioNet, TunnelLink};
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async move {
+            let listener = TcpListener::bind(at).await.expect("splice relay");
+            while let Ok((a, _)) = listener.accept().await {
+                tokio::task::spawn_local(async move {
+                    if let Ok(b) = TcpStream::connect(to).await {
+                        let link = TunnelLink::new(Duration::from_secs(1), || {});
+                        TokioNet::any().tunnel(a, b, link).await;
+                    }
+                });
+            }
+        });
+    });
+}
+
 /// A UDP echo.
 async fn echo(socket: UdpSocket) {
     let mut buf = vec![0u8; 2048];
@@ -247,7 +270,8 @@ async fn naive_udp_relay(front: UdpSocket, to: SocketAddr) {
 async fn udp_echo_rate(
     socket: &UdpSocket,
     to: SocketAddr,
-    wrap: &dyn Fn(&[u8]) -> Vec<u8>,
+    wrap: &(dyn Fn(&[u8]) -> Vec<u8> + Sync),
+    rounds: usize,
 ) -> Option<f64> {
     let payload = vec![0xA5u8; PAYLOAD];
     let datagram = wrap(&payload);
@@ -257,7 +281,7 @@ async fn udp_echo_rate(
         socket.send_to(&datagram, to).await.ok()?;
     }
     let mut received = 0;
-    while received < UDP_ROUNDS {
+    while received < rounds {
         match tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await {
             Ok(Ok(_)) => {
                 received += 1;
@@ -274,7 +298,48 @@ async fn udp_echo_rate(
             return None;
         }
     }
-    Some(UDP_ROUNDS as f64 / started.elapsed().as_secs_f64())
+    Some(rounds as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Flows at once in the many-flows case.
+const FLOWS: usize = 16;
+/// Round trips per flow in the many-flows case.
+const MANY_ROUNDS: usize = 4_000;
+
+/// `n` sessions from `client`, each with its socket, relay port and framing.
+async fn many_flows(
+    client: IpAddr,
+    echo: SocketAddr,
+    n: usize,
+) -> Vec<(
+    UdpSocket,
+    SocketAddr,
+    Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>,
+)> {
+    let mut flows = Vec::new();
+    for _ in 0..n {
+        let (stream, session_id, port) = tunnel(client, echo).await;
+        // Keep the tunnel open for the life of the process.
+        std::mem::forget(stream);
+        let socket = UdpSocket::bind(SocketAddr::new(client, 0))
+            .await
+            .expect("bind");
+        let wrap = move |p: &[u8]| {
+            Message::MediaData {
+                session_id,
+                peer: echo,
+                payload: p.to_vec(),
+            }
+            .to_bytes()
+            .expect("media")
+        };
+        flows.push((
+            socket,
+            SocketAddr::new(ip("127.143.2.1"), port),
+            Box::new(wrap) as Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>,
+        ));
+    }
+    flows
 }
 
 fn arg(name: &str, default: usize) -> usize {
@@ -300,6 +365,9 @@ fn main() {
         tokio::spawn(sink(TcpListener::bind(sink_addr).await.expect("sink")));
         let copy_addr = SocketAddr::new(ip("127.143.2.8"), 4000);
         tokio::spawn(copy_relay(TcpListener::bind(copy_addr).await.expect("copy"), sink_addr));
+        let splice_addr = SocketAddr::new(ip("127.143.2.7"), 4000);
+        splice_relay(splice_addr, sink_addr);
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let echo_addr = SocketAddr::new(ip("127.143.3.1"), 6000);
         tokio::spawn(echo(UdpSocket::bind(echo_addr).await.expect("echo")));
         let naive_addr = SocketAddr::new(ip("127.143.2.8"), 4500);
@@ -311,6 +379,7 @@ fn main() {
             let client = ip(&format!("127.143.10.{round}"));
             let direct = blast(TcpStream::connect(sink_addr).await.expect("sink")).await;
             let copy = blast(TcpStream::connect(copy_addr).await.expect("copy")).await;
+            let spliced = blast(TcpStream::connect(splice_addr).await.expect("splice")).await;
             let (stream, _, _) = tunnel(client, sink_addr).await;
             let cpu0 = cpu_seconds(pid);
             let started = Instant::now();
@@ -318,22 +387,23 @@ fn main() {
             let wall = started.elapsed().as_secs_f64();
             let cpu = cpu_seconds(pid) - cpu0;
             let fmt = |v: Option<f64>| v.map_or("CUT".to_owned(), |g| format!("{g:.2}"));
-            let ratio = match (relayed, copy) {
-                (Some(r), Some(c)) => format!("{:.2}x", r / c),
+            let ratio = match (relayed, copy, spliced) {
+                (Some(r), Some(c), Some(s)) => format!("{:.2}x of copy8k, {:.2}x of splice", r / c, r / s),
                 _ => "-".into(),
             };
             let gb_per_cpu = relayed.map_or("-".into(), |_| {
                 format!("{:.2}", TCP_BYTES as f64 / 1e9 / cpu.max(1e-3))
             });
             println!(
-                "round {round} tcp up Gbit/s: direct {} copy8k {} serve {} ({ratio} of copy8k); serve GB per relay CPU-s {gb_per_cpu} (cpu {cpu:.2} s over {wall:.2} s)",
+                "round {round} tcp up Gbit/s: direct {} copy8k {} splice {} serve {} ({ratio}); serve GB per relay CPU-s {gb_per_cpu} (cpu {cpu:.2} s over {wall:.2} s)",
                 fmt(direct),
                 fmt(copy),
+                fmt(spliced),
                 fmt(relayed),
             );
 
             let udp = UdpSocket::bind(SocketAddr::new(client, 0)).await.expect("bind");
-            let naive = udp_echo_rate(&udp, naive_addr, &|p| p.to_vec()).await;
+            let naive = udp_echo_rate(&udp, naive_addr, &|p| p.to_vec(), UDP_ROUNDS).await;
             let (_keep, session_id, port) = tunnel(client, sink_addr).await;
             let relay_udp = SocketAddr::new(ip("127.143.2.1"), port);
             let wrap = move |p: &[u8]| {
@@ -346,7 +416,7 @@ fn main() {
                 .expect("media")
             };
             let cpu0 = cpu_seconds(pid);
-            let served = udp_echo_rate(&udp, relay_udp, &wrap).await;
+            let served = udp_echo_rate(&udp, relay_udp, &wrap, UDP_ROUNDS).await;
             let cpu = cpu_seconds(pid) - cpu0;
             let ratio = match (served, naive) {
                 (Some(s), Some(n)) => format!("{:.2}x", s / n),
@@ -355,6 +425,30 @@ fn main() {
             let per = served.map_or("-".into(), |_| {
                 format!("{:.1}", cpu * 1e6 / UDP_ROUNDS as f64 / 2.0)
             });
+            let flows = many_flows(client, echo_addr, FLOWS).await;
+            let cpu0 = cpu_seconds(pid);
+            let started = Instant::now();
+            let total: usize = {
+                let mut tasks = Vec::new();
+                for (socket, to, wrap) in flows {
+                    tasks.push(tokio::spawn(async move {
+                        let wrap = move |p: &[u8]| wrap(p);
+                        udp_echo_rate(&socket, to, &wrap, MANY_ROUNDS)
+                            .await
+                            .map_or(0, |_| MANY_ROUNDS)
+                    }));
+                }
+                let mut total = 0;
+                for t in tasks {
+                    total += t.await.unwrap_or(0);
+                }
+                total
+            };
+            let many_rate = total as f64 / started.elapsed().as_secs_f64();
+            let many_cpu = (cpu_seconds(pid) - cpu0) * 1e6 / (2 * total.max(1)) as f64;
+            println!(
+                "round {round} udp {FLOWS} flows dgram/s: serve {many_rate:.0}; relay CPU us per datagram {many_cpu:.1}"
+            );
             println!(
                 "round {round} udp echo dgram/s: naive {} serve {} ({ratio} of naive); serve relay CPU us per datagram {per}",
                 naive.map_or("LOST".into(), |v| format!("{v:.0}")),

@@ -88,4 +88,17 @@ pub trait Udp: 'static {
     fn recv_from(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<(usize, SocketAddr)>>;
     /// The socket's local address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Receives one datagram if one is waiting, without waiting (`WouldBlock` otherwise).
+    /// Lets a reader take a burst in one wake-up. By default always `WouldBlock` (the reader
+    /// then waits in [`Udp::recv_from`] for each datagram: the simulation's plain path).
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let _ = buf;
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+    /// Sends one datagram if the socket can take it now (`WouldBlock` otherwise). By default
+    /// always `WouldBlock` (the writer then waits in [`Udp::send_to`]).
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        let _ = (data, to);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 }

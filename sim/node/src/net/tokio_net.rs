@@ -241,6 +241,19 @@ impl Udp for UdpSocket {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         UdpSocket::local_addr(self)
     }
+
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        loop {
+            match UdpSocket::try_recv_from(self, buf) {
+                Err(e) if per_connection(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        UdpSocket::try_send_to(self, data, to).map(|_| ())
+    }
 }
 
 /// `EMFILE` / `ENFILE` / `ENOBUFS` / `ENOMEM`: the process or the system is out of resources

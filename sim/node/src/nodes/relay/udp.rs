@@ -110,24 +110,26 @@ async fn read<S, U: Udp>(udp: Rc<U>, source: Source, inbox: Rc<Inbox<S, U>>) {
         while waiting.count.get() >= PER_SOCKET_DATAGRAMS {
             waiting.room.notified().await;
         }
+        // A burst without waiting (real sockets), then one wait for the next datagram.
         let mut buf = inbox.buffer();
-        match udp.recv_from(&mut buf).await {
-            Ok((len, from)) => {
-                waiting.count.set(waiting.count.get() + 1);
-                let datagram = Datagram {
-                    source,
-                    from,
-                    buf,
-                    len,
-                    waiting: waiting.clone(),
-                };
-                inbox.post(|i| i.datagrams.borrow_mut().push_back(datagram));
-            }
-            Err(_) => {
-                inbox.recycle(buf);
-                return;
-            }
-        }
+        let got = match udp.try_recv_from(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => udp.recv_from(&mut buf).await,
+            other => other,
+        };
+        let Ok((len, from)) = got else {
+            inbox.recycle(buf);
+            return;
+        };
+        waiting.count.set(waiting.count.get() + 1);
+        let datagram = Datagram {
+            source,
+            from,
+            buf,
+            len,
+            waiting: waiting.clone(),
+        };
+        // The loop runs once this task waits: a burst costs it one wake-up.
+        inbox.post(|i| i.datagrams.borrow_mut().push_back(datagram));
     }
 }
 
@@ -136,9 +138,12 @@ async fn write<U: Udp>(udp: Rc<U>, sends: Rc<SendQueue>) {
         let next = sends.queue.borrow_mut().pop_front();
         match next {
             // A failed send (an ICMP error, a full buffer) loses that datagram only.
-            Some((to, data)) => {
-                let _ = udp.send_to(&data, to).await;
-            }
+            Some((to, data)) => match udp.try_send_to(&data, to) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = udp.send_to(&data, to).await;
+                }
+                _ => {}
+            },
             None => sends.notify.notified().await,
         }
     }
