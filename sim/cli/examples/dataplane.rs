@@ -24,7 +24,7 @@ use cloudproxy_core::wire::{Message, Ticket, FLAG_UDP_MEDIA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
-const TCP_BYTES: u64 = 512 << 20;
+const TCP_BYTES: u64 = 2 << 30;
 const UDP_ROUNDS: usize = 20_000;
 const WINDOW: usize = 64;
 const PAYLOAD: usize = 1200;
@@ -63,7 +63,7 @@ fn start_serve(workers: usize) -> Serve {
     let config = dir.join("serve.toml");
     std::fs::write(
         &config,
-        "sdrtn = [\"127.143.3.0/24\"]\n[ap]\nlisten = [\"127.143.1.1\"]\n[relay]\nlisten = [\"127.143.2.1\"]\nudp_ports = \"4500-4503\"\nmax_sessions_per_client_ip = 10000\n",
+        "sdrtn = [\"127.143.3.0/24\"]\n[ap]\nlisten = [\"127.143.1.1\"]\nmax_requests_per_ip = 1000000\n[relay]\nlisten = [\"127.143.2.1\"]\nudp_ports = \"4500-4503\"\nmax_sessions_per_client_ip = 10000\n",
     )
     .expect("config");
     let mut key = [0u8; 32];
@@ -142,8 +142,11 @@ async fn tunnel(client: IpAddr, to: SocketAddr) -> (TcpStream, u64, u16) {
         .write_all(&open.to_bytes().expect("open"))
         .await
         .expect("write");
-    let mut buf = vec![0u8; 24];
+    let mut buf = vec![0u8; 6];
     stream.read_exact(&mut buf).await.expect("accept");
+    let body = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+    buf.resize(6 + body, 0);
+    stream.read_exact(&mut buf[6..]).await.expect("accept");
     match Message::decode(&buf) {
         Ok((
             Message::TunnelAccept {
@@ -318,7 +321,8 @@ async fn many_flows(
 )> {
     let mut flows = Vec::new();
     for _ in 0..n {
-        let (stream, session_id, port) = tunnel(client, echo).await;
+        let sink = SocketAddr::new(ip("127.143.3.1"), 5600);
+        let (stream, session_id, port) = tunnel(client, sink).await;
         // Keep the tunnel open for the life of the process.
         std::mem::forget(stream);
         let socket = UdpSocket::bind(SocketAddr::new(client, 0))
@@ -342,6 +346,53 @@ async fn many_flows(
     flows
 }
 
+/// Resident memory (bytes) and open descriptors of a process.
+fn rss_and_fds(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+    (kb * 1024, fds)
+}
+
+/// Opens `n` idle sessions, each a tunnel that sent one media datagram (so it holds an
+/// upstream UDP socket too); prints the relay's memory and descriptors per session.
+async fn idle_sessions(pid: u32, n: usize, echo: SocketAddr) -> Vec<(TcpStream, UdpSocket)> {
+    let (rss0, fds0) = rss_and_fds(pid);
+    let sink = SocketAddr::new(ip("127.143.3.1"), 5600);
+    let mut held = Vec::new();
+    for i in 0..n {
+        let client = ip(&format!("127.143.{}.{}", 20 + i / 250, 1 + i % 250));
+        let (stream, session_id, port) = tunnel(client, sink).await;
+        let udp = UdpSocket::bind(SocketAddr::new(client, 0))
+            .await
+            .expect("bind");
+        let media = Message::MediaData {
+            session_id,
+            peer: echo,
+            payload: vec![1; 100],
+        };
+        let _ = udp
+            .send_to(
+                &media.to_bytes().expect("media"),
+                SocketAddr::new(ip("127.143.2.1"), port),
+            )
+            .await;
+        held.push((stream, udp));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss1, fds1) = rss_and_fds(pid);
+    println!(
+        "idle: {n} sessions (tunnel + media socket each): relay RSS {:.1} KiB and {:.1} descriptors per session",
+        (rss1.saturating_sub(rss0)) as f64 / 1024.0 / n as f64,
+        (fds1.saturating_sub(fds0)) as f64 / n as f64
+    );
+    held
+}
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -353,6 +404,7 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn main() {
     let (workers, rounds) = (arg("--workers", 0), arg("--rounds", 3));
+    let idle = arg("--idle", 0);
     let serve = start_serve(workers);
     let pid = serve.0.id();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -375,7 +427,11 @@ fn main() {
             UdpSocket::bind(naive_addr).await.expect("naive"),
             echo_addr,
         ));
+        let mut _held = Vec::new();
         for round in 1..=rounds {
+            if round == rounds && idle > 0 {
+                _held = idle_sessions(pid, idle, echo_addr).await;
+            }
             let client = ip(&format!("127.143.10.{round}"));
             let direct = blast(TcpStream::connect(sink_addr).await.expect("sink")).await;
             let copy = blast(TcpStream::connect(copy_addr).await.expect("copy")).await;
