@@ -240,9 +240,11 @@ mod tests {
 
     #[test]
     fn bounds_hold_globally_and_per_client_and_a_failed_shard_gives_its_slots_back() {
-        let mut config = RelayConfig::default();
-        config.max_pending_handshakes = 3;
-        config.max_pending_handshakes_per_client_ip = 2;
+        let config = RelayConfig {
+            max_pending_handshakes: 3,
+            max_pending_handshakes_per_client_ip: 2,
+            ..RelayConfig::default()
+        };
         let mut ledger = LocalLedger::new(&config);
         assert_eq!(ledger.acquire_for(0, Slot::Pending, ip(1)), Ok(()));
         assert_eq!(ledger.acquire_for(1, Slot::Pending, ip(1)), Ok(()));
@@ -273,8 +275,10 @@ mod tests {
 
     #[test]
     fn a_nonce_is_claimed_once_until_its_ticket_expires() {
-        let mut config = RelayConfig::default();
-        config.max_used_nonces = 1;
+        let config = RelayConfig {
+            max_used_nonces: 1,
+            ..RelayConfig::default()
+        };
         let mut ledger = LocalLedger::new(&config);
         let (t0, t1) = (Instant::from_millis(0), Instant::from_millis(10));
         assert!(!ledger.nonce_used(&[1; 16], t0));

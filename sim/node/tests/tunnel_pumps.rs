@@ -2,7 +2,6 @@
 //! bytes arrive on each side, in order, the link reports exactly the bytes written, and the
 //! pumps end the same way for each kind of end. On loopback, bounded in bytes and time.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use cloudproxy_node::net::{Net, TokioNet, TunnelEnd, TunnelLink};

@@ -94,6 +94,9 @@ pub struct RelayShared {
 /// and the bytes read from it so far.
 pub type HandoffOut<S> = Box<dyn Fn(u16, S, SocketAddr, Vec<u8>)>;
 
+/// Connections handed to this shard: the stream, the client's address, the bytes read so far.
+pub type HandoffIn<S> = mpsc::Receiver<(S, SocketAddr, Vec<u8>)>;
+
 /// How a relay host serves, beyond the relay's own configuration.
 pub struct RelayHost<F, S> {
     /// The TCP port for tunnels and media channels. Default [`RELAY_TCP_PORT`].
@@ -114,7 +117,7 @@ pub struct RelayHost<F, S> {
     /// Where connections of other shards go; `None`: one shard.
     pub handoff_out: Option<HandoffOut<S>>,
     /// Connections handed to this shard by the others.
-    pub handoff_in: Option<mpsc::Receiver<(S, SocketAddr, Vec<u8>)>>,
+    pub handoff_in: Option<HandoffIn<S>>,
 }
 
 impl<S> RelayHost<std::future::Pending<()>, S> {
@@ -200,7 +203,7 @@ pub async fn run_relay_with<N: Net, F: Future<Output = ()>>(
 async fn open_sockets<N: Net>(
     driver: &mut Driver<N>,
     tcp_port: u16,
-    handoff_in: Option<mpsc::Receiver<(N::Stream, SocketAddr, Vec<u8>)>>,
+    handoff_in: Option<HandoffIn<N::Stream>>,
 ) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
     let listener = driver
         .net
