@@ -6,6 +6,10 @@
 //!   `rtc.proxy_server`), with errors that name the key, the element and the reason, and a
 //!   canonical form that re-parses to the same configuration.
 //! - [`engine`]: the SDK engine's life cycle and the rule of when proxy settings may change.
+//! - [`ap`]: the cloud proxy's access point, a sans-IO machine: requests in, relays and
+//!   tickets out, bounded and rate-limited per client address and network.
+//! - [`http_connect`]: `CONNECT` tunnels through an enterprise HTTP proxy (beyond the seed):
+//!   a bounded response codec and a handshake machine with Basic authentication.
 //! - [`time`]: the virtual clock every machine is driven by.
 //!
 //! Nothing here reads a clock, opens a socket or draws from a global random number generator:
@@ -13,9 +17,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ap;
 pub mod client;
 pub mod engine;
 pub mod entropy;
+pub mod http_connect;
 pub mod params;
 pub mod relay;
 pub mod sdrtn;

@@ -129,7 +129,9 @@ fn structured_seeds_round_trip_through_their_format() {
         let again = match seed.target {
             "engine_ops" => targets::engine_ops::Script::decode(&seed.bytes).encode(),
             "relay" => targets::relay::Script::decode(&seed.bytes).encode(),
+            "ap" => targets::ap::Script::decode(&seed.bytes).encode(),
             "client" => targets::client::Script::decode(&seed.bytes).encode(),
+            "http_connect" => targets::http_connect::Script::decode(&seed.bytes).encode(),
             _ => continue,
         };
         assert_eq!(again, seed.bytes, "{}/{}", seed.target, seed.name);

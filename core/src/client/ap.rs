@@ -9,6 +9,10 @@
 //! closed and the next attempt starts). UDP answers from every candidate contacted in the round
 //! count, so an answer that arrives late still wins. The round fails when the last attempt
 //! ends without an answer.
+//!
+//! The request is padded to [`AP_REQUEST_PADDED_LEN`](crate::wire::AP_REQUEST_PADDED_LEN)
+//! bytes ([`Message::padded_ap_request`]): an access point answers nothing shorter, so that
+//! no answer is larger than its request.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -95,13 +99,10 @@ impl ApQuery {
         now: Instant,
     ) -> Result<ApQuery, StateReason> {
         let request_id = (entropy.next_u64() >> 32) as u32;
-        let request = Message::ApRequest {
-            request_id,
-            app_id: config.app_id.clone(),
-            flags: FLAG_UDP_MEDIA,
-        }
-        .to_bytes()
-        .map_err(|e| StateReason::InvalidConfig(format!("app_id {:?}: {e}", config.app_id)))?;
+        // Padded to the largest answer it can earn: access points answer nothing shorter.
+        let request = Message::padded_ap_request(request_id, &config.app_id, FLAG_UDP_MEDIA)
+            .to_bytes()
+            .map_err(|e| StateReason::InvalidConfig(format!("app_id {:?}: {e}", config.app_id)))?;
         let ports: Vec<u16> = if port == 0 {
             AP_PORTS.to_vec()
         } else {

@@ -139,6 +139,9 @@ impl fmt::Display for EngineState {
 pub struct Accepted {
     /// Keys of other SDK features that were ignored, in input order.
     pub ignored: Vec<String>,
+    /// The ignored keys that look like a misspelt proxy key, with the key probably meant
+    /// (see [`ParamUpdate::suggestions`]).
+    pub suggestions: Vec<params::KeySuggestion>,
 }
 
 /// The SDK engine, as far as the proxy is concerned.
@@ -212,6 +215,7 @@ impl Engine {
         self.config.apply(&update);
         Ok(Accepted {
             ignored: update.ignored,
+            suggestions: update.suggestions,
         })
     }
 

@@ -6,6 +6,17 @@
 
 use std::fmt;
 
+/// The most characters of one value or key of the input an error message quotes; longer ones
+/// are cut on a character boundary and end in `...`.
+pub const MAX_EXCERPT_CHARS: usize = 64;
+/// The most characters of a corrected text (the text to pass instead) an error message shows;
+/// a longer one is cut on a character boundary, ends in `...` and is followed by its length.
+pub const MAX_FIX_CHARS: usize = 256;
+/// No error message of the grammar is longer than this many characters, whatever the input:
+/// the fixed wording, at most one corrected text ([`MAX_FIX_CHARS`]) and at most two excerpts
+/// ([`MAX_EXCERPT_CHARS`]).
+pub const MAX_MESSAGE_CHARS: usize = 800;
+
 /// Which element of `"rtc.proxy_server"` an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Element {
@@ -57,11 +68,50 @@ pub enum ParamsError {
     #[error(
         "setParameters: not valid JSON: the IP list in \"rtc.proxy_server\" element 1 (host) is \
          not escaped, as in the documentation's type-2 example; the host must be one JSON \
-         string, so write {escaped} (or enable the compatibility option to accept this shape)"
+         string, so write {} (or enable the compatibility option to accept this shape)",
+        Fix(.escaped)
     )]
     UnescapedIpList {
-        /// The same call, correctly escaped.
+        /// The same call, correctly escaped (whole; the message shows at most
+        /// [`MAX_FIX_CHARS`] characters of it).
         escaped: String,
+    },
+    /// The text starts with a UTF-8 byte-order mark (U+FEFF), as some editors and Windows tools
+    /// write at the start of a file; JSON text must not begin with one.
+    #[error(
+        "setParameters: the text starts with a UTF-8 byte-order mark (U+FEFF, bytes EF BB BF), \
+         which JSON does not allow: remove it and pass {}",
+        Fix(.without)
+    )]
+    ByteOrderMark {
+        /// The text without the mark (whole; the message shows at most [`MAX_FIX_CHARS`]
+        /// characters of it).
+        without: String,
+    },
+    /// The text is still escaped as in a Java or C string literal (`{\"rtc.enable_proxy\":true}`):
+    /// the source form was pasted instead of the string's value.
+    #[error(
+        "setParameters: not valid JSON: the text is escaped as inside a Java or C string \
+         literal (a backslash before each quote); pass the string's value, not its source \
+         form: {}",
+        Fix(.unescaped)
+    )]
+    EscapedSource {
+        /// The string's value: the call to pass (whole; the message shows at most
+        /// [`MAX_FIX_CHARS`] characters of it).
+        unescaped: String,
+    },
+    /// The text is a whole Java or C string literal, quotes included
+    /// (`"{\"rtc.enable_proxy\":true}"`): the source form was pasted instead of its value.
+    #[error(
+        "setParameters: the text is a quoted string literal, as written in Java or C source; \
+         pass its value, without the outer quotes and the backslashes: {}",
+        Fix(.unquoted)
+    )]
+    QuotedSource {
+        /// The literal's value: the call to pass (whole; the message shows at most
+        /// [`MAX_FIX_CHARS`] characters of it).
+        unquoted: String,
     },
     /// The top-level JSON value is not an object.
     #[error("setParameters: expected one JSON object, found {found}")]
@@ -97,6 +147,34 @@ impl ParamsError {
             element,
             reason: reason.into(),
         }
+    }
+}
+
+/// A corrected text in an error message: whole when short, else its first [`MAX_FIX_CHARS`]
+/// characters, `...` and its length.
+struct Fix<'a>(&'a str);
+
+impl fmt::Display for Fix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.0.chars().count();
+        if total <= MAX_FIX_CHARS {
+            f.write_str(self.0)
+        } else {
+            write!(
+                f,
+                "{}... (the first {MAX_FIX_CHARS} of {total} characters)",
+                excerpt(self.0, MAX_FIX_CHARS)
+            )
+        }
+    }
+}
+
+/// The first `max_chars` characters of `text` (all of it when it is that short), cut on a
+/// character boundary.
+pub(crate) fn excerpt(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
     }
 }
 

@@ -12,7 +12,8 @@
 //!     JSON array is accepted too), 1 to 64 distinct addresses, port as for type 1.
 //!
 //! Every other key belongs to another SDK feature: it is accepted, ignored and listed in
-//! [`ParamUpdate::ignored`]. A call is all or nothing: [`parse`] either returns the whole update
+//! [`ParamUpdate::ignored`]; one that looks like a misspelt proxy key (`rtc.enable_proxi`,
+//! `RTC.ENABLE_PROXY`) also gets a "did you mean" in [`ParamUpdate::suggestions`]. A call is all or nothing: [`parse`] either returns the whole update
 //! or an error, and an error changes nothing.
 //!
 //! ```
@@ -35,6 +36,8 @@
 mod compat;
 mod error;
 mod host;
+mod source;
+mod suggest;
 mod toplevel;
 
 #[cfg(test)]
@@ -45,8 +48,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{json, Value};
 
-pub use error::{Element, ParamsError};
+pub use error::{Element, ParamsError, MAX_EXCERPT_CHARS, MAX_FIX_CHARS, MAX_MESSAGE_CHARS};
 pub use host::{MAX_DNS_LABEL_LEN, MAX_DNS_NAME_LEN, MAX_IP_LIST_LEN};
+pub use suggest::{KeySuggestion, MAX_SUGGESTION_DISTANCE};
 
 use error::{describe, kind_of};
 
@@ -189,6 +193,9 @@ pub struct ParamUpdate {
     pub proxy_server: Option<ProxyServer>,
     /// Keys that belong to other SDK features, accepted and ignored, in input order.
     pub ignored: Vec<String>,
+    /// The ignored keys that look like a misspelt proxy key, each with the key it is probably
+    /// meant to be, in input order (each is also in [`ignored`](Self::ignored)).
+    pub suggestions: Vec<KeySuggestion>,
 }
 
 impl ParamUpdate {
@@ -201,7 +208,13 @@ impl ParamUpdate {
 /// Parses one `setParameters` text.
 ///
 /// Runs in time linear in the input and never panics: inputs over [`MAX_INPUT_LEN`] bytes and
-/// JSON nested deeper than the parser's limit (128) are rejected with an error.
+/// JSON nested deeper than the parser's limit (128) are rejected with an error. No error
+/// message is longer than [`MAX_MESSAGE_CHARS`] characters, whatever the input.
+///
+/// Texts that are not JSON but are recognisably something else get an error that says what
+/// they are and shows the text to pass: the seed document's unescaped type-2 example, a
+/// leading UTF-8 byte-order mark, a call pasted from Java or C source (backslashes kept, or
+/// the whole quoted literal).
 pub fn parse(text: &str, mode: Mode) -> Result<ParamUpdate, ParamsError> {
     if text.len() > MAX_INPUT_LEN {
         return Err(ParamsError::TooLarge {
@@ -209,15 +222,14 @@ pub fn parse(text: &str, mode: Mode) -> Result<ParamUpdate, ParamsError> {
             max: MAX_INPUT_LEN,
         });
     }
+    if let Some(without) = text.strip_prefix('\u{feff}') {
+        return Err(ParamsError::ByteOrderMark {
+            without: without.to_owned(),
+        });
+    }
     let entries = match toplevel::read_object(text) {
         Ok(entries) => entries,
-        Err(err) => {
-            return match compat::recover_unescaped_ip_list(text) {
-                Some(fixed) if mode == Mode::Compat => parse(&fixed, Mode::Strict),
-                Some(escaped) => Err(ParamsError::UnescapedIpList { escaped }),
-                None => Err(err),
-            }
-        }
+        Err(err) => return recover(text, mode, err),
     };
     let mut update = ParamUpdate::default();
     for (key, value) in entries {
@@ -236,12 +248,30 @@ pub fn parse(text: &str, mode: Mode) -> Result<ParamUpdate, ParamsError> {
             }
             _ => {
                 if !update.ignored.contains(&key) {
+                    update.suggestions.extend(suggest::suggest(&key));
                     update.ignored.push(key);
                 }
             }
         }
     }
     Ok(update)
+}
+
+/// A text that is not one JSON object (`err` says why): the seed's unescaped type-2 example
+/// (read in compat mode, an error naming the fix in strict mode), a paste from source, or
+/// `err` itself.
+fn recover(text: &str, mode: Mode, err: ParamsError) -> Result<ParamUpdate, ParamsError> {
+    if let Some(escaped) = compat::recover_unescaped_ip_list(text) {
+        return match mode {
+            Mode::Compat => parse(&escaped, Mode::Strict),
+            Mode::Strict => Err(ParamsError::UnescapedIpList { escaped }),
+        };
+    }
+    Err(match source::recognise(text) {
+        Some(source::Pasted::Escaped(unescaped)) => ParamsError::EscapedSource { unescaped },
+        Some(source::Pasted::Quoted(unquoted)) => ParamsError::QuotedSource { unquoted },
+        None => err,
+    })
 }
 
 fn parse_enable_proxy(value: &Value) -> Result<bool, ParamsError> {
@@ -273,12 +303,16 @@ fn parse_proxy_server(value: &Value) -> Result<ProxyServer, ParamsError> {
             ),
         ));
     };
-    let kind = integer(kind, Element::Type)?;
+    let kind = integer(kind, Element::Type, TYPE_RANGE)?;
     match kind {
         0 => {
             let ip = match host {
-                Value::String(text) => host::parse_ip_literal(text)
-                    .map_err(|why| ParamsError::server(Element::Host, format!("SOCKS5 (type 0) needs the server's IP address: {why}")))?,
+                Value::String(text) => host::parse_ip_literal(text).map_err(|why| {
+                    ParamsError::server(
+                        Element::Host,
+                        format!("SOCKS5 (type 0) needs the server's IP address: {why}"),
+                    )
+                })?,
                 other => return Err(expected_string(other, "the SOCKS5 server's IP address")),
             };
             let port = port_number(port, false)?;
@@ -313,9 +347,7 @@ fn parse_proxy_server(value: &Value) -> Result<ProxyServer, ParamsError> {
         }
         other => Err(ParamsError::server(
             Element::Type,
-            format!(
-                "unknown proxy type {other}: expected 0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list)"
-            ),
+            format!("unknown proxy type {other}: expected {TYPE_RANGE}"),
         )),
     }
 }
@@ -327,8 +359,12 @@ fn expected_string(found: &Value, what: &str) -> ParamsError {
     )
 }
 
-/// A non-negative JSON integer written without fraction or exponent.
-fn integer(value: &Value, element: Element) -> Result<u64, ParamsError> {
+/// The proxy types, as errors name them.
+const TYPE_RANGE: &str = "0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list)";
+
+/// A non-negative JSON integer written without fraction or exponent; `range` is what the
+/// element accepts, named when the number is too large for any integer.
+fn integer(value: &Value, element: Element, range: &str) -> Result<u64, ParamsError> {
     let Value::Number(n) = value else {
         return Err(ParamsError::server(
             element,
@@ -341,6 +377,20 @@ fn integer(value: &Value, element: Element) -> Result<u64, ParamsError> {
     if n.is_i64() {
         return Err(ParamsError::server(element, format!("{n} is negative")));
     }
+    // Beyond the integers: the JSON parser reads integers outside u64 and i64 as floats, so
+    // their digits are gone; name the bound they passed instead of a rounded value.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    let beyond = match n.as_f64() {
+        Some(f) if f >= 2.0 * TWO_POW_63 => Some("above 18446744073709551615"),
+        Some(f) if f <= -TWO_POW_63 => Some("at or below -9223372036854775808"),
+        _ => None,
+    };
+    if let Some(beyond) = beyond {
+        return Err(ParamsError::server(
+            element,
+            format!("a number {beyond} is out of range: expected {range}"),
+        ));
+    }
     Err(ParamsError::server(
         element,
         format!("{n} is not an integer: write it without fraction or exponent"),
@@ -348,12 +398,12 @@ fn integer(value: &Value, element: Element) -> Result<u64, ParamsError> {
 }
 
 fn port_number(value: &Value, zero_means_default: bool) -> Result<u16, ParamsError> {
-    let port = integer(value, Element::Port)?;
     let range = if zero_means_default {
         "0 (the default access-point ports) or 1..=65535"
     } else {
         "the SOCKS5 server's port, 1..=65535"
     };
+    let port = integer(value, Element::Port, range)?;
     match u16::try_from(port) {
         Ok(0) if !zero_means_default => Err(ParamsError::server(
             Element::Port,

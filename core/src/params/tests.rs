@@ -266,16 +266,253 @@ const INVALID: &[(&str, &str)] = &[
         "seed type-2 example",
         r#"{"rtc.proxy_server":[2, "["192.168.0.112","127.0.0.1"]", 0]}"#,
     ),
+    ("byte-order mark", "\u{feff}{\"rtc.enable_proxy\":true}"),
+    (
+        "escaped as in Java or C source",
+        r#"{\"rtc.enable_proxy\":true}"#,
+    ),
+    (
+        "escaped IP list as in C source",
+        r#"{\"rtc.proxy_server\":[2, \"[\\\"1.1.1.1\\\"]\", 0]}"#,
+    ),
+    (
+        "quoted literal from Java source",
+        r#""{\"rtc.enable_proxy\":true}""#,
+    ),
+    (
+        "quoted literal without backslashes",
+        r#""{"rtc.enable_proxy":true}""#,
+    ),
+    (
+        "the seed document's Java line, quotes and all",
+        r#""{\"rtc.proxy_server\":[2, \"[\"192.168.0.112\",\"127.0.0.1\"]\", 0]}""#,
+    ),
+    (
+        "port beyond any integer",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 18446744073709551616]}"#,
+    ),
+    (
+        "port far below any integer",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", -99999999999999999999]}"#,
+    ),
+    (
+        "socks5 port beyond any integer",
+        r#"{"rtc.proxy_server":[0, "127.0.0.1", 1e20]}"#,
+    ),
+    (
+        "type beyond any integer",
+        r#"{"rtc.proxy_server":[100000000000000000000000, "ap-proxy.agora.io", 0]}"#,
+    ),
+    (
+        "type a large integer",
+        r#"{"rtc.proxy_server":[18446744073709551615, "ap-proxy.agora.io", 0]}"#,
+    ),
+    (
+        "port beyond the parser's numbers",
+        r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 1e400]}"#,
+    ),
 ];
+
+/// Inputs far larger than any excerpt, built in code: a label and the text.
+fn huge_invalid() -> Vec<(&'static str, String)> {
+    let ips: Vec<String> = (0..3_000)
+        .map(|i| format!("\"10.{}.{}.1\"", i / 256, i % 256))
+        .collect();
+    let filler = "x".repeat(60_000);
+    vec![
+        (
+            "seed type-2 shape with 3000 addresses",
+            format!(r#"{{"rtc.proxy_server":[2, "[{}]", 0]}}"#, ips.join(",")),
+        ),
+        (
+            "byte-order mark before 60000 bytes",
+            format!("\u{feff}{{\"x\":\"{filler}\"}}"),
+        ),
+        (
+            "Java-escaped call with a 60000-byte value",
+            format!(r#"{{\"rtc.enable_proxy\":true,\"x\":\"{filler}\"}}"#),
+        ),
+        (
+            "quoted literal with a 60000-byte value",
+            format!(r#""{{\"x\":\"{filler}\"}}""#),
+        ),
+        (
+            "SOCKS5 host of 60000 bytes",
+            format!(r#"{{"rtc.proxy_server":[0, "{filler}", 1080]}}"#),
+        ),
+        (
+            "enable_proxy a string of 60000 bytes",
+            format!(r#"{{"rtc.enable_proxy":"{filler}"}}"#),
+        ),
+        (
+            "IP list entry of 60000 bytes",
+            format!(r#"{{"rtc.proxy_server":[2, ["{filler}"], 0]}}"#),
+        ),
+        (
+            "domain of 60000 non-ASCII characters",
+            format!(r#"{{"rtc.proxy_server":[1, "{}", 0]}}"#, "é".repeat(30_000)),
+        ),
+    ]
+}
 
 #[test]
 fn snapshot_error_texts() {
     let mut report = String::new();
     for (label, text) in INVALID {
         let e = error(text);
-        writeln!(report, "{label}: {text}\n  -> {e}").unwrap();
+        let shown = text.replace('\u{feff}', "<U+FEFF>");
+        writeln!(report, "{label}: {shown}\n  -> {e}").unwrap();
+    }
+    for (label, text) in huge_invalid() {
+        let e = error(&text);
+        writeln!(report, "{label} ({} bytes)\n  -> {e}", text.len()).unwrap();
     }
     snapshot_settings().bind(|| insta::assert_snapshot!("params_errors", report));
+}
+
+#[test]
+fn no_error_message_is_longer_than_the_bound() {
+    let huge = huge_invalid();
+    let texts = INVALID
+        .iter()
+        .map(|(label, text)| (*label, (*text).to_owned()))
+        .chain(huge);
+    for (label, text) in texts {
+        let message = error(&text).to_string();
+        let chars = message.chars().count();
+        assert!(chars <= MAX_MESSAGE_CHARS, "{label}: {chars} characters");
+        assert!(
+            chars < 600 || text.len() > 10_000,
+            "{label}: a long message for a short input: {message}"
+        );
+    }
+}
+
+#[test]
+fn fix_texts_are_whole_when_short_and_cut_with_their_length_when_long() {
+    let e = error("\u{feff}{}");
+    assert_eq!(
+        e,
+        ParamsError::ByteOrderMark {
+            without: "{}".into()
+        }
+    );
+    assert!(e.to_string().ends_with("remove it and pass {}"), "{e}");
+    let long = format!("\u{feff}{{\"x\":\"{}\"}}", "é".repeat(1_000));
+    let message = error(&long).to_string();
+    let shown = format!("{{\"x\":\"{}", "é".repeat(MAX_FIX_CHARS - 6));
+    assert!(
+        message.ends_with(&format!("{shown}... (the first 256 of 1008 characters)")),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_text_a_source_error_shows_is_accepted() {
+    for text in [
+        r#"{\"rtc.enable_proxy\":true}"#,
+        r#""{\"rtc.enable_proxy\":true}""#,
+        r#""{\"rtc.proxy_server\":[2, \"[\"192.168.0.112\",\"127.0.0.1\"]\", 0]}""#,
+        r#"{\"rtc.proxy_server\":[2, \"[\\\"1.1.1.1\\\"]\", 0]}"#,
+        "\u{feff}{\"rtc.enable_proxy\":true}",
+    ] {
+        let fix = match error(text) {
+            ParamsError::EscapedSource { unescaped } => unescaped,
+            ParamsError::QuotedSource { unquoted } => unquoted,
+            ParamsError::ByteOrderMark { without } => without,
+            other => panic!("{text}: {other}"),
+        };
+        assert!(error(text).to_string().ends_with(&fix), "{text}");
+        assert!(strict(&fix).unwrap().touches_proxy(), "{fix}");
+    }
+    // Compat mode does not read source forms either.
+    assert!(parse(r#""{\"rtc.enable_proxy\":true}""#, Mode::Compat).is_err());
+}
+
+#[test]
+fn numbers_beyond_any_integer_are_out_of_range_and_name_the_range() {
+    for (text, range) in [
+        (
+            r#"{"rtc.proxy_server":[1, "ap-proxy.agora.io", 18446744073709551616]}"#,
+            "expected 0 (the default access-point ports) or 1..=65535",
+        ),
+        (
+            r#"{"rtc.proxy_server":[0, "::1", -9223372036854775809]}"#,
+            "expected the SOCKS5 server's port, 1..=65535",
+        ),
+        (
+            r#"{"rtc.proxy_server":[1e30, "ap-proxy.agora.io", 0]}"#,
+            "expected 0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list)",
+        ),
+    ] {
+        let message = error(text).to_string();
+        assert!(message.contains(" is out of range: "), "{message}");
+        assert!(
+            message.contains(": a number above ") || message.contains(": a number at or below "),
+            "{message}"
+        );
+        assert!(message.ends_with(range), "{message}");
+        assert!(!message.contains("not an integer"), "{message}");
+    }
+    // The largest integers still read as integers, and a fraction is still a fraction.
+    assert!(
+        error(r#"{"rtc.proxy_server":[1, "a.io", 18446744073709551615]}"#)
+            .to_string()
+            .contains("18446744073709551615 is out of range")
+    );
+    assert!(error(r#"{"rtc.proxy_server":[1, "a.io", 1e19]}"#)
+        .to_string()
+        .contains("not an integer"));
+}
+
+// --- Misspelt proxy keys ---------------------------------------------------------------------
+
+/// Calls with a misspelt proxy key: accepted, the key ignored, a suggestion given.
+const MISSPELT: &[&str] = &[
+    r#"{"rtc.enable_proxi":true}"#,
+    r#"{"RTC.ENABLE_PROXY":true}"#,
+    r#"{"rtc.proxy_sever":[1, "ap-proxy.agora.io", 0]}"#,
+    r#"{"rtc.enableproxy":true,"che.audio.level":1}"#,
+    r#"{"rtc.enable_proxy":true,"rtc.proxyserver":[0, "127.0.0.1", 1080]}"#,
+];
+
+#[test]
+fn misspelt_proxy_keys_are_ignored_with_a_suggestion() {
+    let update =
+        strict(r#"{"rtc.enable_proxi":true,"rtc.log_filter":1,"rtc.enable_proxi":1}"#).unwrap();
+    assert!(!update.touches_proxy());
+    assert_eq!(update.ignored, ["rtc.enable_proxi", "rtc.log_filter"]);
+    assert_eq!(
+        update.suggestions,
+        [KeySuggestion {
+            key: "rtc.enable_proxi".into(),
+            did_you_mean: KEY_ENABLE_PROXY
+        }]
+    );
+    for text in MISSPELT {
+        let update = strict(text).unwrap();
+        assert_eq!(update.suggestions.len(), 1, "{text}");
+        assert!(
+            update.ignored.contains(&update.suggestions[0].key),
+            "{text}"
+        );
+    }
+    assert!(strict(r#"{"rtc.log_filter":1}"#)
+        .unwrap()
+        .suggestions
+        .is_empty());
+}
+
+#[test]
+fn snapshot_suggestions() {
+    let mut report = String::new();
+    for text in MISSPELT {
+        writeln!(report, "{text}").unwrap();
+        for suggestion in strict(text).unwrap().suggestions {
+            writeln!(report, "  -> {suggestion}").unwrap();
+        }
+    }
+    snapshot_settings().bind(|| insta::assert_snapshot!("params_suggestions", report));
 }
 
 #[test]
@@ -481,8 +718,26 @@ proptest! {
 
     #[test]
     fn arbitrary_strings_never_panic(text in any::<String>()) {
-        let _ = parse(&text, Mode::Strict);
-        let _ = parse(&text, Mode::Compat);
+        for mode in [Mode::Strict, Mode::Compat] {
+            if let Err(e) = parse(&text, mode) {
+                prop_assert!(e.to_string().chars().count() <= MAX_MESSAGE_CHARS);
+            }
+        }
+    }
+
+    #[test]
+    fn source_forms_of_a_call_are_recognised(text in arb_call_text(), quoted in any::<bool>()) {
+        if strict(&text).is_ok() {
+            // The call as a Java string literal's inside, and the literal itself.
+            let literal = serde_json::to_string(&text).unwrap();
+            let pasted = if quoted { literal.as_str() } else { &literal[1..literal.len() - 1] };
+            match parse(pasted, Mode::Strict) {
+                Err(ParamsError::QuotedSource { unquoted }) => prop_assert_eq!(unquoted, text),
+                Err(ParamsError::EscapedSource { unescaped }) => prop_assert_eq!(unescaped, text),
+                // Without a quote to escape, the inside of the literal is the call itself.
+                other => prop_assert!(!quoted && !text.contains('"') && other.is_ok(), "{:?}", other),
+            }
+        }
     }
 
     #[test]

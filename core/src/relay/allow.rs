@@ -178,9 +178,10 @@ fn mask(ip: IpAddr, prefix_len: u8) -> IpAddr {
 /// IPv4: "this network" (with the unspecified address), private (RFC 1918), shared address
 /// space (carrier-grade NAT), loopback, link-local, IETF protocol assignments, the three
 /// documentation networks, benchmarking, multicast, reserved (with the limited broadcast
-/// address). IPv6: unspecified, loopback, IPv4-mapped, IPv4-compatible, NAT64 (well-known and
-/// local), discard, Teredo, documentation, 6to4, unique local (`fc00::/7`), link-local,
-/// site-local and multicast.
+/// address). IPv6: unspecified, loopback, IPv4-mapped (`::ffff:0:0/96`, RFC 4291),
+/// IPv4-translated (`::ffff:0:0:0/96`, RFC 2765's SIIT), IPv4-compatible, NAT64 (well-known
+/// and local, RFC 6052 and 8215), discard, Teredo, documentation (`2001:db8::/32` and RFC
+/// 9637's `3fff::/20`), 6to4, unique local (`fc00::/7`), link-local, site-local and multicast.
 pub const SPECIAL_PURPOSE_RANGES: &[Cidr] = &[
     Cidr::v4(0, 0, 0, 0, 8),
     Cidr::v4(10, 0, 0, 0, 8),
@@ -200,6 +201,7 @@ pub const SPECIAL_PURPOSE_RANGES: &[Cidr] = &[
     Cidr::v6([0, 0, 0, 0, 0, 0, 0, 0], 128),
     Cidr::v6([0, 0, 0, 0, 0, 0, 0, 1], 128),
     Cidr::v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96),
+    Cidr::v6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96),
     Cidr::v6([0, 0, 0, 0, 0, 0, 0, 0], 96),
     Cidr::v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96),
     Cidr::v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
@@ -207,6 +209,7 @@ pub const SPECIAL_PURPOSE_RANGES: &[Cidr] = &[
     Cidr::v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32),
     Cidr::v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
     Cidr::v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16),
+    Cidr::v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
     Cidr::v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
     Cidr::v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
     Cidr::v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
@@ -354,6 +357,29 @@ mod tests {
         // Port 0 is never allowed, nor anything without blocks.
         assert!(!allowed(&["0.0.0.0/0"], "8.8.8.8:0"));
         assert!(!allowed(&[], "8.8.8.8:53"));
+    }
+
+    #[test]
+    fn ipv4_translated_and_new_documentation_ranges_are_refused() {
+        // IPv4-translated (SIIT, RFC 2765 §2.1): `::ffff:0:a.b.c.d`, next to IPv4-mapped
+        // `::ffff:a.b.c.d` but not the same block.
+        let translated: IpAddr = "::ffff:0:a00:1".parse().unwrap();
+        assert_eq!(translated.to_string(), "::ffff:0:a00:1");
+        assert!(!cidr("::ffff:0:0/96").contains(translated));
+        assert!(is_special_purpose(translated));
+        assert!(is_special_purpose("::ffff:0:808:808".parse().unwrap()));
+        assert!(is_special_purpose("3fff:1::1".parse().unwrap()));
+        assert!(!is_special_purpose("4000::1".parse().unwrap()));
+        let sdrtn = ["::/0"];
+        for dest in [
+            "[::ffff:0:a00:1]:4001",
+            "[::ffff:0:2f4a:d311]:4001",
+            "[3fff::1]:4001",
+        ] {
+            assert!(!allowed(&sdrtn, dest), "{dest}");
+        }
+        // Configured as SD-RTN on purpose, a block inside the range is reachable.
+        assert!(allowed(&["::ffff:0:a00:0/120"], "[::ffff:0:a00:1]:4001"));
     }
 
     #[test]

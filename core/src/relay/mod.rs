@@ -1,10 +1,8 @@
-//! The cloud proxy's side of the protocol, as two sans-IO machines.
+//! The cloud proxy's relay side of the protocol, as a sans-IO machine.
 //!
-//! - [`AccessPoint`] (the "AP/LBS", on the edge addresses, UDP and TCP ports
-//!   [`AP_PORTS`](crate::wire::AP_PORTS)) answers [`ApRequest`](crate::wire::Message::ApRequest)s
-//!   with the relays to use and a signed [`Ticket`](crate::wire::Ticket). It is a pure function
-//!   from one request to one answer, plus a bounded per-address rate limiter:
-//!   [`AccessPoint::handle_message`].
+//! - The access point ("AP/LBS"), which hands out relays and tickets, is its own machine in
+//!   [`crate::ap`]; [`AccessPoint`], [`ApConfig`] and [`ApCounters`] are re-exported here for
+//!   the paths that named them before.
 //! - [`Relay`] (on the relay addresses, TCP [`RELAY_TCP_PORT`](crate::wire::RELAY_TCP_PORT) and
 //!   UDP [`RELAY_UDP_PORTS`](crate::wire::RELAY_UDP_PORTS)) opens signalling tunnels to SD-RTN
 //!   for clients holding a valid ticket, and relays their media over UDP or over a TCP media
@@ -101,7 +99,6 @@ use crate::entropy::Entropy;
 use crate::time::Instant;
 use crate::wire::{ErrorCode, Message, HEADER_LEN};
 
-mod access_point;
 mod allow;
 mod config;
 mod events;
@@ -114,7 +111,8 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 
-pub use access_point::{AccessPoint, ApConfig, ApCounters};
+#[doc(no_inline)]
+pub use crate::ap::{AccessPoint, ApConfig, ApCounters};
 pub use allow::{destination_allowed, is_special_purpose, Cidr, CidrError, SPECIAL_PURPOSE_RANGES};
 pub use config::{RelayConfig, Shard};
 pub use events::{RelayCounters, RelayEvent, RelayGauges, SessionEnd, Transport};
@@ -534,13 +532,13 @@ impl Relay {
 
 /// The encoding of a message built by the relay itself (always valid; an impossible encoding
 /// error yields an empty vector rather than a panic).
-fn frame(msg: &Message) -> Vec<u8> {
+pub(crate) fn frame(msg: &Message) -> Vec<u8> {
     msg.to_bytes().unwrap_or_default()
 }
 
 /// An `Error` message of at most `max_len` bytes, its reason cut to fit; `None` when even an
 /// empty reason does not fit. Used to answer unauthenticated datagrams without amplification.
-fn bounded_error(code: ErrorCode, reason: &str, max_len: usize) -> Option<Vec<u8>> {
+pub(crate) fn bounded_error(code: ErrorCode, reason: &str, max_len: usize) -> Option<Vec<u8>> {
     // Header, code (2 bytes) and the reason's length byte.
     let fixed = HEADER_LEN + 3;
     let room = max_len.checked_sub(fixed)?;

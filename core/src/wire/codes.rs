@@ -37,6 +37,10 @@ pub enum ErrorCode {
     UnknownApp,
     /// 13: too many requests from this client; retry later.
     RateLimited,
+    /// 14: an access-point request shorter than
+    /// [`AP_REQUEST_PADDED_LEN`](super::AP_REQUEST_PADDED_LEN): pad it (see
+    /// [`Message::padded_ap_request`](super::Message::padded_ap_request)).
+    PaddingRequired,
     /// Any other code, kept as is.
     Other(u16),
 }
@@ -58,6 +62,7 @@ impl ErrorCode {
             11 => ErrorCode::ShuttingDown,
             12 => ErrorCode::UnknownApp,
             13 => ErrorCode::RateLimited,
+            14 => ErrorCode::PaddingRequired,
             other => ErrorCode::Other(other),
         }
     }
@@ -78,6 +83,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => 11,
             ErrorCode::UnknownApp => 12,
             ErrorCode::RateLimited => 13,
+            ErrorCode::PaddingRequired => 14,
             ErrorCode::Other(code) => code,
         }
     }
@@ -111,6 +117,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::ShuttingDown => "shutting down",
             ErrorCode::UnknownApp => "unknown application id",
             ErrorCode::RateLimited => "rate limited",
+            ErrorCode::PaddingRequired => "request not padded",
             ErrorCode::Other(code) => return write!(f, "error code {code}"),
         };
         f.write_str(text)

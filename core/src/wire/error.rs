@@ -112,6 +112,12 @@ pub enum DecodeError {
     /// A ticket whose version byte is not [`TICKET_VERSION`](super::ticket::TICKET_VERSION).
     #[error("unsupported ticket version {0}")]
     UnsupportedTicketVersion(u8),
+    /// A non-zero byte in the padding of an `ApRequest` (padding bytes must be zero).
+    #[error("non-zero padding byte at offset {offset} of the ApRequest padding")]
+    BadPadding {
+        /// The offset of the first non-zero byte, counted from the start of the padding.
+        offset: usize,
+    },
 }
 
 impl DecodeError {
@@ -162,5 +168,14 @@ pub enum EncodeError {
     PayloadTooLong {
         /// The payload's length in bytes.
         len: usize,
+    },
+    /// An `ApRequest` whose padding would make its body longer than 316 bytes (the padded
+    /// length [`AP_REQUEST_PADDED_LEN`](super::AP_REQUEST_PADDED_LEN) minus the header).
+    #[error("ApRequest padding of {len} bytes exceeds the {max} bytes left in its body")]
+    PaddingTooLong {
+        /// The padding asked for.
+        len: usize,
+        /// The most padding this request's body has room for.
+        max: usize,
     },
 }

@@ -6,12 +6,19 @@ use std::ops::RangeInclusive;
 use super::codec::{self, Reader};
 use super::ticket::{MAX_TICKET_LEN, MIN_TICKET_LEN};
 use super::{
-    CloseReason, DecodeError, EncodeError, ErrorCode, Ticket, FLAG_UDP_MEDIA, HEADER_LEN, MAGIC,
-    MAX_BODY_LEN, MAX_MEDIA_PAYLOAD, MAX_REASON_LEN, MAX_RELAYS, PROTOCOL_VERSION,
+    CloseReason, DecodeError, EncodeError, ErrorCode, Ticket, AP_REQUEST_PADDED_LEN,
+    FLAG_UDP_MEDIA, HEADER_LEN, MAGIC, MAX_BODY_LEN, MAX_MEDIA_PAYLOAD, MAX_REASON_LEN, MAX_RELAYS,
+    PROTOCOL_VERSION,
 };
 
 /// Shortest and longest encoded IP address (family byte included).
 const IP_LEN: RangeInclusive<usize> = 5..=17;
+/// The longest `ApResponse` body: the longest ticket and [`MAX_RELAYS`] IPv6 relays.
+pub(super) const AP_RESPONSE_MAX_BODY_LEN: usize =
+    4 + MAX_TICKET_LEN + 4 + 1 + MAX_RELAYS * (*IP_LEN.end() + 4);
+/// The fixed fields of an `ApRequest` body around its application id: request id, the id's
+/// length byte, flags.
+const AP_REQUEST_FIXED_LEN: usize = 4 + 1 + 1;
 /// Shortest and longest encoded socket address.
 const SOCKET_ADDR_LEN: RangeInclusive<usize> = 7..=19;
 
@@ -97,12 +104,12 @@ impl MessageType {
     /// is rejected with [`DecodeError::BodyLength`] before the body is read.
     pub const fn body_len_range(self) -> RangeInclusive<usize> {
         let (min, max) = match self {
-            // request_id, app_id str8, flags
-            MessageType::ApRequest => (4 + 2 + 1, 4 + 65 + 1),
+            // request_id, app_id str8, flags, then zero padding up to the padded length
+            MessageType::ApRequest => (4 + 2 + 1, AP_RESPONSE_MAX_BODY_LEN),
             // request_id, ticket, lifetime, relay count, 1..=8 relays of 9 or 21 bytes
             MessageType::ApResponse => (
                 4 + MIN_TICKET_LEN + 4 + 1 + (*IP_LEN.start() + 4),
-                4 + MAX_TICKET_LEN + 4 + 1 + MAX_RELAYS * (*IP_LEN.end() + 4),
+                AP_RESPONSE_MAX_BODY_LEN,
             ),
             // code, reason str8
             MessageType::Error => (2 + 1, 2 + 1 + MAX_REASON_LEN),
@@ -143,6 +150,10 @@ pub struct RelayInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Message {
     /// `0x01`, client → access point: asks for relays and a ticket.
+    ///
+    /// An access point answers only requests padded to at least
+    /// [`AP_REQUEST_PADDED_LEN`] bytes (see [`Message::padded_ap_request`]); a shorter one is
+    /// refused with [`ErrorCode::PaddingRequired`] (cut to fit in the request) or not at all.
     ApRequest {
         /// Chosen by the client, echoed in the answer (retransmissions reuse it).
         request_id: u32,
@@ -150,6 +161,9 @@ pub enum Message {
         app_id: String,
         /// Bit 0 ([`FLAG_UDP_MEDIA`]): the client wants UDP media. Other bits must be zero.
         flags: u8,
+        /// How many zero bytes follow `flags` to the end of the body (0 in a request from
+        /// before the padding rule; the whole body stays within 316 bytes).
+        padding_len: u16,
     },
     /// `0x02`, access point → client: the relays to use and the ticket to present.
     ApResponse {
@@ -311,15 +325,49 @@ impl Message {
         }
     }
 
+    /// An [`Message::ApRequest`] padded to exactly [`AP_REQUEST_PADDED_LEN`] bytes, the length
+    /// an access point answers.
+    ///
+    /// ```
+    /// use cloudproxy_core::wire::{Message, AP_REQUEST_PADDED_LEN, FLAG_UDP_MEDIA};
+    ///
+    /// let request = Message::padded_ap_request(9, "demo-app", FLAG_UDP_MEDIA);
+    /// let bytes = request.to_bytes().unwrap();
+    /// assert_eq!(bytes.len(), AP_REQUEST_PADDED_LEN);
+    /// assert_eq!(Message::decode_datagram(&bytes), Ok(request));
+    /// ```
+    pub fn padded_ap_request(request_id: u32, app_id: &str, flags: u8) -> Message {
+        let unpadded = HEADER_LEN + AP_REQUEST_FIXED_LEN + app_id.len();
+        let padding = AP_REQUEST_PADDED_LEN.saturating_sub(unpadded);
+        Message::ApRequest {
+            request_id,
+            app_id: app_id.to_owned(),
+            flags,
+            padding_len: u16::try_from(padding).unwrap_or(0),
+        }
+    }
+
     /// Checks every bound of the protocol that [`Message::encode`] relies on.
     pub fn validate(&self) -> Result<(), EncodeError> {
         match self {
-            Message::ApRequest { app_id, flags, .. } => {
+            Message::ApRequest {
+                app_id,
+                flags,
+                padding_len,
+                ..
+            } => {
                 if !codec::is_valid_app_id(app_id) {
                     return Err(EncodeError::BadAppId);
                 }
                 if flags & !FLAG_UDP_MEDIA != 0 {
                     return Err(EncodeError::BadFlags(*flags));
+                }
+                let max = AP_RESPONSE_MAX_BODY_LEN - AP_REQUEST_FIXED_LEN - app_id.len();
+                if usize::from(*padding_len) > max {
+                    return Err(EncodeError::PaddingTooLong {
+                        len: usize::from(*padding_len),
+                        max,
+                    });
                 }
             }
             Message::ApResponse { ticket, relays, .. } => {
@@ -385,7 +433,11 @@ impl Message {
     /// Length of the body alone.
     fn body_len(&self) -> usize {
         match self {
-            Message::ApRequest { app_id, .. } => 4 + 1 + app_id.len() + 1,
+            Message::ApRequest {
+                app_id,
+                padding_len,
+                ..
+            } => AP_REQUEST_FIXED_LEN + app_id.len() + usize::from(*padding_len),
             Message::ApResponse { ticket, relays, .. } => {
                 4 + ticket.encoded_len()
                     + 4
@@ -417,10 +469,12 @@ impl Message {
                 request_id,
                 app_id,
                 flags,
+                padding_len,
             } => {
                 out.extend_from_slice(&request_id.to_be_bytes());
                 codec::put_str8(out, app_id.as_bytes());
                 out.push(*flags);
+                out.resize(out.len() + usize::from(*padding_len), 0);
             }
             Message::ApResponse {
                 request_id,
@@ -537,10 +591,16 @@ fn decode_body(msg_type: MessageType, body: &[u8]) -> Result<Message, DecodeErro
             if flags & !FLAG_UDP_MEDIA != 0 {
                 return Err(DecodeError::BadFlags(flags));
             }
+            let padding = r.rest();
+            if let Some(offset) = padding.iter().position(|&b| b != 0) {
+                return Err(DecodeError::BadPadding { offset });
+            }
             Message::ApRequest {
                 request_id,
                 app_id,
                 flags,
+                // The body is at most 316 bytes: the padding always fits.
+                padding_len: u16::try_from(padding.len()).unwrap_or(u16::MAX),
             }
         }
         MessageType::ApResponse => {

@@ -75,6 +75,12 @@ pub const MAX_REASON_LEN: usize = 200;
 pub const MAX_RELAYS: usize = 8;
 /// [`Message::ApRequest`] flag: the client wants UDP media. All other flag bits must be zero.
 pub const FLAG_UDP_MEDIA: u8 = 0x01;
+/// The length every [`Message::ApRequest`] is padded to (header included): the largest answer
+/// an access point can send, an [`ApResponse`](Message::ApResponse) with the longest ticket and
+/// [`MAX_RELAYS`] IPv6 relays, 322 bytes. An access point answers only requests at least this
+/// long, so that no answer is larger than the request that earned it (QUIC's rule for
+/// Initial packets, RFC 9000 §14.1). [`Message::padded_ap_request`] builds such a request.
+pub const AP_REQUEST_PADDED_LEN: usize = HEADER_LEN + message::AP_RESPONSE_MAX_BODY_LEN;
 
 /// The access point's ("edge node") ports, in the order a client tries them, each on TCP and UDP.
 pub const AP_PORTS: [u16; 4] = [1080, 8000, 25000, 9700];

@@ -56,6 +56,7 @@ fn vectors() -> Vec<(Message, Vec<u8>)> {
                 request_id: 0x0102_0304,
                 app_id: "demo-app".into(),
                 flags: FLAG_UDP_MEDIA,
+                padding_len: 0,
             },
             hex("C1 0D 01 01 00 0E  01 02 03 04  08 64 65 6D 6F 2D 61 70 70  01"),
         ),
@@ -266,11 +267,13 @@ fn type_codes_and_body_bounds() {
                 request_id: 0,
                 app_id: "a".into(),
                 flags: 0,
+                padding_len: 0,
             },
             Message::ApRequest {
                 request_id: 0,
                 app_id: "z".repeat(64),
                 flags: 1,
+                padding_len: 316 - 4 - 65 - 1,
             },
         ),
         (
@@ -441,11 +444,23 @@ fn invalid_bodies_name_what_is_wrong() {
             field: "app_id"
         }
     );
+    // Bytes after the flags are padding, and padding is zeros.
+    assert!(Message::decode(&frame(T::ApRequest, &[0, 0, 0, 1, 1, b'a', 0, 0])).is_ok());
     assert_eq!(
-        err(&frame(T::ApRequest, &[0, 0, 0, 1, 1, b'a', 0, 0])),
-        DecodeError::TrailingBody {
+        err(&frame(T::ApRequest, &[0, 0, 0, 1, 1, b'a', 0, 0, 0, 7])),
+        DecodeError::BadPadding { offset: 2 }
+    );
+    // Padding beyond the padded length makes the body too long for its type.
+    assert_eq!(
+        err(&frame(
+            T::ApRequest,
+            &[&[0, 0, 0, 1, 1, b'a', 0][..], &[0; 310]].concat()
+        )),
+        DecodeError::BodyLength {
             msg_type: T::ApRequest,
-            extra: 1
+            min: 7,
+            max: 316,
+            found: 317
         }
     );
 
@@ -608,6 +623,7 @@ fn encoding_refuses_broken_bounds_and_writes_nothing() {
                 request_id: 1,
                 app_id: String::new(),
                 flags: 0,
+                padding_len: 0,
             },
             EncodeError::BadAppId,
         ),
@@ -616,6 +632,7 @@ fn encoding_refuses_broken_bounds_and_writes_nothing() {
                 request_id: 1,
                 app_id: "a b".into(),
                 flags: 0,
+                padding_len: 0,
             },
             EncodeError::BadAppId,
         ),
@@ -624,8 +641,18 @@ fn encoding_refuses_broken_bounds_and_writes_nothing() {
                 request_id: 1,
                 app_id: "ab".into(),
                 flags: 3,
+                padding_len: 0,
             },
             EncodeError::BadFlags(3),
+        ),
+        (
+            Message::ApRequest {
+                request_id: 1,
+                app_id: "ab".into(),
+                flags: 1,
+                padding_len: 309,
+            },
+            EncodeError::PaddingTooLong { len: 309, max: 308 },
         ),
         (
             Message::ApResponse {
@@ -703,7 +730,7 @@ fn codes_round_trip_and_display() {
         assert_eq!(c.to_u16(), code);
         assert_eq!(u16::from(c), code);
         assert_eq!(ErrorCode::from(code), c);
-        assert_eq!(matches!(c, ErrorCode::Other(_)), !(1..=13).contains(&code));
+        assert_eq!(matches!(c, ErrorCode::Other(_)), !(1..=14).contains(&code));
         assert!(texts.insert(c.to_string()), "{c}");
     }
     assert_eq!(ErrorCode::TicketReplayed.to_string(), "ticket already used");
@@ -728,6 +755,35 @@ fn codes_round_trip_and_display() {
         reason: CloseReason::Other(200),
     };
     assert_eq!(Message::decode_datagram(&msg.to_bytes().unwrap()), Ok(msg));
+}
+
+/// The padded request of `docs/protocol.md` §5: the unpadded vector's fields, then zeros up to
+/// 322 bytes; every answer fits in it.
+#[test]
+fn padded_ap_request_vector() {
+    let msg = Message::padded_ap_request(0x0102_0304, "demo-app", FLAG_UDP_MEDIA);
+    let mut bytes = hex("C1 0D 01 01 01 3C  01 02 03 04  08 64 65 6D 6F 2D 61 70 70  01");
+    bytes.resize(322, 0);
+    check_valid_frame(&msg, &bytes);
+    assert_eq!(AP_REQUEST_PADDED_LEN, 322);
+    assert_eq!(
+        AP_REQUEST_PADDED_LEN,
+        HEADER_LEN + *MessageType::ApResponse.body_len_range().end(),
+        "the padded length is the largest answer"
+    );
+    assert!(HEADER_LEN + *MessageType::Error.body_len_range().end() <= AP_REQUEST_PADDED_LEN);
+    // The same length whatever the application id.
+    for app_id in ["a", &"z".repeat(64)] {
+        let padded = Message::padded_ap_request(1, app_id, 0).to_bytes().unwrap();
+        assert_eq!(padded.len(), AP_REQUEST_PADDED_LEN);
+    }
+    // The unpadded form of version 1's first publication still decodes, with no padding.
+    let Ok(Message::ApRequest { padding_len, .. }) =
+        Message::decode_datagram(&vector(MessageType::ApRequest))
+    else {
+        panic!()
+    };
+    assert_eq!(padding_len, 0);
 }
 
 #[test]

@@ -289,3 +289,70 @@ fn same_setup_same_run() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn the_access_point_machine_serves_tcp_and_sheds_hostile_connections() {
+    use cloudproxy_core::ap::{ApEvent, ApOutcome, ApTransport, TcpEnd};
+    use cloudproxy_core::wire::AP_REQUEST_PADDED_LEN;
+
+    // A client that only has TCP gets its ticket over an AP connection, padded.
+    let mut world = seed_world(Firewall::seed_tcp_only());
+    let alice = world.add_client(client(Some(cloud_domain()), 5), 11);
+    world.run_for(secs(8));
+    assert_connected(&world, alice, 1);
+    assert!(world.ap_events.iter().any(|(_, e)| matches!(
+        e,
+        ApEvent::Request {
+            transport: ApTransport::Tcp,
+            outcome: ApOutcome::Granted,
+            ..
+        }
+    )));
+
+    // An attacker's unpadded request over TCP: an error no larger than it, then the close.
+    let ap = std::net::SocketAddr::new(ip(AP_IPS[0]), 8000);
+    let raw = world.raw_connect(ap);
+    world.run_for(Duration::from_millis(50));
+    let short = Message::ApRequest {
+        request_id: 1,
+        app_id: APP_ID.into(),
+        flags: 0,
+        padding_len: 0,
+    }
+    .to_bytes()
+    .unwrap();
+    assert!(short.len() < AP_REQUEST_PADDED_LEN);
+    world.raw_send(raw, short.clone());
+    world.run_for(Duration::from_millis(100));
+    let got = world.raw_received.get(&raw).cloned().unwrap_or_default();
+    assert!(!got.is_empty() && got.len() <= short.len(), "{got:?}");
+    let (reply, _) = Message::decode(&got).unwrap();
+    assert!(matches!(
+        reply,
+        Message::Error {
+            code: ErrorCode::PaddingRequired,
+            ..
+        }
+    ));
+    assert!(world.raw_closed.contains(&raw));
+
+    // A connection that trickles half a request is closed at the idle timeout.
+    let slow = world.raw_connect(ap);
+    world.run_for(Duration::from_millis(50));
+    let padded = Message::padded_ap_request(2, APP_ID, 0).to_bytes().unwrap();
+    for chunk in padded[..100].chunks(10) {
+        world.raw_send(slow, chunk.to_vec());
+        world.run_for(secs(1));
+    }
+    world.run_for(secs(1));
+    assert!(world.raw_closed.contains(&slow));
+    assert!(!world.raw_received.contains_key(&slow));
+    assert!(world.ap_events.iter().any(|(_, e)| matches!(
+        e,
+        ApEvent::TcpClosed {
+            end: TcpEnd::IncompleteRequest,
+            ..
+        }
+    )));
+    exchange_and_check(&mut world, alice);
+}

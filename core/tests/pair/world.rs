@@ -10,17 +10,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use cloudproxy_core::ap::{AccessPoint, ApConn, ApEvent, ApInput, ApOutput};
 use cloudproxy_core::client::{ClientEvent, ClientInput, ClientOutput, ConnId, ProxyClient};
-use cloudproxy_core::relay::{
-    AccessPoint, AllocId, ClientConn, Relay, RelayInput, RelayOutput, UpstreamConn,
-};
+use cloudproxy_core::relay::{AllocId, ClientConn, Relay, RelayInput, RelayOutput, UpstreamConn};
 use cloudproxy_core::sdrtn::{encode_media_frame, MediaFrameReader, SdRtnEndpoints};
 use cloudproxy_core::socks5::{
     decode_udp_datagram, encode_udp_datagram, Address, Command, ReplyCode, ServerHandshake,
     ServerPolicy, ServerProgress,
 };
 use cloudproxy_core::time::Instant;
-use cloudproxy_core::wire::{FrameReader, AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_core::wire::{AP_PORTS, RELAY_TCP_PORT};
 
 /// Transport protocol, for firewall rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -201,11 +200,13 @@ pub struct World {
     seq: u64,
     next_id: u64,
     pub clients: Vec<ClientNode>,
+    /// One access point machine behind every AP address and port.
     pub ap: Option<AccessPoint>,
     pub ap_ips: Vec<IpAddr>,
     /// AP addresses that are down (their packets vanish).
     pub dead_ap_ips: BTreeSet<IpAddr>,
-    ap_conns: BTreeMap<u64, FrameReader>,
+    /// What the access point reported, in order.
+    pub ap_events: Vec<(Instant, ApEvent)>,
     pub relays: Vec<RelayNode>,
     pub edge: SdRtnEndpoints,
     edge_conns: BTreeMap<u64, EdgeConn>,
@@ -257,7 +258,7 @@ impl World {
             ap,
             ap_ips: AP_IPS.iter().map(|a| ip(a)).collect(),
             dead_ap_ips: BTreeSet::new(),
-            ap_conns: BTreeMap::new(),
+            ap_events: Vec::new(),
             relays,
             edge: edge_endpoints(),
             edge_conns: BTreeMap::new(),
@@ -367,7 +368,8 @@ impl World {
             .iter()
             .filter(|r| r.alive)
             .filter_map(|r| r.machine.poll_timeout());
-        clients.chain(relays).min()
+        let ap = self.ap.as_ref().and_then(AccessPoint::poll_timeout);
+        clients.chain(relays).chain(ap).min()
     }
 
     fn fire_timers(&mut self) {
@@ -392,6 +394,12 @@ impl World {
                 let now = self.now;
                 self.relays[r].machine.handle_timeout(now);
                 self.drain_relay(r);
+            }
+        }
+        if let Some(ap) = self.ap.as_mut() {
+            if ap.poll_timeout().is_some_and(|t| t <= self.now) {
+                ap.handle_timeout(self.now);
+                self.drain_ap();
             }
         }
     }
@@ -450,7 +458,9 @@ impl World {
             && AP_PORTS.contains(&to.port())
         {
             let id = self.id();
-            self.ap_conns.insert(id, FrameReader::new());
+            let conn = ApConn(id);
+            let peer = from_addr;
+            self.ap_input(ApInput::TcpAccepted { conn, peer });
             Some(End::Ap(id))
         } else if let Some(r) = self
             .relays
@@ -490,8 +500,10 @@ impl World {
                 self.peers.insert(from, end);
                 self.peers.insert(end, from);
                 self.send(Delivery::Connected { to: from });
-                if let End::RelayIn(r, _) = end {
-                    self.drain_relay(r);
+                match end {
+                    End::RelayIn(r, _) => self.drain_relay(r),
+                    End::Ap(_) => self.drain_ap(),
+                    _ => {}
                 }
             }
             None => self.send(Delivery::Failed { to: from }),
@@ -558,9 +570,9 @@ impl World {
             if self.dead_ap_ips.contains(&to.ip()) {
                 return;
             }
-            if let Some(reply) = self.ap.as_mut().unwrap().handle_message(now, from, &data) {
-                self.udp_send(to, from, reply);
-            }
+            let (local, data) = (to, &data);
+            self.ap_input(ApInput::Datagram { local, from, data });
+            self.drain_ap();
         } else if let Some(r) = self.relays.iter().position(|r| r.ip == to.ip() && r.alive) {
             let alloc = self.relays[r]
                 .alloc_ports
@@ -705,26 +717,13 @@ impl World {
                 self.drain_relay(r);
             }
             End::Ap(id) => {
-                if let EndEvent::Data(data) = event {
-                    let from = SocketAddr::new(self.peer_ip(end), 0);
-                    let reader = self.ap_conns.entry(id).or_default();
-                    reader.push(&data);
-                    let mut replies = Vec::new();
-                    let mut frames = Vec::new();
-                    while let Ok(Some(msg)) = reader.pop() {
-                        frames.push(msg.to_bytes().unwrap());
-                    }
-                    for frame in frames {
-                        if let Some(reply) =
-                            self.ap.as_mut().unwrap().handle_message(now, from, &frame)
-                        {
-                            replies.push(reply);
-                        }
-                    }
-                    for reply in replies {
-                        self.tcp_send(end, reply);
-                    }
+                let conn = ApConn(id);
+                match &event {
+                    EndEvent::Data(data) => self.ap_input(ApInput::TcpData { conn, data }),
+                    EndEvent::Closed => self.ap_input(ApInput::TcpClosed { conn }),
+                    _ => return,
                 }
+                self.drain_ap();
             }
             End::Edge(id) => {
                 if let EndEvent::Data(data) = event {
@@ -786,14 +785,6 @@ impl World {
                 }
                 EndEvent::Connected => {}
             },
-        }
-    }
-
-    fn peer_ip(&self, end: End) -> IpAddr {
-        match self.peers.get(&end) {
-            Some(End::Client(c, _)) => self.clients[*c].ip,
-            Some(End::Raw(_)) => ip("10.1.0.250"),
-            _ => ip("0.0.0.0"),
         }
     }
 
@@ -889,6 +880,22 @@ impl World {
                     }
                     node.events.push((self.now, event));
                 }
+            }
+        }
+    }
+
+    fn ap_input(&mut self, input: ApInput<'_>) {
+        let now = self.now;
+        self.ap.as_mut().unwrap().handle_input(input, now);
+    }
+
+    fn drain_ap(&mut self) {
+        while let Some(out) = self.ap.as_mut().and_then(AccessPoint::poll_output) {
+            match out {
+                ApOutput::UdpSend { local, to, data } => self.udp_send(local, to, data),
+                ApOutput::TcpSend { conn, data } => self.tcp_send(End::Ap(conn.0), data),
+                ApOutput::TcpClose { conn } => self.tcp_close(End::Ap(conn.0)),
+                ApOutput::Event(event) => self.ap_events.push((self.now, event)),
             }
         }
     }

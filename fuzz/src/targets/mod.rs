@@ -6,8 +6,10 @@
 //! `#[path]` and replays every corpus and regression file through the very same functions on
 //! stable Rust. The files in `fuzz/fuzz_targets/` are one-line shims over [`TARGETS`].
 
+pub mod ap;
 pub mod client;
 pub mod engine_ops;
+pub mod http_connect;
 pub mod input;
 pub mod params;
 pub mod relay;
@@ -26,7 +28,9 @@ pub const TARGETS: &[Target] = &[
     ("wire_decode", wire_decode::run),
     ("socks5", socks5::run),
     ("relay", relay::run),
+    ("ap", ap::run),
     ("client", client::run),
+    ("http_connect", http_connect::run),
 ];
 
 /// The body of the target called `name`.

@@ -2,14 +2,21 @@
 //!
 //! Properties, for any input (taken as UTF-8, invalid sequences replaced):
 //!
-//! 1. [`parse`] never panics, in either mode, and every error prints.
+//! 1. [`parse`] never panics, in either mode, and every error prints, in at most
+//!    [`MAX_MESSAGE_CHARS`] characters (an error never echoes more than an excerpt of a huge
+//!    input).
 //! 2. Compat accepts everything strict accepts, with the same result (compat ⊇ strict).
 //! 3. A valid update applied to a configuration (the fresh one, or one that differs from it
 //!    in every key) gives a configuration whose canonical form parses strictly to an update
 //!    that sets both proxy keys and nothing else (so it gives the configuration back from any
 //!    other), gives it back from the fresh one, and is a fixed point.
+//! 4. Every "did you mean" names an ignored key and a proxy key, and none names a proxy key
+//!    itself.
 
-use cloudproxy_core::params::{parse, Mode, ProxyConfig, ProxyServer};
+use cloudproxy_core::params::{
+    parse, Mode, ParamUpdate, ParamsError, ProxyConfig, ProxyServer, KEY_ENABLE_PROXY,
+    KEY_PROXY_SERVER, MAX_MESSAGE_CHARS,
+};
 
 /// The target: see the module docs.
 pub fn run(data: &[u8]) {
@@ -27,19 +34,38 @@ pub fn run(data: &[u8]) {
             Some(update)
         }
         (Err(err), compat) => {
-            assert!(!err.to_string().is_empty());
+            check_message(err);
             compat.as_ref().ok()
         }
     };
     if let Err(err) = &compat {
-        assert!(!err.to_string().is_empty());
+        check_message(err);
     }
     if let Some(update) = valid {
+        check_suggestions(update);
         for start in starting_configs() {
             let mut config = start;
             config.apply(update);
             check_canonical(&config);
         }
+    }
+}
+
+fn check_message(err: &ParamsError) {
+    let message = err.to_string();
+    assert!(!message.is_empty());
+    let chars = message.chars().count();
+    assert!(
+        chars <= MAX_MESSAGE_CHARS,
+        "an error message of {chars} characters: {message}"
+    );
+}
+
+fn check_suggestions(update: &ParamUpdate) {
+    for suggestion in &update.suggestions {
+        assert!(update.ignored.contains(&suggestion.key), "{suggestion}");
+        assert!([KEY_ENABLE_PROXY, KEY_PROXY_SERVER].contains(&suggestion.did_you_mean));
+        assert!(![KEY_ENABLE_PROXY, KEY_PROXY_SERVER].contains(&suggestion.key.as_str()));
     }
 }
 

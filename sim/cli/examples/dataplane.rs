@@ -103,13 +103,8 @@ async fn ticket(client: IpAddr) -> Ticket {
     let udp = UdpSocket::bind(SocketAddr::new(client, 0))
         .await
         .expect("bind");
-    let request = Message::ApRequest {
-        request_id: 1,
-        app_id: "dataplane".into(),
-        flags: FLAG_UDP_MEDIA,
-    };
+    let request = Message::padded_ap_request(1, "dataplane", FLAG_UDP_MEDIA);
     let bytes = request.to_bytes().expect("request");
-    // Pad as the newer protocol asks; older access points ignore nothing: send both forms.
     let mut buf = vec![0u8; 4096];
     for _ in 0..50 {
         let _ = udp.send_to(&bytes, (ip("127.143.1.1"), 8000)).await;

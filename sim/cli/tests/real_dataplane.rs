@@ -49,13 +49,9 @@ async fn start_echo(b: Block) {
 /// A ticket for `client` from the block's access point.
 async fn ticket(b: Block, client: IpAddr) -> Ticket {
     let udp = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
-    let request = Message::ApRequest {
-        request_id: 3,
-        app_id: "dataplane-test".into(),
-        flags: FLAG_UDP_MEDIA,
-    }
-    .to_bytes()
-    .unwrap();
+    let request = Message::padded_ap_request(3, "dataplane-test", FLAG_UDP_MEDIA)
+        .to_bytes()
+        .unwrap();
     let mut buf = vec![0u8; 2048];
     for _ in 0..20 {
         udp.send_to(&request, SocketAddr::new(b.ap(), 8000))

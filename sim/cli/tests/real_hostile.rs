@@ -105,13 +105,9 @@ async fn send_raw(net: &TokioNet, bytes: &[u8]) -> TcpStream {
 /// A ticket from the access point, for `net`'s address.
 async fn real_ticket(net: &TokioNet) -> Ticket {
     let udp = net.bind_udp("0.0.0.0:0".parse().unwrap()).await.unwrap();
-    let request = Message::ApRequest {
-        request_id: 7,
-        app_id: "hostile-test".into(),
-        flags: FLAG_UDP_MEDIA,
-    }
-    .to_bytes()
-    .unwrap();
+    let request = Message::padded_ap_request(7, "hostile-test", FLAG_UDP_MEDIA)
+        .to_bytes()
+        .unwrap();
     udp.send_to(&request, SocketAddr::new(B.ap(), 8000))
         .await
         .unwrap();
@@ -275,7 +271,9 @@ async fn futures_join_all<F: std::future::Future<Output = T> + 'static, T: 'stat
     out
 }
 
-/// Phase 3: a flood of access-point requests from one address; returns the answers seen.
+/// Phase 3: a flood of access-point requests from one address; returns the answers seen
+/// (tickets, `RateLimited`). Then an unpadded request from another address, which must earn
+/// no more than an error of its own size.
 async fn ap_flood() -> (usize, usize) {
     let net = attacker(3);
     let udp = net.bind_udp("0.0.0.0:0".parse().unwrap()).await.unwrap();
@@ -291,13 +289,10 @@ async fn ap_flood() -> (usize, usize) {
         other => panic!("unexpected answer to the flood: {other:?}"),
     };
     for i in 0..AP_FLOOD {
-        let request = Message::ApRequest {
-            request_id: i as u32,
-            app_id: "flood".into(),
-            flags: FLAG_UDP_MEDIA,
-        }
-        .to_bytes()
-        .unwrap();
+        let request = Message::padded_ap_request(i as u32, "flood", FLAG_UDP_MEDIA)
+            .to_bytes()
+            .unwrap();
+        assert!(request.len() >= 322);
         udp.send_to(&request, to).await.unwrap();
         // Read what is there already, so that our own receive buffer does not overflow.
         while let Ok((n, _)) = udp.try_recv_from(&mut buf) {
@@ -310,8 +305,37 @@ async fn ap_flood() -> (usize, usize) {
     while let Ok(Ok((n, _))) =
         tokio::time::timeout(Duration::from_millis(500), udp.recv_from(&mut buf)).await
     {
+        assert!(n <= 322, "a {n}-byte answer to a 322-byte request");
         count(&buf[..n]);
     }
+    // Unpadded (the form from before the padding rule): an error no larger than the request.
+    let other = attacker(5);
+    let udp = other.bind_udp("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let short = Message::ApRequest {
+        request_id: 1,
+        app_id: "short".into(),
+        flags: FLAG_UDP_MEDIA,
+        padding_len: 0,
+    }
+    .to_bytes()
+    .unwrap();
+    udp.send_to(&short, to).await.unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), udp.recv_from(&mut buf))
+        .await
+        .expect("an answer to the unpadded request")
+        .unwrap();
+    assert!(
+        n <= short.len(),
+        "{n} bytes answer a {}-byte request",
+        short.len()
+    );
+    assert!(matches!(
+        Message::decode_datagram(&buf[..n]),
+        Ok(Message::Error {
+            code: ErrorCode::PaddingRequired,
+            ..
+        })
+    ));
     (answers, limited)
 }
 
@@ -426,9 +450,9 @@ fn hostile_input_is_refused_counted_and_bounded_while_a_good_call_goes_on() {
         "{timed_out} waited in their handshake"
     );
     assert!(quota >= SLOW_CLIENTS - PENDING as usize, "{quota} refused");
-    // The access point answered its rate limit's worth and refused the rest.
+    // The access point answered its rate limit's worth, said RateLimited once, then nothing.
     assert_eq!(answers, 20, "{answers} answers to the flood");
-    assert!(limited >= AP_FLOOD * 3 / 4, "{limited} RateLimited answers");
+    assert_eq!(limited, 1, "{limited} RateLimited answers");
     // The UDP flood: unknown sessions are answered `UnknownSession` within the relay's
     // budget (50 per second), each answer smaller than the datagram it answers: no
     // amplification, a bounded reflection.
@@ -465,11 +489,22 @@ fn hostile_input_is_refused_counted_and_bounded_while_a_good_call_goes_on() {
         m("cloudproxy_relay_handshake_timeouts_total", &relay) > timed_out as u64,
         "{text}"
     );
-    assert!(
+    let rate_limited = m(
+        "cloudproxy_ap_refusals_total",
+        &format!("{ap},cause=\"rate_limited\""),
+    );
+    assert!(rate_limited >= (AP_FLOOD * 3 / 4) as u64, "{text}");
+    assert_eq!(
+        m("cloudproxy_ap_rate_limit_silenced_total", &ap),
+        rate_limited - 1,
+        "{text}"
+    );
+    assert_eq!(
         m(
             "cloudproxy_ap_refusals_total",
-            &format!("{ap},cause=\"rate_limited\"")
-        ) >= limited as u64,
+            &format!("{ap},cause=\"padding_required\"")
+        ),
+        1,
         "{text}"
     );
     assert!(

@@ -14,6 +14,7 @@ pub mod firewall_check;
 pub mod net;
 pub mod pcap;
 pub mod policy;
+pub mod policy_formats;
 pub mod scenario;
 pub mod swarm;
 pub mod world;

@@ -231,8 +231,12 @@ pub fn ap_config(spec: &WorldSpec) -> ApConfig {
         .collect();
     let mut config = ApConfig::new(ticket_key(spec.seed), relays);
     config.ticket_lifetime = spec.ticket_lifetime;
-    // Whole offices sit behind one address: the simulated clients of an enterprise share one.
+    // Whole offices sit behind one address: the simulated clients of an enterprise share one
+    // (and its network), so the per-client budgets and caps are an office's here.
     config.max_requests_per_ip = 10_000;
+    config.max_requests_per_prefix = 10_000;
+    config.max_tcp_connections_per_ip = config.max_tcp_connections;
+    config.max_tcp_connections_per_prefix = config.max_tcp_connections;
     config
 }
 

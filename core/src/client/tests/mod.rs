@@ -88,7 +88,9 @@ fn request_id(bytes: &[u8]) -> u32 {
             request_id,
             app_id,
             flags,
+            ..
         } => {
+            assert_eq!(bytes.len(), crate::wire::AP_REQUEST_PADDED_LEN, "padded");
             assert_eq!(app_id, APP_ID);
             assert_eq!(flags, crate::wire::FLAG_UDP_MEDIA);
             request_id

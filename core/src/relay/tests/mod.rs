@@ -1,4 +1,4 @@
-//! Scripted tests of the relay and the access point, and property tests.
+//! Scripted tests of the relay, and property tests.
 #![allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -12,7 +12,6 @@ use std::time::Duration;
 use super::*;
 use crate::wire::{RelayInfo, Ticket, TicketKey};
 
-mod ap;
 mod dataplane;
 mod media;
 mod props;

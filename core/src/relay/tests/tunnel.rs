@@ -105,14 +105,19 @@ fn ap_ticket_opens_a_tunnel_on_the_relay() {
         Entropy::from_u64(3),
     );
     let mut h = Harness::new();
-    let request = Message::ApRequest {
-        request_id: 1,
-        app_id: "demo-app".into(),
-        flags: FLAG_UDP_MEDIA,
+    let request = Message::padded_ap_request(1, "demo-app", FLAG_UDP_MEDIA);
+    let local = "47.74.211.17:8000".parse().unwrap();
+    ap.handle_input(
+        crate::ap::ApInput::Datagram {
+            local,
+            from: alice(),
+            data: &request.to_bytes().unwrap(),
+        },
+        h.now,
+    );
+    let Some(crate::ap::ApOutput::UdpSend { data: answer, .. }) = ap.poll_output() else {
+        panic!("no answer")
     };
-    let answer = ap
-        .handle_message(h.now, alice(), &request.to_bytes().unwrap())
-        .unwrap();
     let Message::ApResponse { ticket, .. } = Message::decode_datagram(&answer).unwrap() else {
         panic!()
     };

@@ -50,13 +50,14 @@ fn arb_relay() -> impl Strategy<Value = RelayInfo> {
 
 fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u32>(), arb_app_id(), 0..=1u8).prop_map(|(request_id, app_id, flags)| {
-            Message::ApRequest {
+        (any::<u32>(), arb_app_id(), 0..=1u8, 0..=246u16).prop_map(
+            |(request_id, app_id, flags, padding_len)| Message::ApRequest {
                 request_id,
                 app_id,
                 flags,
+                padding_len,
             }
-        }),
+        ),
         (
             any::<u32>(),
             arb_ticket(),

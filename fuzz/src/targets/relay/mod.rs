@@ -32,17 +32,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use cloudproxy_core::ap::{AccessPoint, ApInput, ApOutput};
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::relay::{
-    AccessPoint, AllocId, ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput,
-    UpstreamConn,
+    AllocId, ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput, UpstreamConn,
 };
 use cloudproxy_core::time::Instant;
-use cloudproxy_core::wire::{CloseReason, FrameReader, Message, Ticket, MAX_MEDIA_PAYLOAD};
+use cloudproxy_core::wire::{
+    CloseReason, FrameReader, Message, Ticket, AP_REQUEST_PADDED_LEN, MAX_MEDIA_PAYLOAD,
+};
 
 use super::input;
 
-use script::{ap_relays, Block, NEVER};
+use script::{ap_relays, Block, NEVER, UNPADDED};
 pub use script::{clients, Dest, Op, Payload, Script, Setup, TicketSpec, APPS, KEY};
 
 /// The world around the relay and the access point, and what it has seen of them.
@@ -237,7 +239,25 @@ impl World {
             Op::Ap { client, payload } => {
                 let from = self.client(*client);
                 let data = self.bytes(payload, from.ip());
-                let answer = self.ap.handle_message(self.now, from, &data);
+                let local = SocketAddr::from(([47, 74, 211, 17], 8000));
+                let input = ApInput::Datagram {
+                    local,
+                    from,
+                    data: &data,
+                };
+                self.ap.handle_input(input, self.now);
+                let mut answer = None;
+                while let Some(out) = self.ap.poll_output() {
+                    match out {
+                        ApOutput::UdpSend { local: l, to, data } => {
+                            assert!(l == local && to == from, "answered {to} from {l}");
+                            assert!(answer.is_none(), "two answers to one datagram");
+                            answer = Some(data);
+                        }
+                        ApOutput::Event(_) => {}
+                        other => panic!("the access point answers a datagram with {other:?}"),
+                    }
+                }
                 self.check_ap(from, &data, answer);
             }
             Op::Activity { conn, up, down } => {
@@ -311,15 +331,17 @@ impl World {
                 flags,
                 request_id,
             } => {
-                let msg = Message::ApRequest {
-                    request_id: *request_id,
-                    app_id: APPS[usize::from(*app) % APPS.len()].to_owned(),
-                    flags: *flags & 1,
-                };
+                let app_id = APPS[usize::from(*app) % APPS.len()];
+                let mut msg = Message::padded_ap_request(*request_id, app_id, *flags & 1);
+                if *flags & UNPADDED != 0 {
+                    if let Message::ApRequest { padding_len, .. } = &mut msg {
+                        *padding_len = 0;
+                    }
+                }
                 let mut out = frame(msg);
                 // Undefined flag bits make a frame the decoder must refuse.
-                if let Some(last) = out.last_mut() {
-                    *last = *flags;
+                if let Some(byte) = out.get_mut(6 + 4 + 1 + app_id.len()) {
+                    *byte = *flags & !UNPADDED;
                 }
                 out
             }
@@ -614,6 +636,12 @@ impl World {
                 relays,
                 ..
             }) => {
+                assert!(
+                    answer.len() <= request.len() && request.len() >= AP_REQUEST_PADDED_LEN,
+                    "amplification: a {}-byte request earned a {}-byte ApResponse",
+                    request.len(),
+                    answer.len()
+                );
                 let Ok(Message::ApRequest {
                     request_id: asked, ..
                 }) = Message::decode_datagram(request)

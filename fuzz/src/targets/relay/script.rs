@@ -14,6 +14,10 @@ use super::super::input::{self, Writer};
 /// The key the access point and the relay share here (the relay unit tests' key).
 pub const KEY: TicketKey = TicketKey::from_bytes([0x42; 32]);
 
+/// [`Payload::ApRequest`] flag bit: send the request unpadded (as before the padding rule).
+/// It is cleared from the flags byte on the wire.
+pub(super) const UNPADDED: u8 = 0x40;
+
 /// The application ids tickets and requests use.
 pub const APPS: &[&str] = &["demo-app", "other-app", "x"];
 
@@ -353,11 +357,12 @@ pub enum Payload {
         /// The reason byte.
         reason: u8,
     },
-    /// An `ApRequest` (invalid flags are kept: they make an undecodable frame).
+    /// An `ApRequest`, padded to the length the access point answers unless bit 6 (0x40) of
+    /// `flags` says otherwise (invalid flags are kept: they make an undecodable frame).
     ApRequest {
         /// Index into [`APPS`].
         app: u8,
-        /// The flags byte.
+        /// The flags byte (bit 6 cleared); bit 6: unpadded.
         flags: u8,
         /// The request id.
         request_id: u32,

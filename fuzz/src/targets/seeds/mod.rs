@@ -16,6 +16,8 @@ use cloudproxy_core::wire::{CloseReason, ErrorCode, Message, RelayInfo, Ticket, 
 
 use super::{engine_ops, relay};
 
+mod ap_seeds;
+mod http_connect;
 mod machines;
 
 /// One seed file: its target (the corpus folder), its file name and its bytes.
@@ -44,7 +46,9 @@ pub fn all() -> Vec<Seed> {
     out.extend(wire());
     out.extend(socks5());
     out.extend(machines::relay_seeds());
+    out.extend(ap_seeds::ap_seeds());
     out.extend(machines::client_seeds());
+    out.extend(http_connect::http_connect_seeds());
     out
 }
 
@@ -112,6 +116,31 @@ fn params() -> Vec<Seed> {
             t,
             "duplicate_key.txt",
             r#"{"rtc.enable_proxy":true,"rtc.enable_proxy":false}"#,
+        ),
+        seed(
+            t,
+            "misspelt_keys.txt",
+            r#"{"rtc.enable_proxi":true,"RTC.PROXY_SERVER":[0,"::1",1],"rtc.enableproxy":1}"#,
+        ),
+        seed(
+            t,
+            "byte_order_mark.txt",
+            "\u{feff}{\"rtc.enable_proxy\":true}",
+        ),
+        seed(
+            t,
+            "java_escaped_type2.txt",
+            r#"{\"rtc.proxy_server\":[2, \"[\\\"1.1.1.1\\\"]\", 0]}"#,
+        ),
+        seed(
+            t,
+            "seed_java_line_type2_quoted.txt",
+            r#""{\"rtc.proxy_server\":[2, \"[\"192.168.0.112\",\"127.0.0.1\"]\", 0]}""#,
+        ),
+        seed(
+            t,
+            "port_beyond_u64.txt",
+            r#"{"rtc.proxy_server":[1,"ap-proxy.agora.io",18446744073709551616]}"#,
         ),
     ]
 }
@@ -244,10 +273,20 @@ fn wire() -> Vec<Seed> {
         seed(
             t,
             "ap_request.bin",
+            frame(&Message::padded_ap_request(
+                0x0102_0304,
+                "demo-app",
+                FLAG_UDP_MEDIA,
+            )),
+        ),
+        seed(
+            t,
+            "ap_request_unpadded.bin",
             frame(&Message::ApRequest {
                 request_id: 0x0102_0304,
                 app_id: "demo-app".into(),
                 flags: FLAG_UDP_MEDIA,
+                padding_len: 0,
             }),
         ),
         seed(

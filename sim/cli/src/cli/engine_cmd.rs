@@ -4,18 +4,19 @@
 //!
 //! ```text
 //! {"op":"set","code":0,"state":"idle","config":{"rtc.enable_proxy":true,...},"ignored":["x"]}
+//! {"op":"set",...,"ignored":["rtc.enable_proxi"],"suggestions":[{"did_you_mean":"rtc.enable_proxy","key":"rtc.enable_proxi","message":"key ... did you mean \"rtc.enable_proxy\"?"}]}
 //! {"op":"join","code":-17,"state":"joined","config":{...},"in_force":{...},"error":"join: ..."}
 //! ```
 //!
 //! `config` is the configuration as set (canonical form); `in_force` the one taken at join,
 //! while in a channel; `error` is present on every non-zero code, `ignored` when keys of other
-//! SDK features were ignored.
+//! SDK features were ignored, `suggestions` when an ignored key looks like a misspelt proxy key.
 
 use std::io::{self, Write};
 
 use clap::Args;
 use cloudproxy_core::engine::{Engine, EngineError};
-use cloudproxy_core::params::Mode;
+use cloudproxy_core::params::{KeySuggestion, Mode};
 use serde_json::Value;
 
 /// Arguments of `cloudproxy engine`.
@@ -153,11 +154,13 @@ struct Outcome {
     config: Value,
     in_force: Option<Value>,
     ignored: Vec<String>,
+    suggestions: Vec<KeySuggestion>,
     error: Option<String>,
 }
 
 fn step(engine: &mut Engine, op: Op<'_>) -> Outcome {
     let mut ignored = Vec::new();
+    let mut suggestions = Vec::new();
     let result: Result<(), EngineError> = match op {
         Op::Join => engine.join().map(|_| ()).map(|()| {
             engine.on_joined();
@@ -165,9 +168,10 @@ fn step(engine: &mut Engine, op: Op<'_>) -> Outcome {
         Op::Leave => engine.leave().map(|()| {
             engine.on_left();
         }),
-        Op::Set(text) => engine
-            .set_parameters(text)
-            .map(|accepted| ignored = accepted.ignored),
+        Op::Set(text) => engine.set_parameters(text).map(|accepted| {
+            ignored = accepted.ignored;
+            suggestions = accepted.suggestions;
+        }),
     };
     Outcome {
         op: op.name(),
@@ -176,6 +180,7 @@ fn step(engine: &mut Engine, op: Op<'_>) -> Outcome {
         config: engine.config().to_json(),
         in_force: engine.config_in_force().map(|c| c.to_json()),
         ignored,
+        suggestions,
         error: result.err().map(|e| e.to_string()),
     }
 }
@@ -194,6 +199,12 @@ impl Outcome {
         }
         if !self.ignored.is_empty() {
             fields.push(("ignored", Value::from(self.ignored.clone())));
+        }
+        if !self.suggestions.is_empty() {
+            let list = self.suggestions.iter().map(|s| {
+                serde_json::json!({"key": s.key, "did_you_mean": s.did_you_mean, "message": s.to_string()})
+            });
+            fields.push(("suggestions", Value::Array(list.collect())));
         }
         if let Some(error) = &self.error {
             fields.push(("error", Value::from(error.as_str())));
@@ -253,6 +264,21 @@ mod tests {
         for line in &lines {
             assert_eq!(line.get("error").is_some(), line["code"] != 0, "{line}");
         }
+    }
+
+    #[test]
+    fn misspelt_proxy_keys_get_a_suggestion() {
+        let (ok, lines) = run_ops(false, &[r#"{"rtc.enable_proxi":true}"#, "{}"]);
+        assert!(ok);
+        assert_eq!(lines[0]["ignored"], serde_json::json!(["rtc.enable_proxi"]));
+        let suggestion = &lines[0]["suggestions"][0];
+        assert_eq!(suggestion["key"], "rtc.enable_proxi");
+        assert_eq!(suggestion["did_you_mean"], "rtc.enable_proxy");
+        assert!(suggestion["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("did you mean \"rtc.enable_proxy\"?"));
+        assert!(lines[1].get("suggestions").is_none());
     }
 
     #[test]

@@ -117,12 +117,26 @@ pub struct ApSection {
     pub relays: Vec<String>,
     /// How long a ticket may open tunnels. Default 120 000.
     pub ticket_lifetime_ms: u64,
-    /// Requests answered per client address per window. Default 20.
+    /// Requests answered per client address (IPv4 address, IPv6 `/64`) per window. Default 20.
     pub max_requests_per_ip: u32,
+    /// Requests answered per client network (IPv4 `/24`, IPv6 `/56`) per window. Default 200.
+    pub max_requests_per_prefix: u32,
     /// The rate limiter's window. Default 10 000.
     pub rate_window_ms: u64,
     /// Client addresses the rate limiter tracks at once. Default 4 096.
     pub max_tracked_ips: usize,
+    /// Client networks the rate limiter tracks at once. Default 1 024.
+    pub max_tracked_prefixes: usize,
+    /// TCP connections open at once per access point. Default 1 024.
+    pub max_tcp_connections: usize,
+    /// TCP connections open at once from one client address. Default 8.
+    pub max_tcp_connections_per_ip: usize,
+    /// TCP connections open at once from one client network. Default 64.
+    pub max_tcp_connections_per_prefix: usize,
+    /// A TCP connection must complete a request within this long. Default 10 000.
+    pub tcp_idle_timeout_ms: u64,
+    /// Requests answered on one TCP connection. Default 16.
+    pub max_requests_per_tcp_connection: u32,
     /// The application ids served; empty serves any.
     pub app_ids: Vec<String>,
 }
@@ -192,8 +206,15 @@ impl Default for ApSection {
             relays: Vec::new(),
             ticket_lifetime_ms: millis(ap.ticket_lifetime),
             max_requests_per_ip: ap.max_requests_per_ip,
+            max_requests_per_prefix: ap.max_requests_per_prefix,
             rate_window_ms: millis(ap.rate_window),
             max_tracked_ips: ap.max_tracked_ips,
+            max_tracked_prefixes: ap.max_tracked_prefixes,
+            max_tcp_connections: ap.max_tcp_connections,
+            max_tcp_connections_per_ip: ap.max_tcp_connections_per_ip,
+            max_tcp_connections_per_prefix: ap.max_tcp_connections_per_prefix,
+            tcp_idle_timeout_ms: millis(ap.tcp_idle_timeout),
+            max_requests_per_tcp_connection: ap.max_requests_per_tcp_connection,
             app_ids: Vec::new(),
         }
     }
@@ -371,6 +392,7 @@ impl ServeConfig {
         for (field, value) in [
             ("ap.ticket_lifetime_ms", self.ap.ticket_lifetime_ms),
             ("ap.rate_window_ms", self.ap.rate_window_ms),
+            ("ap.tcp_idle_timeout_ms", self.ap.tcp_idle_timeout_ms),
             (
                 "relay.keepalive_interval_ms",
                 self.relay.keepalive_interval_ms,
@@ -390,7 +412,25 @@ impl ServeConfig {
                 "ap.max_requests_per_ip",
                 self.ap.max_requests_per_ip as usize,
             ),
+            (
+                "ap.max_requests_per_prefix",
+                self.ap.max_requests_per_prefix as usize,
+            ),
             ("ap.max_tracked_ips", self.ap.max_tracked_ips),
+            ("ap.max_tracked_prefixes", self.ap.max_tracked_prefixes),
+            ("ap.max_tcp_connections", self.ap.max_tcp_connections),
+            (
+                "ap.max_tcp_connections_per_ip",
+                self.ap.max_tcp_connections_per_ip,
+            ),
+            (
+                "ap.max_tcp_connections_per_prefix",
+                self.ap.max_tcp_connections_per_prefix,
+            ),
+            (
+                "ap.max_requests_per_tcp_connection",
+                self.ap.max_requests_per_tcp_connection as usize,
+            ),
             ("relay.max_sessions_total", self.relay.max_sessions_total),
             (
                 "relay.max_sessions_per_client_ip",
@@ -443,6 +483,13 @@ impl ServeConfig {
         ap.max_requests_per_ip = self.ap.max_requests_per_ip;
         ap.rate_window = Duration::from_millis(self.ap.rate_window_ms);
         ap.max_tracked_ips = self.ap.max_tracked_ips;
+        ap.max_requests_per_prefix = self.ap.max_requests_per_prefix;
+        ap.max_tracked_prefixes = self.ap.max_tracked_prefixes;
+        ap.max_tcp_connections = self.ap.max_tcp_connections;
+        ap.max_tcp_connections_per_ip = self.ap.max_tcp_connections_per_ip;
+        ap.max_tcp_connections_per_prefix = self.ap.max_tcp_connections_per_prefix;
+        ap.tcp_idle_timeout = Duration::from_millis(self.ap.tcp_idle_timeout_ms);
+        ap.max_requests_per_tcp_connection = self.ap.max_requests_per_tcp_connection;
         ap.allowed_apps = (!self.ap.app_ids.is_empty()).then(|| self.ap.app_ids.clone());
 
         let r = &self.relay;
@@ -608,6 +655,32 @@ mod tests {
             defaults.relay.max_pending_handshakes
         );
         assert_eq!(plan.ap.ticket_lifetime, defaults.ap.ticket_lifetime);
+        let (a, d) = (&plan.ap, &defaults.ap);
+        assert_eq!(
+            (a.max_requests_per_ip, a.max_requests_per_prefix),
+            (d.max_requests_per_ip, d.max_requests_per_prefix)
+        );
+        assert_eq!(
+            (a.max_tracked_ips, a.max_tracked_prefixes),
+            (d.max_tracked_ips, d.max_tracked_prefixes)
+        );
+        assert_eq!(
+            (
+                a.max_tcp_connections,
+                a.max_tcp_connections_per_ip,
+                a.max_tcp_connections_per_prefix
+            ),
+            (
+                d.max_tcp_connections,
+                d.max_tcp_connections_per_ip,
+                d.max_tcp_connections_per_prefix
+            )
+        );
+        assert_eq!(a.tcp_idle_timeout, d.tcp_idle_timeout);
+        assert_eq!(
+            a.max_requests_per_tcp_connection,
+            d.max_requests_per_tcp_connection
+        );
         assert_eq!(plan.metrics, Some("127.0.0.1:9464".parse().unwrap()));
     }
 

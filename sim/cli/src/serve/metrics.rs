@@ -130,11 +130,12 @@ fn relay_refusals(c: &RelayCounters) -> [(&'static str, u64); 11] {
 }
 
 /// The refusal causes of an access point.
-fn ap_refusals(c: &ApCounters) -> [(&'static str, u64); 5] {
+fn ap_refusals(c: &ApCounters) -> [(&'static str, u64); 6] {
     [
         ("rate_limited", c.refused_rate_limited),
         ("unsupported_version", c.refused_unsupported_version),
         ("malformed", c.refused_malformed),
+        ("padding_required", c.refused_padding),
         ("unknown_app", c.refused_unknown_app),
         ("no_relay", c.refused_no_relay),
     ]
@@ -518,6 +519,36 @@ pub fn render(sources: &Sources) -> String {
         "Refusals not answered because the answer would be larger than the request.",
         |c| c.error_replies_suppressed,
     );
+    per_ap(
+        o,
+        &aps,
+        "cloudproxy_ap_rate_limit_silenced_total",
+        "counter",
+        "Rate-limited requests not answered: the client was told RateLimited in this window.",
+        |c| c.rate_limit_silenced,
+    );
+    per_ap(
+        o,
+        &aps,
+        "cloudproxy_ap_tcp_accepted_total",
+        "counter",
+        "TCP connections accepted by the access point.",
+        |c| c.tcp_accepted,
+    );
+    {
+        let name = "cloudproxy_ap_tcp_refused_total";
+        let help = "TCP connections closed at once, by the cap reached.";
+        let mut f = Family::head(o, name, "counter", help);
+        for (ip, c) in &aps {
+            for (cause, v) in [
+                ("total", c.tcp_refused_total),
+                ("per_ip", c.tcp_refused_per_ip),
+                ("per_prefix", c.tcp_refused_per_prefix),
+            ] {
+                f.sample(name, &[("ap", ip), ("cause", cause)], v);
+            }
+        }
+    }
 
     let mut f = Family::head(
         o,
@@ -656,6 +687,7 @@ mod tests {
         let ap = Rc::new(RefCell::new(ApCounters {
             requests: 9,
             refused_rate_limited: 2,
+            tcp_refused_per_ip: 4,
             ..ApCounters::default()
         }));
         let sources = Sources {
@@ -715,6 +747,14 @@ mod tests {
                 "ap=\"127.0.1.1\",cause=\"rate_limited\""
             ),
             Some(2)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "cloudproxy_ap_tcp_refused_total",
+                "ap=\"127.0.1.1\",cause=\"per_ip\""
+            ),
+            Some(4)
         );
         assert_eq!(
             sample(

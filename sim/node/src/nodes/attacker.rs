@@ -155,11 +155,7 @@ pub async fn run_attacker<N: Net>(
 
 async fn get_ticket<N: Net>(net: &N, ap: SocketAddr) -> io::Result<Option<(Ticket, u16)>> {
     let udp = net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?;
-    let request = Message::ApRequest {
-        request_id: 7,
-        app_id: "attacker".into(),
-        flags: FLAG_UDP_MEDIA,
-    };
+    let request = Message::padded_ap_request(7, "attacker", FLAG_UDP_MEDIA);
     for _ in 0..3 {
         let _ = udp
             .send_to(&request.to_bytes().unwrap_or_default(), ap)

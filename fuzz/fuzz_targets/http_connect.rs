@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cloudproxy_fuzz::targets::http_connect::run(data));
