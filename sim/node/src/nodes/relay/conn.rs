@@ -132,7 +132,7 @@ impl<S> ConnLink<S> {
     }
 
     /// Drops whatever is still queued (the connection is gone).
-    fn drop_queue(&self) {
+    pub(super) fn drop_queue(&self) {
         self.queue.borrow_mut().clear();
         self.release(usize::MAX);
     }

@@ -427,6 +427,7 @@ impl<N: Net> Driver<N> {
                     self.overflows += 1;
                     if let Some(c) = self.clients.remove(&conn.0) {
                         c.task.abort();
+                        c.link.drop_queue();
                     }
                     let input = RelayInput::TcpClosed { conn };
                     self.relay.handle_input(input, self.net.now());
@@ -604,6 +605,7 @@ impl<N: Net> Driver<N> {
     pub(super) fn abort_all(&mut self) {
         for c in self.clients.values() {
             c.task.abort();
+            c.link.drop_queue();
         }
         for task in &self.closing {
             task.abort();
