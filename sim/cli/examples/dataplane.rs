@@ -63,7 +63,7 @@ fn start_serve(workers: usize) -> Serve {
     let config = dir.join("serve.toml");
     std::fs::write(
         &config,
-        "sdrtn = [\"127.143.3.0/24\"]\n[ap]\nlisten = [\"127.143.1.1\"]\nmax_requests_per_ip = 1000000\n[relay]\nlisten = [\"127.143.2.1\"]\nudp_ports = \"4500-4503\"\nmax_sessions_per_client_ip = 10000\n",
+        "sdrtn = [\"127.143.3.0/24\"]\n[ap]\nlisten = [\"127.143.1.1\"]\nmax_requests_per_ip = 1000000\nmax_requests_per_prefix = 1000000\nmax_tracked_ips = 100000\n[relay]\nlisten = [\"127.143.2.1\"]\nudp_ports = \"4500-4503\"\nmax_sessions_per_client_ip = 10000\n",
     )
     .expect("config");
     let mut key = [0u8; 32];

@@ -534,10 +534,21 @@ impl<N: Net> Driver<N> {
     }
 
     fn splice(&mut self, client: u64, upstream: u64) {
-        let Some(Upstream::Open { stream, early }) = self.upstreams.remove(&upstream) else {
-            return;
-        };
-        let Some(c) = self.clients.get_mut(&client) else {
+        let (Some(Upstream::Open { stream, early }), Some(c)) =
+            (self.upstreams.remove(&upstream), self.clients.get_mut(&client))
+        else {
+            // One side is already gone: the tunnel cannot start. Say which, so that the
+            // machine ends the session now rather than at its idle timeout.
+            let input = if self.clients.contains_key(&client) {
+                RelayInput::UpstreamClosed {
+                    conn: UpstreamConn(upstream),
+                }
+            } else {
+                RelayInput::TcpClosed {
+                    conn: ClientConn(client),
+                }
+            };
+            self.relay.handle_input(input, self.net.now());
             return;
         };
         let inbox = Rc::downgrade(&self.inbox);
