@@ -27,8 +27,11 @@ pub struct RelayConfig {
     /// How often clients should send keepalives on an idle media path, announced in
     /// `TunnelAccept`. Default: 5 s.
     pub keepalive_interval: Duration,
-    /// A session with no traffic in either direction (tunnel bytes, media, keepalives) for this
-    /// long is closed. Announced in `TunnelAccept`. Default: 30 s (six keepalive intervals).
+    /// A session with no traffic in either direction for this long is closed: no tunnel byte
+    /// either way (as the driver reports them, at most
+    /// [`RelayConfig::activity_report_interval`] late), no media, keepalive or `Close` from the
+    /// client on any path, no media from SD-RTN. Announced in `TunnelAccept`. Default: 30 s
+    /// (six keepalive intervals). A ticket's expiry never ends a session.
     pub idle_timeout: Duration,
     /// A connection that has not sent its first message (`TunnelOpen` or `MediaChannelOpen`)
     /// this long after being accepted is closed; so is a tunnel whose upstream connection is

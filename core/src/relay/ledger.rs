@@ -54,7 +54,12 @@ pub enum NonceRefusal {
     Full,
 }
 
-/// What the shards of one relay share; see the [module docs](self).
+/// What the shards of one relay share: used ticket nonces (a replayed ticket is refused on
+/// every shard) and the slots of the global and per-address bounds (sessions, pending
+/// handshakes). [`LocalLedger`] is the ledger of a relay alone; a driver running shards on
+/// threads puts one behind a lock and gives each shard a handle
+/// ([`Relay::with_ledger`](super::Relay::with_ledger)). The relay calls it synchronously, a few
+/// times per connection, never per byte or datagram.
 ///
 /// Every method is called by one shard at a time and answers at once. An implementation must
 /// keep acquisitions and releases balanced per shard: a slot released by a shard was acquired

@@ -2,11 +2,14 @@
 //! (`cloudproxy serve`), an SD-RTN edge for tests and demos (`cloudproxy edge`) and an SDK
 //! client (`cloudproxy call`). `docs/serving.md` is the operator's guide.
 //!
-//! Every node runs exactly the code the simulation runs ([`run_ap_on`], [`run_relay_with`],
+//! Every node runs exactly the code the simulation runs ([`run_ap_on`],
+//! [`run_relay_with`](cloudproxy_node::nodes::relay::run_relay_with),
 //! [`run_edge`](cloudproxy_node::nodes::edge::run_edge), [`run_client`](cloudproxy_node::nodes::client::run_client)),
-//! over [`TokioNet`] instead of `SimNet`, on a single-threaded runtime (the nodes are
-//! `spawn_local` tasks in a `LocalSet`, as on a turmoil host). What is only here: the
-//! configuration file, the key handling, the metrics endpoint, logs and signals.
+//! over [`TokioNet`] instead of `SimNet`, each on a single-threaded runtime (the nodes are
+//! `spawn_local` tasks in a `LocalSet`, as on a turmoil host): the access points and the
+//! metrics endpoint on the caller's, the relays on `--workers` threads of their own, one shard
+//! of every relay each ([`workers`]). What is only here: the configuration file, the key
+//! handling, the workers, the metrics endpoint, logs and signals.
 
 pub mod call;
 pub mod config;

@@ -7,7 +7,7 @@
 //! the rest), and nothing is ever cut for being slow. [`Net::tunnel`](super::Net::tunnel)
 //! chooses the pump: [`copy_tunnel`] (a bounded-buffer copy: the simulation's, and every
 //! network's by default) or, on Linux real sockets, `splice(2)` through a pipe
-//! ([`super::splice`]). Both report through one [`TunnelLink`] and end with one
+//! (`net/splice.rs`). Both report through one [`TunnelLink`] and end with one
 //! [`TunnelEnd`], so they are observably the same (a test checks it).
 //!
 //! A pump reports the bytes it wrote to each side on its link (never per byte to the relay:

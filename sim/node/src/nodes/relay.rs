@@ -16,7 +16,7 @@
 //! - nothing on the data path is unbounded: a connection has one chunk in flight to the
 //!   machine, a write queue bounded in bytes and in time, a UDP socket a bounded receive and
 //!   send queue (full: dropped and counted), and the loop never waits on a socket;
-//! - the loop is fair: bounded batches per source per round ([`driver`]).
+//! - the loop is fair: bounded batches per source per round (`relay/driver.rs`).
 
 mod conn;
 mod driver;

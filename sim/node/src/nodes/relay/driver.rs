@@ -534,9 +534,10 @@ impl<N: Net> Driver<N> {
     }
 
     fn splice(&mut self, client: u64, upstream: u64) {
-        let (Some(Upstream::Open { stream, early }), Some(c)) =
-            (self.upstreams.remove(&upstream), self.clients.get_mut(&client))
-        else {
+        let (Some(Upstream::Open { stream, early }), Some(c)) = (
+            self.upstreams.remove(&upstream),
+            self.clients.get_mut(&client),
+        ) else {
             // One side is already gone: the tunnel cannot start. Say which, so that the
             // machine ends the session now rather than at its idle timeout.
             let input = if self.clients.contains_key(&client) {
