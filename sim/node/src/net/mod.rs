@@ -10,7 +10,11 @@
 //! decorators of the simulation's network, outside the code under test.
 
 mod pumps;
-// The one module with `unsafe`: the splice(2) and pipe2(2) calls, each with its SAFETY note.
+// The two modules with `unsafe`: the splice(2), pipe2(2), recvmmsg(2) and sendmmsg(2) calls,
+// each with its SAFETY note.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod mmsg;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod splice;
@@ -100,5 +104,33 @@ pub trait Udp: 'static {
     fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
         let _ = (data, to);
         Err(io::ErrorKind::WouldBlock.into())
+    }
+    /// Receives up to `bufs.len()` waiting datagrams without waiting, each into its buffer,
+    /// their lengths and sources into `got`; how many (`WouldBlock` when none). By default one
+    /// [`Udp::try_recv_from`]; real sockets on Linux take a burst in one `recvmmsg(2)`.
+    fn try_recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, SocketAddr)],
+    ) -> io::Result<usize> {
+        let (Some(buf), Some(slot)) = (bufs.first_mut(), got.first_mut()) else {
+            return Ok(0);
+        };
+        *slot = self.try_recv_from(buf)?;
+        Ok(1)
+    }
+    /// Sends datagrams from the front of `batch` without waiting; how many went (`WouldBlock`
+    /// when none could). By default [`Udp::try_send_to`] one after the other; real sockets on
+    /// Linux send a burst in one `sendmmsg(2)`.
+    fn try_send_batch(&self, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        let mut sent = 0;
+        for (to, data) in batch {
+            match self.try_send_to(data, *to) {
+                Ok(()) => sent += 1,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(sent)
     }
 }

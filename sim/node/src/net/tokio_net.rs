@@ -254,6 +254,33 @@ impl Udp for UdpSocket {
     fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
         UdpSocket::try_send_to(self, data, to).map(|_| ())
     }
+
+    #[cfg(target_os = "linux")]
+    fn try_recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, SocketAddr)],
+    ) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = self.as_raw_fd();
+        loop {
+            match self.try_io(tokio::io::Interest::READABLE, || {
+                super::mmsg::recv(fd, bufs, got)
+            }) {
+                Err(e) if per_connection(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_send_batch(&self, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = self.as_raw_fd();
+        self.try_io(tokio::io::Interest::WRITABLE, || {
+            super::mmsg::send(fd, batch)
+        })
+    }
 }
 
 /// `EMFILE` / `ENFILE` / `ENOBUFS` / `ENOMEM`: the process or the system is out of resources

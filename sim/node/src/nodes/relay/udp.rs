@@ -106,45 +106,88 @@ impl Drop for Socket {
 
 async fn read<S, U: Udp>(udp: Rc<U>, source: Source, inbox: Rc<Inbox<S, U>>) {
     let waiting = Rc::new(Waiting::default());
+    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    let mut got = vec![(0usize, SocketAddr::from(([0, 0, 0, 0], 0))); PER_SOCKET_DATAGRAMS];
     loop {
         while waiting.count.get() >= PER_SOCKET_DATAGRAMS {
             waiting.room.notified().await;
         }
-        // A burst without waiting (real sockets), then one wait for the next datagram.
-        let mut buf = inbox.buffer();
-        let got = match udp.try_recv_from(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => udp.recv_from(&mut buf).await,
-            other => other,
+        // A burst without waiting (one system call where the socket batches), else one wait
+        // for the next datagram.
+        let room = PER_SOCKET_DATAGRAMS - waiting.count.get();
+        while bufs.len() < room {
+            bufs.push(inbox.buffer());
+        }
+        let n = match udp.try_recv_batch(&mut bufs[..room], &mut got[..room]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let Some(buf) = bufs.first_mut() else {
+                    continue;
+                };
+                match udp.recv_from(buf).await {
+                    Ok(one) => {
+                        got[0] = one;
+                        1
+                    }
+                    Err(_) => break,
+                }
+            }
+            Err(_) => break,
         };
-        let Ok((len, from)) = got else {
-            inbox.recycle(buf);
-            return;
-        };
-        waiting.count.set(waiting.count.get() + 1);
-        let datagram = Datagram {
-            source,
-            from,
-            buf,
-            len,
-            waiting: waiting.clone(),
-        };
+        for (i, buf) in bufs.drain(..n.min(room)).enumerate() {
+            let (len, from) = got[i];
+            waiting.count.set(waiting.count.get() + 1);
+            let datagram = Datagram {
+                source,
+                from,
+                buf,
+                len,
+                waiting: waiting.clone(),
+            };
+            inbox.datagrams.borrow_mut().push_back(datagram);
+        }
         // The loop runs once this task waits: a burst costs it one wake-up.
-        inbox.post(|i| i.datagrams.borrow_mut().push_back(datagram));
+        if n > 0 {
+            inbox.wake.notify_one();
+        }
+    }
+    for buf in bufs {
+        inbox.recycle(buf);
     }
 }
 
 async fn write<U: Udp>(udp: Rc<U>, sends: Rc<SendQueue>) {
+    let mut burst: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     loop {
-        let next = sends.queue.borrow_mut().pop_front();
-        match next {
+        {
+            let mut q = sends.queue.borrow_mut();
+            while burst.len() < PER_SOCKET_DATAGRAMS {
+                let Some(item) = q.pop_front() else { break };
+                burst.push(item);
+            }
+        }
+        if burst.is_empty() {
+            sends.notify.notified().await;
+            continue;
+        }
+        let views: Vec<(SocketAddr, &[u8])> =
+            burst.iter().map(|(to, d)| (*to, d.as_slice())).collect();
+        match udp.try_send_batch(&views) {
+            Ok(n) => {
+                drop(views);
+                burst.drain(..n.clamp(1, burst.len()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                drop(views);
+                // Wait until the socket takes one (the simulation's plain path always does).
+                let (to, data) = burst.remove(0);
+                let _ = udp.send_to(&data, to).await;
+            }
             // A failed send (an ICMP error, a full buffer) loses that datagram only.
-            Some((to, data)) => match udp.try_send_to(&data, to) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let _ = udp.send_to(&data, to).await;
-                }
-                _ => {}
-            },
-            None => sends.notify.notified().await,
+            Err(_) => {
+                drop(views);
+                burst.remove(0);
+            }
         }
     }
 }
