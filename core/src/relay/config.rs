@@ -27,8 +27,11 @@ pub struct RelayConfig {
     /// How often clients should send keepalives on an idle media path, announced in
     /// `TunnelAccept`. Default: 5 s.
     pub keepalive_interval: Duration,
-    /// A session with no traffic in either direction (tunnel bytes, media, keepalives) for this
-    /// long is closed. Announced in `TunnelAccept`. Default: 30 s (six keepalive intervals).
+    /// A session with no traffic in either direction for this long is closed: no tunnel byte
+    /// either way (as the driver reports them, at most
+    /// [`RelayConfig::activity_report_interval`] late), no media, keepalive or `Close` from the
+    /// client on any path, no media from SD-RTN. Announced in `TunnelAccept`. Default: 30 s
+    /// (six keepalive intervals). A ticket's expiry never ends a session.
     pub idle_timeout: Duration,
     /// A connection that has not sent its first message (`TunnelOpen` or `MediaChannelOpen`)
     /// this long after being accepted is closed; so is a tunnel whose upstream connection is
@@ -42,6 +45,10 @@ pub struct RelayConfig {
     /// Most connections still in their handshake at once (accepted but no first message yet,
     /// or waiting for the upstream connection); more are refused at once. Default: 1 024.
     pub max_pending_handshakes: usize,
+    /// Most of those pending handshakes from one client IP address, so that one address cannot
+    /// hold every slot of [`RelayConfig::max_pending_handshakes`] (a quarter of them by
+    /// default: an office behind one NAT address still joins at once). Default: 256.
+    pub max_pending_handshakes_per_client_ip: usize,
     /// Most bytes the relay queues toward one side of a session: the bytes a client sends
     /// after its `TunnelOpen` while the upstream connection is being established. A session
     /// that exceeds it is closed. Default: 64 KiB.
@@ -54,6 +61,15 @@ pub struct RelayConfig {
     /// refused UDP packets (each also no larger than the packet it answers, so the relay cannot
     /// amplify a reflection attack). 0 disables them. Default: 50.
     pub max_udp_error_replies_per_sec: u32,
+    /// How often, at most, the driver reports the bytes a spliced tunnel moved
+    /// ([`RelayInput::TunnelActivity`](super::RelayInput::TunnelActivity)) while they flow:
+    /// the idle timer and the byte counters are at most this late. Announced in
+    /// [`RelayOutput::Splice`](super::RelayOutput::Splice). Default: 1 s.
+    pub activity_report_interval: Duration,
+    /// Which shard of a relay this machine is, when one relay address is served by several
+    /// machines (one per core): it draws session ids of its own shard only and announces UDP
+    /// ports of its own shard only (see [`Shard`]). Default: the only shard.
+    pub shard: Shard,
     /// For oracle tests only: skip the destination allow-list entirely (a planted bug that the
     /// simulation's safety oracles must catch). Never set it anywhere else. Default: false.
     pub canary_skip_destination_check: bool,
@@ -82,10 +98,54 @@ impl Default for RelayConfig {
             max_sessions_total: 10_000,
             max_sessions_per_client_ip: 256,
             max_pending_handshakes: 1_024,
+            max_pending_handshakes_per_client_ip: 256,
             max_buffered_bytes_per_session: 64 * 1024,
             max_used_nonces: 100_000,
             max_udp_error_replies_per_sec: 50,
+            activity_report_interval: Duration::from_secs(1),
+            shard: Shard::ONLY,
             canary_skip_destination_check: false,
         }
+    }
+}
+
+/// One shard of a relay served by `count` machines (a worker per core), this one being number
+/// `index`.
+///
+/// Session ids carry their shard: `session_id % count == index`, so any worker can tell whose a
+/// `MediaChannelOpen` is and hand the connection over
+/// ([`RelayOutput::TcpHandoff`](super::RelayOutput::TcpHandoff)). The UDP ports of the
+/// configured range are dealt out the same way: port `start + k` belongs to shard
+/// `k % count`, and a session is announced one of its own shard's ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: u16,
+    /// How many shards serve the relay address, at least 1.
+    pub count: u16,
+}
+
+impl Shard {
+    /// The only shard of a relay served by one machine.
+    pub const ONLY: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; `None` unless `index < count`.
+    pub fn new(index: u16, count: u16) -> Option<Shard> {
+        (index < count).then_some(Shard { index, count })
+    }
+
+    /// The shard that owns `session_id`.
+    pub fn of_session(self, session_id: u64) -> u16 {
+        u16::try_from(session_id % u64::from(self.count.max(1))).unwrap_or(0)
+    }
+
+    /// Whether `session_id` belongs to this shard.
+    pub fn owns_session(self, session_id: u64) -> bool {
+        self.of_session(session_id) == self.index
+    }
+
+    /// Whether the UDP port `port` of the range starting at `start` belongs to this shard.
+    pub fn owns_port(self, start: u16, port: u16) -> bool {
+        port >= start && (port - start) % self.count.max(1) == self.index
     }
 }

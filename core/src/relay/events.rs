@@ -83,6 +83,10 @@ pub enum SessionEnd {
     BufferOverflow,
     /// The relay is shutting down ([`Relay::shutdown`](super::Relay::shutdown)).
     ShuttingDown,
+    /// The session's upstream UDP socket could not be opened
+    /// ([`RelayInput::UdpBindFailed`](super::RelayInput::UdpBindFailed): out of descriptors or
+    /// ports); the session cannot carry media.
+    UdpBindFailed,
 }
 
 impl SessionEnd {
@@ -95,7 +99,8 @@ impl SessionEnd {
             SessionEnd::ShuttingDown => CloseReason::ShuttingDown,
             SessionEnd::UpstreamUnreachable
             | SessionEnd::ConnectTimeout
-            | SessionEnd::BufferOverflow => CloseReason::Error,
+            | SessionEnd::BufferOverflow
+            | SessionEnd::UdpBindFailed => CloseReason::Error,
         }
     }
 
@@ -108,7 +113,9 @@ impl SessionEnd {
             | SessionEnd::UpstreamUnreachable
             | SessionEnd::ConnectTimeout
             | SessionEnd::IdleTimeout => Some(ErrorCode::UpstreamUnreachable),
-            SessionEnd::BufferOverflow => Some(ErrorCode::QuotaExceeded),
+            SessionEnd::BufferOverflow | SessionEnd::UdpBindFailed => {
+                Some(ErrorCode::QuotaExceeded)
+            }
             SessionEnd::ShuttingDown => Some(ErrorCode::ShuttingDown),
         }
     }
@@ -177,9 +184,112 @@ pub struct RelayCounters {
     pub udp_error_replies_suppressed: u64,
     /// Inputs for ids the relay does not know (races with a close, or a confused driver).
     pub ignored_inputs: u64,
+    /// Tunnels handed to the driver to move their bytes ([`RelayOutput::Splice`](super::RelayOutput::Splice)).
+    pub tunnels_spliced: u64,
+    /// Upstream UDP sockets that could not be opened (each ended its session).
+    pub udp_bind_failures: u64,
+    /// Media channels replaced by a newer `MediaChannelOpen` of the same session.
+    pub media_channels_replaced: u64,
+    /// Connections handed to the shard that owns their session
+    /// ([`RelayOutput::TcpHandoff`](super::RelayOutput::TcpHandoff)).
+    pub handoffs: u64,
+}
+
+/// The relay's gauges, kept up to date as it goes (reading them costs nothing, however many
+/// sessions are open): [`Relay::gauges`](super::Relay::gauges).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayGauges {
+    /// Sessions now, the ones still connecting upstream included.
+    pub sessions: usize,
+    /// Most sessions at once.
+    pub peak_sessions: usize,
+    /// Client connections open now, in any state.
+    pub connections: usize,
+    /// Most client connections at once.
+    pub peak_connections: usize,
+    /// Bytes the relay holds now: partial frames and early tunnel bytes.
+    pub buffered_bytes: usize,
+    /// Most bytes held at once.
+    pub peak_buffered_bytes: usize,
+    /// Connections in their handshake now.
+    pub pending_handshakes: usize,
+    /// Upstream UDP sockets open (or being opened) now.
+    pub udp_allocs: usize,
 }
 
 impl RelayCounters {
+    /// Adds `other`'s counts to these (the counters of several shards of one relay).
+    pub fn merge(&mut self, other: &RelayCounters) {
+        let RelayCounters {
+            tcp_accepted,
+            sessions_opened,
+            sessions_closed,
+            media_channels_opened,
+            tcp_bytes_up,
+            tcp_bytes_down,
+            udp_packets_up,
+            udp_bytes_up,
+            udp_packets_down,
+            udp_bytes_down,
+            keepalives,
+            refused_unsupported_version,
+            refused_malformed,
+            refused_ticket_invalid,
+            refused_ticket_expired,
+            refused_client_mismatch,
+            refused_ticket_replayed,
+            refused_destination,
+            refused_quota,
+            refused_unknown_session,
+            refused_upstream_unreachable,
+            refused_shutting_down,
+            handshake_timeouts,
+            idle_timeouts,
+            buffer_overflows,
+            udp_dropped_from_client,
+            udp_dropped_from_upstream,
+            udp_error_replies_suppressed,
+            ignored_inputs,
+            tunnels_spliced,
+            udp_bind_failures,
+            media_channels_replaced,
+            handoffs,
+        } = other;
+        self.tcp_accepted += tcp_accepted;
+        self.sessions_opened += sessions_opened;
+        self.sessions_closed += sessions_closed;
+        self.media_channels_opened += media_channels_opened;
+        self.tcp_bytes_up += tcp_bytes_up;
+        self.tcp_bytes_down += tcp_bytes_down;
+        self.udp_packets_up += udp_packets_up;
+        self.udp_bytes_up += udp_bytes_up;
+        self.udp_packets_down += udp_packets_down;
+        self.udp_bytes_down += udp_bytes_down;
+        self.keepalives += keepalives;
+        self.refused_unsupported_version += refused_unsupported_version;
+        self.refused_malformed += refused_malformed;
+        self.refused_ticket_invalid += refused_ticket_invalid;
+        self.refused_ticket_expired += refused_ticket_expired;
+        self.refused_client_mismatch += refused_client_mismatch;
+        self.refused_ticket_replayed += refused_ticket_replayed;
+        self.refused_destination += refused_destination;
+        self.refused_quota += refused_quota;
+        self.refused_unknown_session += refused_unknown_session;
+        self.refused_upstream_unreachable += refused_upstream_unreachable;
+        self.refused_shutting_down += refused_shutting_down;
+        self.handshake_timeouts += handshake_timeouts;
+        self.idle_timeouts += idle_timeouts;
+        self.buffer_overflows += buffer_overflows;
+        self.udp_dropped_from_client += udp_dropped_from_client;
+        self.udp_dropped_from_upstream += udp_dropped_from_upstream;
+        self.udp_error_replies_suppressed += udp_error_replies_suppressed;
+        self.ignored_inputs += ignored_inputs;
+        self.tunnels_spliced += tunnels_spliced;
+        self.udp_bind_failures += udp_bind_failures;
+        self.media_channels_replaced += media_channels_replaced;
+        self.handoffs += handoffs;
+    }
+
     /// Counts one refusal with `code`.
     pub(super) fn refused(&mut self, code: ErrorCode) {
         let counter = match code {

@@ -44,10 +44,15 @@ impl Relay {
             s.phase == SessionPhase::Open && s.client_ip == from.ip().to_canonical()
         });
         if !authentic {
-            // Wrong source or unknown id alike: the answer must not reveal which.
+            // Wrong source or unknown id alike: the answer must not reveal which. Only a client
+            // of this relay (an address with a session here) is answered, never a stranger.
             self.counters.udp_dropped_from_client += 1;
             self.count_refusal(ErrorCode::UnknownSession, from, Transport::Udp);
-            self.udp_error_reply(local_port, from, ErrorCode::UnknownSession, data.len(), now);
+            if self.sessions_per_ip.contains_key(&from.ip().to_canonical()) {
+                self.udp_error_reply(local_port, from, ErrorCode::UnknownSession, data.len(), now);
+            } else {
+                self.counters.udp_error_replies_suppressed += 1;
+            }
             return;
         }
         let path = MediaPath::Udp {
@@ -197,6 +202,19 @@ impl Relay {
         self.allocs.insert(alloc, session_id);
         self.emit(RelayOutput::UdpBind { alloc });
         alloc
+    }
+
+    /// The session's upstream UDP socket could not be opened: the session ends.
+    pub(super) fn on_udp_bind_failed(&mut self, alloc: AllocId) {
+        let Some(session_id) = self.allocs.remove(&alloc) else {
+            self.counters.ignored_inputs += 1;
+            return;
+        };
+        // The driver has no socket to release: forget it before ending the session.
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.alloc = None;
+        }
+        self.end_session(session_id, SessionEnd::UdpBindFailed);
     }
 
     /// A datagram from SD-RTN on a session's upstream socket.

@@ -32,16 +32,35 @@
 //! 3. Ids: [`ClientConn`]s are chosen by the driver (unique among its open connections);
 //!    [`UpstreamConn`]s and [`AllocId`]s are chosen by the relay, announced by
 //!    [`RelayOutput::UpstreamConnect`] and [`RelayOutput::UdpBind`].
-//! 4. After the relay emits a `TcpClose`, `UpstreamClose` or `UdpRelease`, it has forgotten that
-//!    id; inputs that still arrive for it (races) are ignored and counted in
+//! 4. After the relay emits a `TcpClose`, `UpstreamClose`, `UdpRelease` or `TcpHandoff`, it has
+//!    forgotten that id; inputs that still arrive for it (races) are ignored and counted in
 //!    [`RelayCounters::ignored_inputs`]. When the driver reports a close
-//!    ([`RelayInput::TcpClosed`], [`RelayInput::UpstreamClosed`], [`RelayInput::UpstreamFailed`])
-//!    the relay does not echo a close for that same id.
-//! 5. The relay holds bytes only while a tunnel's upstream connection is being opened (bounded by
+//!    ([`RelayInput::TcpClosed`], [`RelayInput::UpstreamClosed`], [`RelayInput::UpstreamFailed`],
+//!    [`RelayInput::UdpBindFailed`]) the relay does not echo a close for that same id.
+//! 5. **Control plane and data plane.** The relay reads every byte of a connection until its
+//!    tunnel is accepted. Then it emits [`RelayOutput::Splice`] (after the `TunnelAccept` and
+//!    the client's early bytes): from there on the **driver** moves the tunnel's raw bytes
+//!    between the two connections itself (`splice(2)` or a bounded copy), and never feeds them
+//!    to the relay ([`RelayInput::TcpData`] and [`RelayInput::UpstreamData`] for a spliced
+//!    tunnel are ignored). It reports what moved with [`RelayInput::TunnelActivity`] at least
+//!    every `report_interval` while bytes flow (never when nothing moved), and once more
+//!    before it reports either side closed; the relay keeps every rule: idle expiry, counters,
+//!    shutdown. A tunnel is closed only by the relay (`TcpClose` and `UpstreamClose`) or
+//!    because a side closed (the driver reports it after writing what it had read from that
+//!    side to the other): a slow reader slows the sender (backpressure), it is never a reason.
+//! 6. The relay holds bytes only while a tunnel's upstream connection is being opened (bounded by
 //!    [`RelayConfig::max_buffered_bytes_per_session`]) and inside its frame readers (one frame
-//!    per connection at most). Once established, bytes leave as soon as they arrive: socket
-//!    send buffers are the driver's, and it applies backpressure by not reading from one side
-//!    while the other side's send queue is full.
+//!    per connection at most). What it sends on a handshake connection or a media channel is
+//!    the driver's to bound: a peer that does not read must not hold memory without bound or
+//!    time limit (the driver cuts it and reports [`RelayInput::TcpClosed`]).
+//! 7. Every output that can fail has its failure input: `UpstreamConnect` →
+//!    [`RelayInput::UpstreamFailed`], `UdpBind` → [`RelayInput::UdpBindFailed`]. A failure ends
+//!    that one session, with a reason; the driver never has timeouts of its own (the connect
+//!    deadline is the relay's, [`RelayConfig::handshake_timeout`]: it then emits
+//!    `UpstreamClose`, and the driver abandons the connect).
+//! 8. Shards: with [`RelayConfig::shard`] of more than one, a `MediaChannelOpen` for another
+//!    shard's session is handed back as [`RelayOutput::TcpHandoff`]: the driver moves the
+//!    connection to that shard's relay and feeds it there as a new connection.
 //!
 //! ```
 //! use cloudproxy_core::entropy::Entropy;
@@ -83,6 +102,7 @@ use crate::wire::{ErrorCode, Message, HEADER_LEN};
 mod allow;
 mod config;
 mod events;
+mod ledger;
 mod media;
 mod replay;
 mod session;
@@ -94,10 +114,10 @@ mod tests;
 #[doc(no_inline)]
 pub use crate::ap::{AccessPoint, ApConfig, ApCounters};
 pub use allow::{destination_allowed, is_special_purpose, Cidr, CidrError, SPECIAL_PURPOSE_RANGES};
-pub use config::RelayConfig;
-pub use events::{RelayCounters, RelayEvent, SessionEnd, Transport};
+pub use config::{RelayConfig, Shard};
+pub use events::{RelayCounters, RelayEvent, RelayGauges, SessionEnd, Transport};
+pub use ledger::{Ledger, LocalLedger, Nonce, NonceRefusal, Slot, SlotRefusal};
 
-use replay::NonceCache;
 use session::{Conn, Session, TimerKey};
 
 /// A TCP connection accepted on the relay's TCP port, named by the driver.
@@ -157,6 +177,21 @@ pub enum RelayInput<'a> {
     UpstreamClosed {
         /// The connection.
         conn: UpstreamConn,
+    },
+    /// What a spliced tunnel moved since the last report (see the drain contract, point 5).
+    TunnelActivity {
+        /// The tunnel's client connection, as in [`RelayOutput::Splice`].
+        client: ClientConn,
+        /// Bytes written to SD-RTN (client → upstream) since the last report.
+        bytes_up: u64,
+        /// Bytes written to the client (upstream → client) since the last report.
+        bytes_down: u64,
+    },
+    /// A socket asked for with [`RelayOutput::UdpBind`] could not be opened (out of
+    /// descriptors or ports): the relay ends that session.
+    UdpBindFailed {
+        /// The socket.
+        alloc: AllocId,
     },
     /// A datagram arrived from a client on one of the relay's UDP ports.
     UdpFromClient {
@@ -223,7 +258,9 @@ pub enum RelayOutput {
         /// The datagram.
         data: Vec<u8>,
     },
-    /// Open an upstream UDP socket (any local port) for a session.
+    /// Open an upstream UDP socket (any local port) for a session; answer a failure with
+    /// [`RelayInput::UdpBindFailed`] (success needs no answer: datagrams for it may follow at
+    /// once, and the driver holds them, bounded, until the socket is open).
     UdpBind {
         /// The id of the new socket.
         alloc: AllocId,
@@ -241,6 +278,33 @@ pub enum RelayOutput {
     UdpRelease {
         /// The socket.
         alloc: AllocId,
+    },
+    /// The tunnel is established: from now on the driver moves the raw bytes between `client`
+    /// and `upstream` itself, after what was sent on them before (the `TunnelAccept`, the
+    /// early bytes), and reports them with [`RelayInput::TunnelActivity`] at least every
+    /// `report_interval` while they flow. Closes still come from the relay (`TcpClose`,
+    /// `UpstreamClose`) or are reported to it.
+    Splice {
+        /// The session.
+        session_id: u64,
+        /// The client's tunnel connection.
+        client: ClientConn,
+        /// The upstream connection.
+        upstream: UpstreamConn,
+        /// How often, at most, to report activity while bytes flow.
+        report_interval: std::time::Duration,
+    },
+    /// The connection's session belongs to another shard ([`RelayConfig::shard`]): the relay
+    /// has forgotten `conn` (no close follows); the driver gives the connection to shard
+    /// `shard`, whose relay must be fed [`RelayInput::TcpAccepted`] for it and then `data`
+    /// (the bytes it had read, to be read again there) before anything newer.
+    TcpHandoff {
+        /// The connection.
+        conn: ClientConn,
+        /// The shard that owns its session.
+        shard: u16,
+        /// The bytes read from it so far, in order.
+        data: Vec<u8>,
     },
     /// Something to trace.
     Event(RelayEvent),
@@ -263,12 +327,16 @@ pub struct Relay {
     upstreams: BTreeMap<UpstreamConn, u64>,
     /// Which session each upstream UDP socket belongs to.
     allocs: BTreeMap<AllocId, u64>,
-    /// Sessions per client IP (canonical form), for the per-client quota.
+    /// Sessions per client IP (canonical form): who is a client of this relay.
     sessions_per_ip: BTreeMap<IpAddr, usize>,
     /// Connections still in their handshake (awaiting the first message, or connecting).
     pending_handshakes: usize,
-    /// Ticket nonces that opened a tunnel, until their ticket expires.
-    nonces: NonceCache,
+    /// Used nonces and the slots of the global and per-address bounds, shared by the shards.
+    ledger: Box<dyn Ledger>,
+    /// Bytes held in every connection's buffers (the sum of each `Conn::held`).
+    buffered_total: usize,
+    /// The gauges' peaks.
+    peaks: RelayGauges,
     /// Deadlines: every connection awaiting its first message and every session has one entry.
     timers: BTreeSet<(Instant, TimerKey)>,
     /// The next upstream connection id.
@@ -288,9 +356,16 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay with `config`, drawing session ids from `entropy`.
+    /// A relay with `config`, drawing session ids from `entropy`, alone on its address (its
+    /// own [`LocalLedger`]).
     pub fn new(config: RelayConfig, entropy: Entropy) -> Self {
-        let nonces = NonceCache::new(config.max_used_nonces);
+        let ledger = Box::new(LocalLedger::new(&config));
+        Relay::with_ledger(config, entropy, ledger)
+    }
+
+    /// A relay that shares its used nonces and bounds with the other shards of its address
+    /// through `ledger` (see [`Ledger`]).
+    pub fn with_ledger(config: RelayConfig, entropy: Entropy, ledger: Box<dyn Ledger>) -> Self {
         Relay {
             config,
             entropy,
@@ -300,7 +375,9 @@ impl Relay {
             allocs: BTreeMap::new(),
             sessions_per_ip: BTreeMap::new(),
             pending_handshakes: 0,
-            nonces,
+            ledger,
+            buffered_total: 0,
+            peaks: RelayGauges::default(),
             timers: BTreeSet::new(),
             next_upstream: 1,
             next_alloc: 1,
@@ -322,6 +399,12 @@ impl Relay {
             RelayInput::UpstreamFailed { conn } => self.on_upstream_gone(conn),
             RelayInput::UpstreamData { conn, data } => self.on_upstream_data(conn, data, now),
             RelayInput::UpstreamClosed { conn } => self.on_upstream_gone(conn),
+            RelayInput::TunnelActivity {
+                client,
+                bytes_up,
+                bytes_down,
+            } => self.on_tunnel_activity(client, bytes_up, bytes_down, now),
+            RelayInput::UdpBindFailed { alloc } => self.on_udp_bind_failed(alloc),
             RelayInput::UdpFromClient {
                 local_port,
                 from,
@@ -331,6 +414,7 @@ impl Relay {
                 self.on_udp_from_upstream(alloc, from, data, now)
             }
         }
+        self.update_peaks();
     }
 
     /// The next output, `None` when there is nothing left to do.
@@ -353,7 +437,7 @@ impl Relay {
             self.timers.pop_first();
             self.on_timer(key, now);
         }
-        self.nonces.purge(now);
+        self.update_peaks();
     }
 
     /// Starts a graceful shutdown: every session ends with
@@ -373,7 +457,8 @@ impl Relay {
         for conn in conns {
             self.refuse(conn, ErrorCode::ShuttingDown, "the relay is shutting down");
         }
-        self.nonces.purge(now);
+        let _ = now;
+        self.update_peaks();
     }
 
     /// Whether [`Relay::shutdown`] was called.
@@ -397,9 +482,31 @@ impl Relay {
     }
 
     /// How many bytes the relay itself holds: partial frames in its frame readers plus the
-    /// bytes a client sent before its tunnel's upstream connection was established.
+    /// bytes a client sent before its tunnel's upstream connection was established. Kept as it
+    /// goes: reading it costs nothing.
     pub fn buffered_bytes(&self) -> usize {
-        self.conns.values().map(Conn::buffered_bytes).sum()
+        self.buffered_total
+    }
+
+    /// The gauges, now and at their peaks. Kept as it goes: reading them costs nothing, however
+    /// many sessions are open.
+    pub fn gauges(&self) -> RelayGauges {
+        RelayGauges {
+            sessions: self.sessions.len(),
+            connections: self.conns.len(),
+            buffered_bytes: self.buffered_total,
+            pending_handshakes: self.pending_handshakes,
+            udp_allocs: self.allocs.len(),
+            ..self.peaks
+        }
+    }
+
+    /// Raises the peaks to the current values (after every input).
+    fn update_peaks(&mut self) {
+        let p = &mut self.peaks;
+        p.peak_sessions = p.peak_sessions.max(self.sessions.len());
+        p.peak_connections = p.peak_connections.max(self.conns.len());
+        p.peak_buffered_bytes = p.peak_buffered_bytes.max(self.buffered_total);
     }
 
     /// The configuration.

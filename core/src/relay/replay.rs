@@ -65,7 +65,6 @@ impl NonceCache {
     }
 
     /// How many nonces are remembered.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.by_nonce.len()
     }

@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{frame, AllocId, ClientConn, Relay, RelayEvent, RelayOutput, SessionEnd, UpstreamConn};
+use super::{
+    frame, AllocId, ClientConn, Relay, RelayEvent, RelayOutput, SessionEnd, Slot, UpstreamConn,
+};
 use crate::time::Instant;
 use crate::wire::{FrameReader, Message};
 
@@ -14,15 +16,17 @@ use crate::wire::{FrameReader, Message};
 ///        v
 /// +--------------+  TunnelOpen accepted   +------------+  UpstreamConnected   +--------+
 /// | AwaitingOpen |----------------------->| Connecting |--------------------->| Tunnel |
-/// +--------------+  (UpstreamConnect out) +------------+  (TunnelAccept out)  +--------+
-///    |        |                              |                                  |
-///    |        | MediaChannelOpen accepted    | UpstreamFailed, connect          | either side
-///    |        | (MediaChannelAccept out)     | timeout, client closed,          | closed, idle,
-///    |        v                              | buffer overflow                  | Close on media
-///    |  +--------------+                     |                                  |
-///    |  | MediaChannel |---------------------|----------------------------------+
-///    |  +--------------+  bad frame, client  |
-///    |                    closed, session end|
+/// +--------------+  (UpstreamConnect out) +------------+  (TunnelAccept and   +--------+
+///    |  |     |                              |             Splice out: the      |
+///    |  |     | MediaChannelOpen accepted    |             bytes are the        | either side
+///    |  |     | (MediaChannelAccept out)     |             driver's)            | closed, idle,
+///    |  |     v                              | UpstreamFailed, connect          | Close on media
+///    |  |  +--------------+                  | timeout, client closed,          |
+///    |  |  | MediaChannel |------------------|-buffer overflow ----------------+
+///    |  |  +--------------+  bad frame,      |
+///    |  |      client closed, session end,   |
+///    |  |      replaced by a newer channel   |
+///    |  +-- MediaChannelOpen of another shard: TcpHandoff out (forgotten, not closed)
 ///    | bad first message, refusal,           |
 ///    | handshake timeout, client closed      |
 ///    v                                       v
@@ -42,7 +46,7 @@ pub(super) enum ConnState {
         /// Bytes the client sent after `TunnelOpen`, forwarded in order once connected.
         early: Vec<u8>,
     },
-    /// The tunnel is open: raw bytes both ways.
+    /// The tunnel is open and spliced: the driver moves its raw bytes both ways.
     Tunnel {
         /// The session.
         session_id: u64,
@@ -65,6 +69,8 @@ pub(super) struct Conn {
     pub(super) state: ConnState,
     /// The handshake deadline, while `AwaitingOpen`.
     pub(super) deadline: Option<Instant>,
+    /// Bytes of this connection counted in the relay's `buffered_total`.
+    pub(super) held: usize,
 }
 
 impl Conn {
@@ -159,16 +165,36 @@ pub(super) enum TimerKey {
 }
 
 impl Relay {
-    /// Removes a connection, keeping the pending count and the timers in step. Emits nothing.
+    /// Removes a connection, keeping the pending count, the held bytes and the timers in
+    /// step. Emits nothing.
     pub(super) fn remove_conn(&mut self, conn: ClientConn) -> Option<Conn> {
         let removed = self.conns.remove(&conn)?;
         if removed.is_pending() {
             self.pending_handshakes = self.pending_handshakes.saturating_sub(1);
+            self.ledger
+                .release(Slot::Pending, removed.peer.ip().to_canonical());
         }
+        self.buffered_total = self.buffered_total.saturating_sub(removed.held);
         if let Some(at) = removed.deadline {
             self.timers.remove(&(at, TimerKey::Handshake(conn)));
         }
         Some(removed)
+    }
+
+    /// A connection leaves its handshake (its pending slot is given back); its state has been
+    /// changed by the caller to one that is not pending.
+    pub(super) fn leave_pending(&mut self, peer: SocketAddr) {
+        self.pending_handshakes = self.pending_handshakes.saturating_sub(1);
+        self.ledger.release(Slot::Pending, peer.ip().to_canonical());
+    }
+
+    /// Brings `buffered_total` in step with what `conn` holds now.
+    pub(super) fn reaccount(&mut self, conn: ClientConn) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let now = c.buffered_bytes();
+            self.buffered_total = self.buffered_total.saturating_sub(c.held) + now;
+            c.held = now;
+        }
     }
 
     /// Moves a session's timer entry to `at`.
@@ -204,6 +230,7 @@ impl Relay {
                 self.sessions_per_ip.remove(&session.client_ip);
             }
         }
+        self.ledger.release(Slot::Session, session.client_ip);
         let close = frame(&Message::Close {
             session_id,
             reason: end.close_reason(),
@@ -250,6 +277,7 @@ impl Relay {
         match end {
             SessionEnd::IdleTimeout => self.counters.idle_timeouts += 1,
             SessionEnd::BufferOverflow => self.counters.buffer_overflows += 1,
+            SessionEnd::UdpBindFailed => self.counters.udp_bind_failures += 1,
             _ => {}
         }
         match session.phase {
@@ -321,6 +349,9 @@ impl Relay {
     pub(super) fn check_invariants(&self) {
         let pending = self.conns.values().filter(|c| c.is_pending()).count();
         assert_eq!(pending, self.pending_handshakes, "pending handshakes");
+        let held: usize = self.conns.values().map(Conn::buffered_bytes).sum();
+        assert_eq!(held, self.buffered_total, "buffered bytes");
+        assert!(self.conns.values().all(|c| c.held == c.buffered_bytes()));
         assert!(self.sessions.len() <= self.config.max_sessions_total);
         let mut per_ip = std::collections::BTreeMap::new();
         for (id, s) in &self.sessions {

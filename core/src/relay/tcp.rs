@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use super::session::{ConnState, MediaPath, Session, SessionPhase, TimerKey};
 use super::{
-    frame, ClientConn, Conn, Relay, RelayEvent, RelayOutput, SessionEnd, Transport, UpstreamConn,
+    frame, ClientConn, Conn, NonceRefusal, Relay, RelayEvent, RelayOutput, SessionEnd, Slot,
+    SlotRefusal, Transport, UpstreamConn,
 };
 use crate::time::Instant;
 use crate::wire::{ErrorCode, FrameReader, Message, Ticket};
@@ -28,13 +29,14 @@ impl Relay {
             self.count_refusal(ErrorCode::ShuttingDown, peer, Transport::Tcp);
             return;
         }
-        if self.pending_handshakes >= self.config.max_pending_handshakes {
+        if let Err(refusal) = self.ledger.acquire(Slot::Pending, peer.ip().to_canonical()) {
+            let reason = match refusal {
+                SlotRefusal::PerClient => "too many pending handshakes from this address",
+                _ => "too many pending handshakes",
+            };
             self.emit(RelayOutput::TcpSend {
                 conn,
-                data: frame(&Message::error(
-                    ErrorCode::QuotaExceeded,
-                    "too many pending handshakes",
-                )),
+                data: frame(&Message::error(ErrorCode::QuotaExceeded, reason)),
             });
             self.emit(RelayOutput::TcpClose { conn });
             self.count_refusal(ErrorCode::QuotaExceeded, peer, Transport::Tcp);
@@ -50,6 +52,7 @@ impl Relay {
                     reader: FrameReader::new(),
                 },
                 deadline: Some(deadline),
+                held: 0,
             },
         );
         self.pending_handshakes += 1;
@@ -61,7 +64,7 @@ impl Relay {
         enum Kind {
             Awaiting,
             Connecting(u64, usize),
-            Tunnel(u64),
+            Tunnel,
             Channel,
         }
         let kind = match self.conns.get(&conn).map(|c| &c.state) {
@@ -73,7 +76,7 @@ impl Relay {
             Some(ConnState::Connecting { session_id, early }) => {
                 Kind::Connecting(*session_id, early.len())
             }
-            Some(ConnState::Tunnel { session_id }) => Kind::Tunnel(*session_id),
+            Some(ConnState::Tunnel { .. }) => Kind::Tunnel,
             Some(ConnState::MediaChannel { .. }) => Kind::Channel,
         };
         match kind {
@@ -89,22 +92,11 @@ impl Relay {
                     early.extend_from_slice(data);
                 }
             }
-            Kind::Tunnel(session_id) => {
-                if data.is_empty() {
-                    return;
-                }
-                let Some(upstream) = self.sessions.get(&session_id).map(|s| s.upstream) else {
-                    return;
-                };
-                self.counters.tcp_bytes_up += data.len() as u64;
-                self.touch(session_id, now);
-                self.emit(RelayOutput::UpstreamSend {
-                    conn: upstream,
-                    data: data.to_vec(),
-                });
-            }
+            // Spliced: the driver moves these bytes; feeding them here breaks the contract.
+            Kind::Tunnel => self.counters.ignored_inputs += 1,
             Kind::Channel => self.on_channel_bytes(conn, data, now),
         }
+        self.reaccount(conn);
     }
 
     /// The client closed a connection.
@@ -156,6 +148,14 @@ impl Relay {
                 }
                 Ok(Some(Message::MediaChannelOpen { session_id })) => {
                     let reader = std::mem::take(reader);
+                    if !self.config.shard.owns_session(session_id) {
+                        // What the reader holds and what is left of this input go along.
+                        let mut reader = reader;
+                        let mut held = reader.take_rest();
+                        held.extend_from_slice(rest);
+                        self.hand_off_bytes(conn, session_id, held);
+                        return;
+                    }
                     if self.open_media_channel(conn, peer, session_id, reader, now) {
                         self.on_channel_bytes(conn, rest, now);
                     }
@@ -192,8 +192,7 @@ impl Relay {
             self.refuse(conn, err.error_code(), &err.to_string());
             return;
         }
-        self.nonces.purge(now);
-        if self.nonces.contains(&ticket.nonce) {
+        if self.ledger.nonce_used(&ticket.nonce, now) {
             self.refuse(conn, ErrorCode::TicketReplayed, "ticket already used");
             return;
         }
@@ -202,25 +201,36 @@ impl Relay {
             self.refuse(conn, ErrorCode::DestinationRefused, &reason);
             return;
         }
-        let client_ip = peer.ip().to_canonical();
-        let quota = if self.sessions.len() >= self.config.max_sessions_total {
-            Some("relay is full")
-        } else if self.sessions_per_ip.get(&client_ip).copied().unwrap_or(0)
-            >= self.config.max_sessions_per_client_ip
-        {
-            Some("too many sessions from this address")
-        } else if self.nonces.is_full() {
-            Some("replay cache is full")
-        } else if early.len() > self.config.max_buffered_bytes_per_session {
-            Some("too many bytes before the tunnel opened")
-        } else {
-            None
-        };
-        if let Some(reason) = quota {
+        if early.len() > self.config.max_buffered_bytes_per_session {
+            let reason = "too many bytes before the tunnel opened";
             self.refuse(conn, ErrorCode::QuotaExceeded, reason);
             return;
         }
-        self.nonces.insert(ticket.nonce, ticket.expires_at());
+        let client_ip = peer.ip().to_canonical();
+        if let Err(refusal) = self.ledger.acquire(Slot::Session, client_ip) {
+            let reason = match refusal {
+                SlotRefusal::PerClient => "too many sessions from this address",
+                _ => "relay is full",
+            };
+            self.refuse(conn, ErrorCode::QuotaExceeded, reason);
+            return;
+        }
+        match self
+            .ledger
+            .claim_nonce(ticket.nonce, ticket.expires_at(), now)
+        {
+            Ok(()) => {}
+            Err(refusal) => {
+                self.ledger.release(Slot::Session, client_ip);
+                let (code, reason) = match refusal {
+                    // Another shard took it a moment ago.
+                    NonceRefusal::Replayed => (ErrorCode::TicketReplayed, "ticket already used"),
+                    _ => (ErrorCode::QuotaExceeded, "replay cache is full"),
+                };
+                self.refuse(conn, code, reason);
+                return;
+            }
+        }
         let session_id = self.fresh_session_id();
         let upstream = UpstreamConn(self.next_upstream);
         self.next_upstream += 1;
@@ -270,20 +280,25 @@ impl Relay {
         reader: FrameReader,
         now: Instant,
     ) -> bool {
-        let refusal = match self.sessions.get(&session_id) {
-            Some(s) if s.phase == SessionPhase::Open && s.client_ip == peer.ip().to_canonical() => {
-                s.channel.map(|_| {
-                    (
-                        ErrorCode::QuotaExceeded,
-                        "the session already has a media channel",
-                    )
-                })
-            }
-            _ => Some((ErrorCode::UnknownSession, "no such session for this client")),
-        };
-        if let Some((code, reason)) = refusal {
-            self.refuse(conn, code, reason);
+        let authentic = self.sessions.get(&session_id).is_some_and(|s| {
+            s.phase == SessionPhase::Open && s.client_ip == peer.ip().to_canonical()
+        });
+        if !authentic {
+            self.refuse(
+                conn,
+                ErrorCode::UnknownSession,
+                "no such session for this client",
+            );
             return false;
+        }
+        // A newer channel replaces the older one (its client may not know it died).
+        let old = self.sessions.get(&session_id).and_then(|s| s.channel);
+        if let Some(old) = old {
+            if self.remove_conn(old).is_some() {
+                self.emit(RelayOutput::TcpClose { conn: old });
+            }
+            self.detach_channel(session_id, old);
+            self.counters.media_channels_replaced += 1;
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
@@ -292,7 +307,7 @@ impl Relay {
             self.timers.remove(&(at, TimerKey::Handshake(conn)));
         }
         c.state = ConnState::MediaChannel { session_id, reader };
-        self.pending_handshakes = self.pending_handshakes.saturating_sub(1);
+        self.leave_pending(peer);
         if let Some(session) = self.sessions.get_mut(&session_id) {
             session.channel = Some(conn);
             session.media_path = Some(MediaPath::Channel(conn));
@@ -309,6 +324,23 @@ impl Relay {
             peer,
         });
         true
+    }
+
+    /// Hands a connection whose `MediaChannelOpen` names another shard's session to that shard:
+    /// the bytes read so far (the message, re-encoded exactly, and what followed it) go with
+    /// it, and this relay forgets it without closing it.
+    fn hand_off_bytes(&mut self, conn: ClientConn, session_id: u64, held: Vec<u8>) {
+        if self.remove_conn(conn).is_none() {
+            return;
+        }
+        let mut data = frame(&Message::MediaChannelOpen { session_id });
+        data.extend_from_slice(&held);
+        self.counters.handoffs += 1;
+        self.emit(RelayOutput::TcpHandoff {
+            conn,
+            shard: self.config.shard.of_session(session_id),
+            data,
+        });
     }
 
     /// Detaches a media channel that is gone; media falls back to UDP when the client used it.
@@ -354,25 +386,33 @@ impl Relay {
         });
     }
 
-    /// A random session id: nonzero and not in use.
+    /// A random session id of this relay's shard: nonzero and not in use.
     fn fresh_session_id(&mut self) -> u64 {
+        let shard = self.config.shard;
+        let count = u64::from(shard.count.max(1));
         loop {
-            let id = self.entropy.next_u64();
-            if id != 0 && !self.sessions.contains_key(&id) {
+            let drawn = self.entropy.next_u64();
+            let id = drawn - drawn % count + u64::from(shard.index);
+            if id != 0 && shard.owns_session(id) && !self.sessions.contains_key(&id) {
                 return id;
             }
         }
     }
 
-    /// The UDP port announced to a session: spread over the configured range by session id.
+    /// The UDP port announced to a session: spread by session id over the ports of the
+    /// configured range that belong to this relay's shard (0 when it has none).
     fn udp_port_for(&self, session_id: u64) -> u16 {
         let (start, end) = (*self.config.udp_ports.start(), *self.config.udp_ports.end());
-        if start > end {
+        let shard = self.config.shard;
+        let count = u32::from(shard.count.max(1));
+        if start > end || u32::from(shard.index) > u32::from(end - start) {
             return 0;
         }
-        let span = u64::from(end - start) + 1;
-        let offset = u16::try_from(session_id % span).unwrap_or(0);
-        start.saturating_add(offset)
+        // Ports start + index, start + index + count, ... up to end.
+        let mine = (u32::from(end - start) - u32::from(shard.index)) / count + 1;
+        let k = u32::try_from((session_id / u64::from(count)) % u64::from(mine)).unwrap_or(0);
+        let offset = u32::from(shard.index) + k * count;
+        u16::try_from(u32::from(start) + offset).unwrap_or(0)
     }
 
     /// The upstream connection is established: accept the tunnel and flush the early bytes.
@@ -400,7 +440,8 @@ impl Relay {
             },
             None => Vec::new(),
         };
-        self.pending_handshakes = self.pending_handshakes.saturating_sub(1);
+        self.leave_pending(client);
+        self.reaccount(control);
         self.rearm_session(session_id, now + self.config.idle_timeout);
         let accept = Message::TunnelAccept {
             session_id,
@@ -416,6 +457,13 @@ impl Relay {
             self.counters.tcp_bytes_up += early.len() as u64;
             self.emit(RelayOutput::UpstreamSend { conn, data: early });
         }
+        self.counters.tunnels_spliced += 1;
+        self.emit(RelayOutput::Splice {
+            session_id,
+            client: control,
+            upstream: conn,
+            report_interval: self.config.activity_report_interval,
+        });
         self.counters.sessions_opened += 1;
         self.event(RelayEvent::SessionOpened {
             session_id,
@@ -444,30 +492,32 @@ impl Relay {
         self.end_session(session_id, end);
     }
 
-    /// Bytes from SD-RTN on a tunnel.
+    /// Bytes from SD-RTN on an upstream connection: the tunnel is spliced once the connection
+    /// is up, so these break the driver contract and are ignored.
     pub(super) fn on_upstream_data(&mut self, conn: UpstreamConn, data: &[u8], now: Instant) {
-        let Some(&session_id) = self.upstreams.get(&conn) else {
+        let _ = (conn, data, now);
+        self.counters.ignored_inputs += 1;
+    }
+
+    /// What a spliced tunnel moved: counters, and the idle timer when anything did.
+    pub(super) fn on_tunnel_activity(
+        &mut self,
+        client: ClientConn,
+        bytes_up: u64,
+        bytes_down: u64,
+        now: Instant,
+    ) {
+        let Some(ConnState::Tunnel { session_id }) = self.conns.get(&client).map(|c| &c.state)
+        else {
             self.counters.ignored_inputs += 1;
             return;
         };
-        let Some(session) = self.sessions.get(&session_id) else {
-            return;
-        };
-        if session.phase != SessionPhase::Open {
-            // Data before "connected" breaks the driver contract; nothing can carry it yet.
-            self.counters.ignored_inputs += 1;
-            return;
+        let session_id = *session_id;
+        self.counters.tcp_bytes_up += bytes_up;
+        self.counters.tcp_bytes_down += bytes_down;
+        if bytes_up > 0 || bytes_down > 0 {
+            self.touch(session_id, now);
         }
-        if data.is_empty() {
-            return;
-        }
-        let control = session.control;
-        self.counters.tcp_bytes_down += data.len() as u64;
-        self.touch(session_id, now);
-        self.emit(RelayOutput::TcpSend {
-            conn: control,
-            data: data.to_vec(),
-        });
     }
 }
 

@@ -174,6 +174,10 @@ pub struct RelayNode {
     pub ip: IpAddr,
     pub alive: bool,
     alloc_ports: BTreeMap<u64, u16>,
+    /// Spliced tunnels: client connection → upstream connection, and back. The harness moves
+    /// their bytes itself (the driver's job) and reports each move at once.
+    spliced: BTreeMap<u64, u64>,
+    spliced_up: BTreeMap<u64, u64>,
 }
 
 #[derive(Default)]
@@ -235,6 +239,8 @@ impl World {
                 ip: ip(ip_text),
                 alive: true,
                 alloc_ports: BTreeMap::new(),
+                spliced: BTreeMap::new(),
+                spliced_up: BTreeMap::new(),
             })
             .collect();
         let mut dns = BTreeMap::new();
@@ -642,6 +648,53 @@ impl World {
                 let _ = conn;
                 self.tcp_close(end);
             }
+            End::RelayIn(r, id) if self.relays[r].spliced.contains_key(&id) => {
+                let up = self.relays[r].spliced[&id];
+                let conn = ClientConn(id);
+                match event {
+                    EndEvent::Data(data) => {
+                        let n = data.len() as u64;
+                        self.tcp_send(End::RelayUp(r, up), data);
+                        let activity = RelayInput::TunnelActivity {
+                            client: conn,
+                            bytes_up: n,
+                            bytes_down: 0,
+                        };
+                        self.relays[r].machine.handle_input(activity, now);
+                    }
+                    EndEvent::Closed => {
+                        self.unsplice(r, id);
+                        let input = RelayInput::TcpClosed { conn };
+                        self.relays[r].machine.handle_input(input, now);
+                    }
+                    _ => return,
+                }
+                self.drain_relay(r);
+            }
+            End::RelayUp(r, id) if self.relays[r].spliced_up.contains_key(&id) => {
+                let client = self.relays[r].spliced_up[&id];
+                match event {
+                    EndEvent::Data(data) => {
+                        let n = data.len() as u64;
+                        self.tcp_send(End::RelayIn(r, client), data);
+                        let activity = RelayInput::TunnelActivity {
+                            client: ClientConn(client),
+                            bytes_up: 0,
+                            bytes_down: n,
+                        };
+                        self.relays[r].machine.handle_input(activity, now);
+                    }
+                    EndEvent::Closed | EndEvent::Failed => {
+                        self.unsplice(r, client);
+                        let input = RelayInput::UpstreamClosed {
+                            conn: UpstreamConn(id),
+                        };
+                        self.relays[r].machine.handle_input(input, now);
+                    }
+                    EndEvent::Connected => return,
+                }
+                self.drain_relay(r);
+            }
             End::RelayIn(r, conn) => {
                 let conn = ClientConn(conn);
                 let input = match &event {
@@ -852,7 +905,10 @@ impl World {
             let relay_ip = self.relays[r].ip;
             match out {
                 RelayOutput::TcpSend { conn, data } => self.tcp_send(End::RelayIn(r, conn.0), data),
-                RelayOutput::TcpClose { conn } => self.tcp_close(End::RelayIn(r, conn.0)),
+                RelayOutput::TcpClose { conn } => {
+                    self.unsplice(r, conn.0);
+                    self.tcp_close(End::RelayIn(r, conn.0))
+                }
                 RelayOutput::UpstreamConnect { conn, to } => {
                     self.upstream_destinations.insert(to);
                     self.connect(End::RelayUp(r, conn.0), relay_ip, to)
@@ -860,7 +916,12 @@ impl World {
                 RelayOutput::UpstreamSend { conn, data } => {
                     self.tcp_send(End::RelayUp(r, conn.0), data)
                 }
-                RelayOutput::UpstreamClose { conn } => self.tcp_close(End::RelayUp(r, conn.0)),
+                RelayOutput::UpstreamClose { conn } => {
+                    if let Some(client) = self.relays[r].spliced_up.get(&conn.0).copied() {
+                        self.unsplice(r, client);
+                    }
+                    self.tcp_close(End::RelayUp(r, conn.0))
+                }
                 RelayOutput::UdpToClient {
                     local_port,
                     to,
@@ -879,8 +940,24 @@ impl World {
                 RelayOutput::UdpRelease { alloc } => {
                     self.relays[r].alloc_ports.remove(&alloc.0);
                 }
+                RelayOutput::Splice {
+                    client, upstream, ..
+                } => {
+                    self.relays[r].spliced.insert(client.0, upstream.0);
+                    self.relays[r].spliced_up.insert(upstream.0, client.0);
+                }
+                RelayOutput::TcpHandoff { conn, .. } => {
+                    panic!("one shard per relay here: {conn:?} handed off")
+                }
                 RelayOutput::Event(_) => {}
             }
+        }
+    }
+
+    /// Forgets a spliced tunnel (one of its sides closed).
+    fn unsplice(&mut self, r: usize, client: u64) {
+        if let Some(up) = self.relays[r].spliced.remove(&client) {
+            self.relays[r].spliced_up.remove(&up);
         }
     }
 

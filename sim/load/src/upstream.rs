@@ -194,8 +194,9 @@ async fn serve_echo(mut stream: TcpStream, stats: &UpstreamStats) -> io::Result<
         if n == 0 {
             return stream.shutdown().await;
         }
-        stream.write_all(&buf[..n]).await?;
+        // Counted before the echo leaves, so that whoever reads it sees the count.
         stats.tcp_echoed.fetch_add(n as u64, Ordering::Relaxed);
+        stream.write_all(&buf[..n]).await?;
     }
 }
 
@@ -232,8 +233,10 @@ async fn udp_echo(socket: UdpSocket, stats: Arc<UpstreamStats>) -> io::Result<()
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
             Err(e) => return Err(e),
         };
-        if socket.send_to(&buf[..n], from).await.is_ok() {
-            stats.udp_echoed.fetch_add(1, Ordering::Relaxed);
+        // Counted before the answer leaves, so that whoever receives it sees the count.
+        stats.udp_echoed.fetch_add(1, Ordering::Relaxed);
+        if socket.send_to(&buf[..n], from).await.is_err() {
+            stats.udp_echoed.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! Nothing here knows turmoil: the simulated network, its firewall, impairments and resolver
 //! are decorators of [`net::Net`] in `cloudproxy-sim`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod app;

@@ -86,6 +86,12 @@ fn udp_from_strangers_and_unknown_sessions_is_dropped() {
     let msg = media(t.session_id, edge(), b"");
     let outs = h.udp(t.udp_port, stranger, &msg);
     assert!(udp_to_upstream(&outs).is_empty());
+    // A stranger (no session here) gets silence, not even an Error.
+    assert!(udp_to_clients(&outs).is_empty());
+    // The session's own client, with a wrong id, is told: an Error never larger than the
+    // request.
+    let msg = media(t.session_id ^ 1, edge(), b"");
+    let outs = h.udp(t.udp_port, alice_udp(), &msg);
     let replies = udp_to_clients(&outs);
     assert_eq!(replies.len(), 1);
     assert!(matches!(
@@ -127,8 +133,9 @@ fn udp_from_strangers_and_unknown_sessions_is_dropped() {
     let outs = h.udp(4499, alice_udp(), &media(t.session_id, edge(), b"x"));
     assert!(outs.is_empty());
     let c = h.relay.counters();
-    assert_eq!(c.udp_dropped_from_client, 5);
-    assert_eq!(c.refused_unknown_session, 2);
+    assert_eq!(c.udp_dropped_from_client, 6);
+    assert_eq!(c.refused_unknown_session, 3);
+    assert_eq!(c.udp_error_replies_suppressed, 1);
     assert_eq!(c.udp_packets_up, 0);
     // Alice's own path was never set by the stranger.
     let outs = h.udp(t.udp_port, alice_udp(), &media(t.session_id, edge(), b"ok"));
@@ -140,6 +147,8 @@ fn udp_error_replies_are_rate_limited_and_never_amplify() {
     let mut cfg = config();
     cfg.max_udp_error_replies_per_sec = 3;
     let mut h = Harness::with(cfg);
+    // Only a client of the relay is answered at all: alice has a session.
+    h.establish(alice(), sig());
     let ka = Message::Keepalive {
         session_id: 77,
         seq: 1,
@@ -300,7 +309,8 @@ fn media_channel_over_tcp() {
         }]
     );
 
-    // A second channel, and channels from strangers or for unknown sessions, are refused.
+    // A second channel replaces the first (whose client may not know it died): the old one
+    // is closed without a word, media goes on the new one.
     let (ch2, _) = h.accept(alice());
     let outs = h.send(
         ch2,
@@ -308,7 +318,26 @@ fn media_channel_over_tcp() {
             session_id: t.session_id,
         },
     );
-    assert_eq!(refusal(&outs, ch2), Some(ErrorCode::QuotaExceeded));
+    assert!(closes(&outs, ch) && !closes(&outs, ch2));
+    assert!(tcp_sent(&outs, ch).is_empty());
+    assert_eq!(
+        messages(&tcp_sent(&outs, ch2)),
+        [Message::MediaChannelAccept {
+            session_id: t.session_id
+        }]
+    );
+    assert_eq!(h.relay.counters().media_channels_replaced, 1);
+    let outs = h.input(RelayInput::UdpFromUpstream {
+        alloc,
+        from: edge(),
+        data: b"on the new one",
+    });
+    assert_eq!(
+        messages(&tcp_sent(&outs, ch2)),
+        [media(t.session_id, edge(), b"on the new one")]
+    );
+    let ch = ch2;
+    // Channels from strangers or for unknown sessions are refused.
     let (ch3, _) = h.accept(bob());
     let outs = h.send(
         ch3,
@@ -354,7 +383,7 @@ fn media_channel_over_tcp() {
         },
     );
     assert!(!closes(&outs, ch5));
-    assert_eq!(h.relay.counters().media_channels_opened, 2);
+    assert_eq!(h.relay.counters().media_channels_opened, 3);
 }
 
 #[test]
@@ -370,8 +399,8 @@ fn media_channel_garbage_closes_only_the_channel() {
     );
     let outs = h.tcp(ch, &[0xAB; 64]);
     assert_eq!(refusal(&outs, ch), Some(ErrorCode::Malformed));
-    let outs = h.tcp(t.conn, b"signalling");
-    assert_eq!(upstream_sent(&outs, t.upstream), b"signalling");
+    assert!(!closes(&outs, t.conn));
+    assert_eq!(h.relay.session_count(), 1);
     // A closed channel frees the slot.
     let (ch2, _) = h.accept(alice());
     h.send(
@@ -470,11 +499,10 @@ fn upstream_media_and_tunnel_bytes_count_as_activity() {
     let t = h.establish(alice(), sig());
     for _ in 0..10 {
         h.advance(Duration::from_secs(20));
-        h.input(RelayInput::UpstreamData {
-            conn: t.upstream,
-            data: b"heartbeat",
-        });
+        h.activity(t.conn, 0, 9);
     }
+    // A report of nothing moved is no activity.
+    h.activity(t.conn, 0, 0);
     assert_eq!(h.relay.session_count(), 1);
     h.advance(Duration::from_secs(30));
     assert_eq!(h.relay.session_count(), 0);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::*;
 use crate::wire::{RelayInfo, Ticket, TicketKey};
 
+mod dataplane;
 mod media;
 mod props;
 mod shutdown;
@@ -152,6 +153,15 @@ impl Harness {
     /// Bytes from a client connection.
     pub(super) fn tcp(&mut self, conn: ClientConn, data: &[u8]) -> Vec<RelayOutput> {
         self.input(RelayInput::TcpData { conn, data })
+    }
+
+    /// The driver's report of what a spliced tunnel moved.
+    pub(super) fn activity(&mut self, client: ClientConn, up: u64, down: u64) -> Vec<RelayOutput> {
+        self.input(RelayInput::TunnelActivity {
+            client,
+            bytes_up: up,
+            bytes_down: down,
+        })
     }
 
     /// A message from a client connection.

@@ -535,6 +535,19 @@ impl World {
                         prop_assert!(data.len() <= request_len, "amplification");
                     }
                 }
+                RelayOutput::Splice {
+                    client, upstream, ..
+                } => {
+                    prop_assert!(
+                        self.open_conns.contains(client),
+                        "splice of closed {client:?}"
+                    );
+                    prop_assert!(self.connected.contains(upstream), "splice before connect");
+                }
+                RelayOutput::TcpHandoff { conn, .. } => {
+                    // One shard only here: nothing is ever handed off.
+                    prop_assert!(false, "handoff of {conn:?} with one shard");
+                }
                 RelayOutput::Event(_) => {}
             }
         }

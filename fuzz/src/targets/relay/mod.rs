@@ -19,6 +19,10 @@
 //! - **no amplification**: an `Error` datagram is never larger than the datagram it answers,
 //!   and at most `max_udp_error_replies_per_sec` go out at one instant;
 //! - **timers**: after `handle_timeout(now)`, `poll_timeout` is later than `now`;
+//! - **data plane**: a `Splice` names an open client connection and a connected, open
+//!   upstream, once; no `TcpHandoff` with one shard; tunnel byte counters grow by exactly
+//!   what the driver reported for spliced tunnels (and nothing for anything else); a failed
+//!   bind is never followed by a `UdpToUpstream` or `UdpRelease` on that socket;
 //! - **access point**: an answer is a valid `ApResponse` whose ticket verifies for the
 //!   requester (for a valid request), or an `Error` no larger than the request.
 
@@ -73,6 +77,14 @@ struct World {
     errors_now: (Instant, u32),
     /// The relay ports client datagrams were delivered on.
     udp_ports_used: BTreeSet<u16>,
+    /// Upstream connections reported connected.
+    connected: BTreeSet<UpstreamConn>,
+    /// Spliced tunnels: client connection → upstream connection.
+    spliced: BTreeMap<ClientConn, UpstreamConn>,
+    /// Sockets whose bind failed.
+    bind_failed: BTreeSet<AllocId>,
+    /// Tunnel bytes the relay must have counted: early bytes plus spliced reports (up, down).
+    tunnel_bytes: (u64, u64),
 }
 
 /// The target: see the module docs.
@@ -128,6 +140,10 @@ impl World {
             ap_tickets: Vec::new(),
             errors_now: (Instant::EPOCH, 0),
             udp_ports_used: BTreeSet::new(),
+            connected: BTreeSet::new(),
+            spliced: BTreeMap::new(),
+            bind_failed: BTreeSet::new(),
+            tunnel_bytes: (0, 0),
         }
     }
 
@@ -160,17 +176,22 @@ impl World {
             Op::TcpClosed { conn } => {
                 if let Some((conn, _)) = input::recent(&self.conns, *conn) {
                     self.closed_conns.insert(conn);
+                    self.spliced.remove(&conn);
                     self.input(RelayInput::TcpClosed { conn }, None);
                 }
             }
             Op::UpConnected { pick } => {
                 if let Some(conn) = input::recent(&self.upstreams, *pick) {
+                    if !self.closed_upstreams.contains(&conn) {
+                        self.connected.insert(conn);
+                    }
                     self.input(RelayInput::UpstreamConnected { conn }, None);
                 }
             }
             Op::UpFailed { pick } => {
                 if let Some(conn) = input::recent(&self.upstreams, *pick) {
                     self.closed_upstreams.insert(conn);
+                    self.spliced.retain(|_, u| *u != conn);
                     self.input(RelayInput::UpstreamFailed { conn }, None);
                 }
             }
@@ -182,6 +203,7 @@ impl World {
             Op::UpClosed { pick } => {
                 if let Some(conn) = input::recent(&self.upstreams, *pick) {
                     self.closed_upstreams.insert(conn);
+                    self.spliced.retain(|_, u| *u != conn);
                     self.input(RelayInput::UpstreamClosed { conn }, None);
                 }
             }
@@ -238,7 +260,36 @@ impl World {
                 }
                 self.check_ap(from, &data, answer);
             }
+            Op::Activity { conn, up, down } => {
+                if let Some((client, _)) = input::recent(&self.conns, *conn) {
+                    let (up, down) = (u64::from(*up), u64::from(*down));
+                    if self.spliced.contains_key(&client) {
+                        self.tunnel_bytes.0 += up;
+                        self.tunnel_bytes.1 += down;
+                    }
+                    let input = RelayInput::TunnelActivity {
+                        client,
+                        bytes_up: up,
+                        bytes_down: down,
+                    };
+                    self.input(input, None);
+                }
+            }
+            Op::BindFailed { pick } => {
+                if let Some(alloc) = input::recent(&self.allocs, *pick) {
+                    if !self.released.contains(&alloc) {
+                        self.bind_failed.insert(alloc);
+                    }
+                    self.input(RelayInput::UdpBindFailed { alloc }, None);
+                }
+            }
         }
+        let c = self.relay.counters();
+        assert_eq!(
+            (c.tcp_bytes_up, c.tcp_bytes_down),
+            self.tunnel_bytes,
+            "tunnel byte counters"
+        );
     }
 
     /// The bytes a payload stands for, sent by a client at `own_ip`.
@@ -399,6 +450,7 @@ impl World {
                 RelayOutput::TcpClose { conn } => {
                     self.assert_conn_open(conn, "TcpClose");
                     self.closed_conns.insert(conn);
+                    self.spliced.remove(&conn);
                 }
                 RelayOutput::UpstreamConnect { conn, to } => {
                     assert!(
@@ -408,12 +460,19 @@ impl World {
                     assert!(self.dest_allowed(to), "open relay: UpstreamConnect to {to}");
                     self.upstreams.push(conn);
                 }
-                RelayOutput::UpstreamSend { conn, .. } => {
-                    self.assert_upstream_open(conn, "UpstreamSend")
+                RelayOutput::UpstreamSend { conn, data } => {
+                    self.assert_upstream_open(conn, "UpstreamSend");
+                    // Only the early bytes of a tunnel, before it is spliced.
+                    assert!(
+                        !self.spliced.values().any(|u| *u == conn),
+                        "UpstreamSend on spliced {conn:?}"
+                    );
+                    self.tunnel_bytes.0 += data.len() as u64;
                 }
                 RelayOutput::UpstreamClose { conn } => {
                     self.assert_upstream_open(conn, "UpstreamClose");
                     self.closed_upstreams.insert(conn);
+                    self.spliced.retain(|_, u| *u != conn);
                 }
                 RelayOutput::UdpToClient {
                     local_port,
@@ -449,6 +508,10 @@ impl World {
                 }
                 RelayOutput::UdpToUpstream { alloc, to, data } => {
                     assert!(
+                        !self.bind_failed.contains(&alloc),
+                        "UdpToUpstream on {alloc:?}, whose bind failed"
+                    );
+                    assert!(
                         self.allocs.contains(&alloc) && !self.released.contains(&alloc),
                         "UdpToUpstream on {alloc:?}, not bound or released"
                     );
@@ -461,10 +524,31 @@ impl World {
                 }
                 RelayOutput::UdpRelease { alloc } => {
                     assert!(
+                        !self.bind_failed.contains(&alloc),
+                        "UdpRelease of {alloc:?}, whose bind failed"
+                    );
+                    assert!(
                         self.allocs.contains(&alloc) && !self.released.contains(&alloc),
                         "UdpRelease of {alloc:?}, not bound or released"
                     );
                     self.released.insert(alloc);
+                }
+                RelayOutput::Splice {
+                    client, upstream, ..
+                } => {
+                    self.assert_conn_open(client, "Splice");
+                    self.assert_upstream_open(upstream, "Splice");
+                    assert!(
+                        self.connected.contains(&upstream),
+                        "Splice before connected"
+                    );
+                    assert!(
+                        self.spliced.insert(client, upstream).is_none(),
+                        "{client:?} spliced twice"
+                    );
+                }
+                RelayOutput::TcpHandoff { conn, .. } => {
+                    panic!("TcpHandoff of {conn:?} with one shard")
                 }
                 RelayOutput::Event(event) => self.on_event(event),
             }

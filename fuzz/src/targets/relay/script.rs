@@ -535,11 +535,26 @@ pub enum Op {
         /// The datagram.
         payload: Payload,
     },
+    /// The driver reports what a spliced tunnel moved (sent for any connection: for one
+    /// that is not a spliced tunnel it must be ignored).
+    Activity {
+        /// The client connection pick (0 = the most recent).
+        conn: u8,
+        /// Bytes up.
+        up: u16,
+        /// Bytes down.
+        down: u16,
+    },
+    /// An upstream UDP socket could not be bound.
+    BindFailed {
+        /// The socket pick (0 = the most recent).
+        pick: u8,
+    },
 }
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match input::tag(u, 11) {
+        Ok(match input::tag(u, 13) {
             0 => Op::Accept {
                 client: input::byte(u),
             },
@@ -576,9 +591,17 @@ impl<'a> Arbitrary<'a> for Op {
             9 => Op::Advance {
                 ms: input::be_u16(u),
             },
-            _ => Op::Ap {
+            10 => Op::Ap {
                 client: input::byte(u),
                 payload: Payload::decode(u, 2),
+            },
+            11 => Op::Activity {
+                conn: input::byte(u),
+                up: input::be_u16(u),
+                down: input::be_u16(u),
+            },
+            _ => Op::BindFailed {
+                pick: input::byte(u),
             },
         })
     }
@@ -629,6 +652,12 @@ impl Op {
             Op::Ap { client, payload } => {
                 w.byte(10).byte(*client);
                 payload.encode(w);
+            }
+            Op::Activity { conn, up, down } => {
+                w.byte(11).byte(*conn).u16(*up).u16(*down);
+            }
+            Op::BindFailed { pick } => {
+                w.byte(12).byte(*pick);
             }
         }
     }

@@ -94,6 +94,78 @@ pub(super) fn relay_seeds() -> Vec<Seed> {
         },
     ]);
 
+    // A spliced tunnel: the driver reports what moved, the idle timer follows; a report for
+    // a connection that is not a tunnel, and a late one, are ignored.
+    let mut spliced = tunnel(2);
+    spliced.extend([
+        Op::Activity {
+            conn: 0,
+            up: 1200,
+            down: 64_000,
+        },
+        Op::Advance { ms: 12_000 },
+        Op::Activity {
+            conn: 0,
+            up: 0,
+            down: 10,
+        },
+        Op::Accept { client: 2 },
+        Op::Activity {
+            conn: 0,
+            up: 5,
+            down: 5,
+        },
+        Op::Advance { ms: 20_000 },
+        Op::Activity {
+            conn: 1,
+            up: 7,
+            down: 7,
+        },
+    ]);
+    // Two sessions send media; the first one's upstream socket cannot be bound.
+    let mut bind_fails = tunnel(3);
+    bind_fails.extend([
+        media(Dest::Known(1)),
+        Op::Accept { client: 1 },
+        Op::Tcp {
+            conn: 0,
+            payload: open(own(4), 0, b""),
+        },
+        Op::UpConnected { pick: 0 },
+        Op::Udp {
+            client: 1,
+            port: 0,
+            payload: Payload::Media {
+                session: 0,
+                dest: Dest::Known(1),
+                payload: b"rtp".to_vec(),
+            },
+        },
+        Op::BindFailed { pick: 1 },
+        media(Dest::Known(1)),
+        Op::BindFailed { pick: 1 },
+    ]);
+    // A media channel, then a second one for the same session: it replaces the first.
+    let mut replaced = tunnel(5);
+    for _ in 0..2 {
+        replaced.extend([
+            Op::Accept { client: 0 },
+            Op::Tcp {
+                conn: 0,
+                payload: Payload::ChannelOpen { session: 0 },
+            },
+            Op::Tcp {
+                conn: 0,
+                payload: Payload::Keepalive { session: 0, seq: 7 },
+            },
+        ]);
+    }
+    replaced.push(Op::UdpUp {
+        pick: 0,
+        from: Dest::Known(1),
+        data: b"to the newer channel".to_vec(),
+    });
+
     let ap_request = |app, flags| Op::Ap {
         client: 0,
         payload: Payload::ApRequest {
@@ -282,6 +354,13 @@ pub(super) fn relay_seeds() -> Vec<Seed> {
         seed(t, "tcp_media_channel.bin", script(channel)),
         seed(t, "idle_timeout.bin", script(idle)),
         seed(t, "garbage_and_cut_frames.bin", script(garbage)),
+        seed(t, "spliced_tunnel_activity_then_idle.bin", script(spliced)),
+        seed(t, "udp_bind_fails_for_one_session.bin", script(bind_fails)),
+        seed(
+            t,
+            "second_media_channel_replaces_the_first.bin",
+            script(replaced),
+        ),
     ]
 }
 

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at ADDR (`GET /metrics`); overrides the config's `metrics`.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Relay worker threads, each serving one shard of every relay; overrides the config's
+    /// `relay.workers`. Default: one per available core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
     /// Check the configuration and the key, print the plan, and exit.
     #[arg(long)]
     pub check: bool,
@@ -185,10 +189,13 @@ pub fn serve(args: &ServeArgs, out: &mut impl Write) -> io::Result<Status> {
     if args.metrics.is_some() {
         plan.metrics = args.metrics;
     }
+    if let Some(workers) = args.workers {
+        plan.workers = workers;
+    }
     if args.check {
         writeln!(
             out,
-            "cloudproxy serve: configuration ok: {} access point(s) on {:?} ports {:?}; {} relay(s) on {:?} tcp {} udp {:?}; SD-RTN {:?}; metrics {:?}",
+            "cloudproxy serve: configuration ok: {} access point(s) on {:?} ports {:?}; {} relay(s) on {:?} tcp {} udp {:?}, {} worker(s); SD-RTN {:?}; metrics {:?}",
             plan.aps.len(),
             plan.aps,
             plan.ap_ports,
@@ -196,6 +203,7 @@ pub fn serve(args: &ServeArgs, out: &mut impl Write) -> io::Result<Status> {
             plan.relays,
             plan.relay_tcp_port,
             plan.relay.udp_ports,
+            plan.workers,
             plan.relay.sdrtn.iter().map(ToString::to_string).collect::<Vec<_>>(),
             plan.metrics,
         )?;

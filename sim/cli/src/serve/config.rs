@@ -165,6 +165,8 @@ pub struct RelaySection {
     pub max_sessions_per_client_ip: usize,
     /// Connections in their handshake at once. Default 1 024.
     pub max_pending_handshakes: usize,
+    /// Of those, from one client address. Default 256.
+    pub max_pending_handshakes_per_client_ip: usize,
     /// Bytes held for a tunnel while its upstream connects. Default 65 536.
     pub max_buffered_bytes_per_session: usize,
     /// Bytes queued for writing on one TCP connection before it is cut. Default 4 MiB.
@@ -175,6 +177,12 @@ pub struct RelaySection {
     pub max_udp_error_replies_per_sec: u32,
     /// How long a shutdown waits for the closing messages to be written. Default 2 000.
     pub shutdown_grace_ms: u64,
+    /// Worker threads, each serving one shard of every relay (`serve --workers` overrides).
+    /// 0: one per available core. Default 0.
+    pub workers: u16,
+    /// Move tunnels with the bounded copy even where `splice(2)` exists (to compare the
+    /// two). Default false.
+    pub copy_tunnels: bool,
 }
 
 impl Default for ServeConfig {
@@ -225,11 +233,14 @@ impl Default for RelaySection {
             max_sessions_total: r.max_sessions_total,
             max_sessions_per_client_ip: r.max_sessions_per_client_ip,
             max_pending_handshakes: r.max_pending_handshakes,
+            max_pending_handshakes_per_client_ip: r.max_pending_handshakes_per_client_ip,
             max_buffered_bytes_per_session: r.max_buffered_bytes_per_session,
             max_queued_bytes_per_stream: 4 * 1024 * 1024,
             max_used_nonces: r.max_used_nonces,
             max_udp_error_replies_per_sec: r.max_udp_error_replies_per_sec,
             shutdown_grace_ms: 2_000,
+            workers: 0,
+            copy_tunnels: false,
         }
     }
 }
@@ -263,6 +274,10 @@ pub struct Plan {
     pub shutdown_grace: Duration,
     /// The metrics endpoint.
     pub metrics: Option<SocketAddr>,
+    /// Relay worker threads (at least 1).
+    pub workers: u16,
+    /// Tunnels use the bounded copy instead of `splice(2)`.
+    pub copy_tunnels: bool,
 }
 
 impl Plan {
@@ -426,6 +441,10 @@ impl ServeConfig {
                 self.relay.max_pending_handshakes,
             ),
             (
+                "relay.max_pending_handshakes_per_client_ip",
+                self.relay.max_pending_handshakes_per_client_ip,
+            ),
+            (
                 "relay.max_buffered_bytes_per_session",
                 self.relay.max_buffered_bytes_per_session,
             ),
@@ -482,6 +501,7 @@ impl ServeConfig {
         relay.max_sessions_total = r.max_sessions_total;
         relay.max_sessions_per_client_ip = r.max_sessions_per_client_ip;
         relay.max_pending_handshakes = r.max_pending_handshakes;
+        relay.max_pending_handshakes_per_client_ip = r.max_pending_handshakes_per_client_ip;
         relay.max_buffered_bytes_per_session = r.max_buffered_bytes_per_session;
         relay.max_used_nonces = r.max_used_nonces;
         relay.max_udp_error_replies_per_sec = r.max_udp_error_replies_per_sec;
@@ -496,6 +516,8 @@ impl ServeConfig {
             max_queued_bytes_per_stream: r.max_queued_bytes_per_stream,
             shutdown_grace: Duration::from_millis(r.shutdown_grace_ms),
             metrics: self.metrics,
+            workers: resolve_workers(r.workers),
+            copy_tunnels: r.copy_tunnels,
         })
     }
 
@@ -549,6 +571,16 @@ pub fn parse_key(text: &str, source_name: &str) -> Result<TicketKey, ConfigError
         ));
     }
     Ok(TicketKey::from_bytes(bytes))
+}
+
+/// The number of relay workers: `requested`, or one per available core for 0.
+pub fn resolve_workers(requested: u16) -> u16 {
+    if requested > 0 {
+        return requested;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| u16::try_from(n.get()).unwrap_or(u16::MAX))
+        .max(1)
 }
 
 /// `"a-b"`, `"a"` or `""` (no ports: an empty range).

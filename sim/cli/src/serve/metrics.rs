@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 
 use cloudproxy_node::nodes::relay::RelayShared;
 
+use super::workers::{merged, Exported};
+
 /// Scrapes served at once; more connections are closed unanswered.
 pub const MAX_CONNECTIONS: usize = 16;
 /// The longest request read.
@@ -27,8 +29,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the endpoint reports: the live state of every node of the instance.
 #[derive(Clone, Default)]
 pub struct Sources {
-    /// Each relay: its address and shared state.
-    pub relays: Vec<(String, Rc<RefCell<RelayShared>>)>,
+    /// Each relay: its address and the published state of each of its shards (summed when
+    /// scraped).
+    pub relays: Vec<(String, Vec<Exported>)>,
+    /// Relay worker threads (shards per relay).
+    pub workers: u16,
     /// Each access point: its address and counters.
     pub aps: Vec<(String, Rc<RefCell<ApCounters>>)>,
     /// The relays' configured bounds, reported next to the gauges they bound.
@@ -141,7 +146,7 @@ pub fn render(sources: &Sources) -> String {
     let relays: Vec<(String, RelayShared)> = sources
         .relays
         .iter()
-        .map(|(ip, s)| (ip.clone(), s.borrow().clone()))
+        .map(|(ip, shards)| (ip.clone(), merged(shards)))
         .collect();
     let aps: Vec<(String, ApCounters)> = sources
         .aps
@@ -357,6 +362,64 @@ pub fn render(sources: &Sources) -> String {
         "TCP connections cut because their peer did not read (write queue over its bound).",
         |r| r.stream_overflows,
     );
+    per_relay(
+        o,
+        &relays,
+        "cloudproxy_relay_tunnels",
+        "gauge",
+        "Tunnels spliced and running now (their bytes move without the relay machine).",
+        |r| n(r.tunnels),
+    );
+    per_relay(
+        o,
+        &relays,
+        "cloudproxy_relay_tunnels_kernel_total",
+        "counter",
+        "Tunnels that ran on the kernel's splice(2) (the others on the bounded copy), counted as they end.",
+        |r| r.tunnels_kernel_total,
+    );
+    per_relay(
+        o,
+        &relays,
+        "cloudproxy_relay_udp_send_dropped_total",
+        "counter",
+        "Datagrams dropped because a socket's send queue was full (the relay never waits on a send).",
+        |r| r.udp_send_dropped,
+    );
+    per_relay(
+        o,
+        &relays,
+        "cloudproxy_relay_udp_bind_failures_total",
+        "counter",
+        "Upstream UDP sockets that could not be opened (each ended its own session).",
+        |r| r.counters.udp_bind_failures,
+    );
+    per_relay(
+        o,
+        &relays,
+        "cloudproxy_relay_media_channels_replaced_total",
+        "counter",
+        "Media channels replaced by a newer MediaChannelOpen of the same session.",
+        |r| r.counters.media_channels_replaced,
+    );
+    {
+        let name = "cloudproxy_relay_handoffs_total";
+        let mut f = Family::head(o, name, "counter", "Media channels that landed on another worker than their session's, by direction (out: given away, in: taken over).");
+        for (ip, r) in &relays {
+            f.sample(name, &[("relay", ip), ("direction", "out")], r.handoffs_out);
+            f.sample(name, &[("relay", ip), ("direction", "in")], r.handoffs_in);
+        }
+    }
+    {
+        let name = "cloudproxy_relay_workers";
+        let mut f = Family::head(
+            o,
+            name,
+            "gauge",
+            "Worker threads serving the relays (each runs one shard of every relay).",
+        );
+        f.sample(name, &[], u64::from(sources.workers));
+    }
     {
         let name = "cloudproxy_relay_udp_dropped_total";
         let mut f = Family::head(o, name, "counter", "Datagrams dropped, by origin (client: unknown session, stranger, malformed; upstream: outside SD-RTN, no path).");
@@ -397,6 +460,10 @@ pub fn render(sources: &Sources) -> String {
                 n(limits.max_sessions_per_client_ip),
             ),
             ("max_pending_handshakes", n(limits.max_pending_handshakes)),
+            (
+                "max_pending_handshakes_per_client_ip",
+                n(limits.max_pending_handshakes_per_client_ip),
+            ),
             (
                 "max_buffered_bytes_per_session",
                 n(limits.max_buffered_bytes_per_session),
@@ -569,7 +636,10 @@ async fn answer(mut stream: tokio::net::TcpStream, sources: &Sources) -> io::Res
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
     let (status, body) = match (method, path) {
-        ("GET", "/metrics" | "/") => ("200 OK", render(sources)),
+        ("GET", "/metrics" | "/") => {
+            super::workers::refresh(sources.relays.iter().flat_map(|(_, s)| s)).await;
+            ("200 OK", render(sources))
+        }
         ("GET", _) => ("404 Not Found", "not found: try /metrics\n".to_owned()),
         _ => ("405 Method Not Allowed", "only GET\n".to_owned()),
     };
@@ -600,14 +670,20 @@ mod tests {
 
     #[test]
     fn renders_every_family_with_labels() {
-        let shared = Rc::new(RefCell::new(RelayShared::default()));
-        {
-            let mut s = shared.borrow_mut();
-            s.sessions = 3;
-            s.listening = true;
+        let shard = |sessions, tunnels, kernel| {
+            let mut s = RelayShared {
+                sessions,
+                tunnels,
+                tunnels_kernel_total: kernel,
+                listening: true,
+                ..RelayShared::default()
+            };
             s.counters.tcp_bytes_up = 1234;
             s.counters.refused_ticket_invalid = 7;
-        }
+            super::super::workers::slot(s)
+        };
+        // Two shards of one relay: the endpoint sums them.
+        let shared = vec![shard(1, 2, 5), shard(2, 0, 1)];
         let ap = Rc::new(RefCell::new(ApCounters {
             requests: 9,
             refused_rate_limited: 2,
@@ -620,6 +696,7 @@ mod tests {
             relay_limits: Some(RelayConfig::default()),
             max_queued_bytes_per_stream: 100,
             shutting_down: Rc::default(),
+            workers: 2,
         };
         let text = render(&sources);
         assert_eq!(
@@ -636,15 +713,28 @@ mod tests {
                 "cloudproxy_relay_bytes_total",
                 "relay=\"127.0.2.1\",path=\"tunnel\",direction=\"up\""
             ),
-            Some(1234)
+            Some(2468)
         );
+        assert_eq!(
+            sample(&text, "cloudproxy_relay_tunnels", "relay=\"127.0.2.1\""),
+            Some(2)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "cloudproxy_relay_tunnels_kernel_total",
+                "relay=\"127.0.2.1\""
+            ),
+            Some(6)
+        );
+        assert_eq!(sample(&text, "cloudproxy_relay_workers", ""), Some(2));
         assert_eq!(
             sample(
                 &text,
                 "cloudproxy_relay_refusals_total",
                 "relay=\"127.0.2.1\",cause=\"ticket_invalid\""
             ),
-            Some(7)
+            Some(14)
         );
         assert_eq!(
             sample(&text, "cloudproxy_ap_requests_total", "ap=\"127.0.1.1\""),

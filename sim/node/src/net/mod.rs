@@ -10,7 +10,16 @@
 //! decorators of the simulation's network, outside the code under test.
 
 mod pumps;
+// The two modules with `unsafe`: the splice(2), pipe2(2), recvmmsg(2) and sendmmsg(2) calls,
+// each with its SAFETY note.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod mmsg;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod splice;
 mod tokio_net;
+pub mod tunnel;
 
 use std::future::Future;
 use std::io;
@@ -21,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use pumps::{StreamEvent, StreamPumps};
 pub use tokio_net::{unix_now, TokioNet};
+pub use tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
 
 /// A network as node code sees it.
 pub trait Net: Clone + 'static {
@@ -45,6 +55,17 @@ pub trait Net: Clone + 'static {
     /// elapsed time, or the Unix epoch for real sockets), so that tickets mean the same thing
     /// on the access point and on the relays.
     fn now(&self) -> Instant;
+    /// Moves a spliced tunnel's bytes between `client` and `upstream` until it ends, reporting
+    /// on `link` (see [`tunnel`]). By default a bounded-buffer copy ([`copy_tunnel`]), the
+    /// simulation's; real sockets on Linux use `splice(2)`.
+    fn tunnel(
+        &self,
+        client: Self::Stream,
+        upstream: Self::Stream,
+        link: TunnelLink,
+    ) -> impl Future<Output = TunnelEnd> {
+        copy_tunnel(client, upstream, link)
+    }
 }
 
 /// Sleeps until `deadline` on `net`'s timeline; forever when there is none.
@@ -71,4 +92,45 @@ pub trait Udp: 'static {
     fn recv_from(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<(usize, SocketAddr)>>;
     /// The socket's local address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Receives one datagram if one is waiting, without waiting (`WouldBlock` otherwise).
+    /// Lets a reader take a burst in one wake-up. By default always `WouldBlock` (the reader
+    /// then waits in [`Udp::recv_from`] for each datagram: the simulation's plain path).
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let _ = buf;
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+    /// Sends one datagram if the socket can take it now (`WouldBlock` otherwise). By default
+    /// always `WouldBlock` (the writer then waits in [`Udp::send_to`]).
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        let _ = (data, to);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+    /// Receives up to `bufs.len()` waiting datagrams without waiting, each into its buffer,
+    /// their lengths and sources into `got`; how many (`WouldBlock` when none). By default one
+    /// [`Udp::try_recv_from`]; real sockets on Linux take a burst in one `recvmmsg(2)`.
+    fn try_recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, SocketAddr)],
+    ) -> io::Result<usize> {
+        let (Some(buf), Some(slot)) = (bufs.first_mut(), got.first_mut()) else {
+            return Ok(0);
+        };
+        *slot = self.try_recv_from(buf)?;
+        Ok(1)
+    }
+    /// Sends datagrams from the front of `batch` without waiting; how many went (`WouldBlock`
+    /// when none could). By default [`Udp::try_send_to`] one after the other; real sockets on
+    /// Linux send a burst in one `sendmmsg(2)`.
+    fn try_send_batch(&self, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        let mut sent = 0;
+        for (to, data) in batch {
+            match self.try_send_to(data, *to) {
+                Ok(()) => sent += 1,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(sent)
+    }
 }

@@ -41,6 +41,11 @@ use super::{Listener, Net, Udp};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokioNet {
     local_ip: IpAddr,
+    /// Listeners share their port with other sockets of the process (`SO_REUSEPORT`): one per
+    /// worker, the kernel spreading connections over them.
+    reuse_port: bool,
+    /// Tunnels use the copy even where `splice(2)` exists (to compare the two).
+    copy_tunnels: bool,
     /// Names answered without asking the system's resolver (lower-case keys).
     hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
 }
@@ -53,8 +58,23 @@ impl TokioNet {
     pub fn new(local_ip: IpAddr) -> Self {
         TokioNet {
             local_ip,
+            reuse_port: false,
+            copy_tunnels: false,
             hosts: Arc::default(),
         }
+    }
+
+    /// The same network, its listeners sharing their port with the other listeners of the
+    /// process on the same address (`SO_REUSEPORT`: one per worker).
+    pub fn with_reuse_port(mut self) -> Self {
+        self.reuse_port = true;
+        self
+    }
+
+    /// The same network, moving tunnels with the bounded copy instead of `splice(2)`.
+    pub fn with_copy_tunnels(mut self) -> Self {
+        self.copy_tunnels = true;
+        self
     }
 
     /// The same network, answering the names in `hosts` itself (case-insensitive) and asking
@@ -124,9 +144,20 @@ impl Net for TokioNet {
 
     async fn listen(&self, at: SocketAddr) -> io::Result<TcpListener> {
         let at = self.bind_addr(at);
-        TcpListener::bind(at)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on tcp {at}: {e}")))
+        let listen = || -> io::Result<TcpListener> {
+            let socket = if at.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            if self.reuse_port {
+                socket.set_reuseport(true)?;
+            }
+            socket.bind(at)?;
+            socket.listen(1024)
+        };
+        listen().map_err(|e| io::Error::new(e.kind(), format!("cannot listen on tcp {at}: {e}")))
     }
 
     async fn bind_udp(&self, at: SocketAddr) -> io::Result<UdpSocket> {
@@ -157,6 +188,19 @@ impl Net for TokioNet {
 
     fn now(&self) -> Instant {
         unix_now()
+    }
+
+    async fn tunnel(
+        &self,
+        client: TcpStream,
+        upstream: TcpStream,
+        link: super::TunnelLink,
+    ) -> super::TunnelEnd {
+        #[cfg(target_os = "linux")]
+        if !self.copy_tunnels {
+            return super::splice::splice_tunnel(client, upstream, link).await;
+        }
+        super::copy_tunnel(client, upstream, link).await
     }
 }
 
@@ -196,6 +240,46 @@ impl Udp for UdpSocket {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         UdpSocket::local_addr(self)
+    }
+
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        loop {
+            match UdpSocket::try_recv_from(self, buf) {
+                Err(e) if per_connection(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        UdpSocket::try_send_to(self, data, to).map(|_| ())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, SocketAddr)],
+    ) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = self.as_raw_fd();
+        loop {
+            match self.try_io(tokio::io::Interest::READABLE, || {
+                super::mmsg::recv(fd, bufs, got)
+            }) {
+                Err(e) if per_connection(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_send_batch(&self, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = self.as_raw_fd();
+        self.try_io(tokio::io::Interest::WRITABLE, || {
+            super::mmsg::send(fd, batch)
+        })
     }
 }
 

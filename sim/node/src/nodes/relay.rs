@@ -1,14 +1,30 @@
 //! The cloud proxy's relay host: drives a [`Relay`] machine over the [`Net`] seam. TCP 4000 for
 //! tunnels and media channels, UDP on the configured media ports, one upstream UDP socket per
-//! session allocation.
+//! session that sends media.
 //!
 //! [`run_relay`] is the simulation's host (it runs until its host crashes); [`run_relay_with`]
-//! is the same loop with what real serving adds ([`RelayHost`]): another TCP port, and a
-//! graceful shutdown that closes every session with `ShuttingDown` and flushes the closing
-//! messages before returning.
+//! is the same loop with what real serving adds ([`RelayHost`]): another TCP port, a graceful
+//! shutdown that closes every session with `ShuttingDown` and flushes the closing messages,
+//! and the links of a relay served by several workers (shards).
+//!
+//! The host is the data plane (see `docs/serving.md`, "The data plane"):
+//!
+//! - the machine sees every byte until a tunnel is accepted, then hands the tunnel over
+//!   ([`RelayOutput::Splice`](cloudproxy_core::relay::RelayOutput::Splice)); the connection's task moves its bytes ([`Net::tunnel`]:
+//!   `splice(2)` on Linux, a bounded copy elsewhere and in the simulation) and the loop reports
+//!   what moved at most every `activity_report_interval`;
+//! - nothing on the data path is unbounded: a connection has one chunk in flight to the
+//!   machine, a write queue bounded in bytes and in time, a UDP socket a bounded receive and
+//!   send queue (full: dropped and counted), and the loop never waits on a socket;
+//! - the loop is fair: bounded batches per source per round (`relay/driver.rs`).
+
+mod conn;
+mod driver;
+mod inbox;
+mod udp;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -16,21 +32,23 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use cloudproxy_core::entropy::Entropy;
-use cloudproxy_core::relay::{
-    Relay, RelayConfig, RelayCounters, RelayEvent, RelayInput, RelayOutput,
-};
+use cloudproxy_core::relay::{Ledger, Relay, RelayConfig, RelayCounters, RelayEvent};
 use cloudproxy_core::wire::RELAY_TCP_PORT;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use crate::net::{sleep_until, Listener, Net, StreamEvent, StreamPumps, Udp};
+use crate::net::{Listener, Net};
 use crate::trace::Trace;
+use conn::ConnLimits;
+use driver::Driver;
+use inbox::{Source, ACCEPT_QUEUE};
+use udp::Socket;
 
-/// What a relay host shares with the world (for the report and the oracles).
+/// What a relay host shares with the world (for the report, the oracles and the metrics).
+/// Published once per round of the loop: a constant cost, whatever the number of sessions.
 #[derive(Clone, Debug, Default)]
 pub struct RelayShared {
-    /// The machine's counters, copied after every step.
+    /// The machine's counters.
     pub counters: RelayCounters,
     /// Every destination the relay connected or sent to upstream (bounded by SD-RTN's size in
     /// a correct relay; the safety oracle checks each is inside SD-RTN).
@@ -47,45 +65,75 @@ pub struct RelayShared {
     pub buffered_bytes: usize,
     /// Most bytes the relay machine held at once.
     pub peak_buffered_bytes: usize,
-    /// Bytes queued for writing on the host's TCP streams, not yet written.
+    /// Bytes queued for writing on the host's client connections, not yet written (tunnels
+    /// hold none: their bytes are in the kernel's pipes or the copy's bounded buffers).
     pub queued_bytes: usize,
     /// Most bytes queued at once.
     pub peak_queued_bytes: usize,
-    /// Streams cut because their write queue exceeded [`RelayHost::max_queued_bytes_per_stream`].
+    /// Connections cut because their peer did not read: a write that would exceed
+    /// [`RelayHost::max_queued_bytes_per_stream`], or no progress for
+    /// [`RelayHost::write_timeout`].
     pub stream_overflows: u64,
     /// Upstream UDP sockets open now.
     pub udp_allocs: usize,
+    /// Datagrams dropped because a socket's send queue was full.
+    pub udp_send_dropped: u64,
+    /// Tunnels spliced and running now.
+    pub tunnels: usize,
+    /// Tunnels that ran on the kernel's `splice(2)` (counted when they end).
+    pub tunnels_kernel_total: u64,
+    /// Connections handed to another shard (their session lives there).
+    pub handoffs_out: u64,
+    /// Connections taken from another shard.
+    pub handoffs_in: u64,
     /// Whether every socket is bound (the host serves).
     pub listening: bool,
 }
 
+/// Gives a connection to shard `shard` of the same relay: the stream, the client's address,
+/// and the bytes read from it so far.
+pub type HandoffOut<S> = Box<dyn Fn(u16, S, SocketAddr, Vec<u8>)>;
+
+/// Connections handed to this shard: the stream, the client's address, the bytes read so far.
+pub type HandoffIn<S> = mpsc::Receiver<(S, SocketAddr, Vec<u8>)>;
+
 /// How a relay host serves, beyond the relay's own configuration.
-pub struct RelayHost<F> {
+pub struct RelayHost<F, S> {
     /// The TCP port for tunnels and media channels. Default [`RELAY_TCP_PORT`].
     pub tcp_port: u16,
     /// Resolves when the relay must shut down gracefully. Default: never.
     pub shutdown: F,
-    /// How long a shutdown waits for the closing messages to be written. Default 2 s.
+    /// How long a shutdown waits for the closing messages to be written, and how long a
+    /// closed connection may take to write what was queued. Default 2 s.
     pub flush_timeout: Duration,
-    /// Most bytes queued for writing on one TCP stream (a peer that does not read): beyond
-    /// it the stream is cut. Default 4 MiB.
+    /// Most bytes queued for writing on one client connection (a peer that does not read):
+    /// beyond it the connection is cut. Default 4 MiB.
     pub max_queued_bytes_per_stream: usize,
+    /// Longest a connection's write queue may go without progress before it is cut.
+    /// Default 10 s.
+    pub write_timeout: Duration,
+    /// Shares nonces and bounds with the other shards; `None`: a relay alone.
+    pub ledger: Option<Box<dyn Ledger>>,
+    /// Where connections of other shards go; `None`: one shard.
+    pub handoff_out: Option<HandoffOut<S>>,
+    /// Connections handed to this shard by the others.
+    pub handoff_in: Option<HandoffIn<S>>,
 }
 
-impl RelayHost<std::future::Pending<()>> {
-    /// The simulation's host: port 4000, never shut down.
+impl<S> RelayHost<std::future::Pending<()>, S> {
+    /// The simulation's host: port 4000, never shut down, one shard.
     pub fn new() -> Self {
         RelayHost::with_shutdown(std::future::pending())
     }
 }
 
-impl Default for RelayHost<std::future::Pending<()>> {
+impl<S> Default for RelayHost<std::future::Pending<()>, S> {
     fn default() -> Self {
         RelayHost::new()
     }
 }
 
-impl<F: Future<Output = ()>> RelayHost<F> {
+impl<F: Future<Output = ()>, S> RelayHost<F, S> {
     /// The defaults, shutting down when `shutdown` resolves.
     pub fn with_shutdown(shutdown: F) -> Self {
         RelayHost {
@@ -93,35 +141,13 @@ impl<F: Future<Output = ()>> RelayHost<F> {
             shutdown,
             flush_timeout: Duration::from_secs(2),
             max_queued_bytes_per_stream: 4 * 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            ledger: None,
+            handoff_out: None,
+            handoff_in: None,
         }
     }
 }
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
-    Client(u64),
-    Up(u64),
-}
-
-enum Event<S> {
-    Accepted(u64, SocketAddr, S),
-    UdpClient {
-        port: u16,
-        from: SocketAddr,
-        data: Vec<u8>,
-    },
-    UdpUp {
-        alloc: u64,
-        from: SocketAddr,
-        data: Vec<u8>,
-    },
-}
-
-const MAX_DATAGRAM: usize = 65_536;
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Events (accepted connections, datagrams) waiting for the relay loop: a flood waits in the
-/// kernel's socket buffers (and is dropped there), not in the host's memory.
-const EVENT_QUEUE: usize = 1024;
 
 /// Runs the relay host until it crashes.
 pub async fn run_relay<N: Net>(
@@ -136,7 +162,8 @@ pub async fn run_relay<N: Net>(
 }
 
 /// Runs the relay host as `host` says: until `host.shutdown` resolves (then gracefully, see
-/// [`Relay::shutdown`]), or until a socket fails.
+/// [`Relay::shutdown`]). Only a socket of the host itself that cannot be bound at start is an
+/// error; anything that fails later ends the one session it belongs to.
 pub async fn run_relay_with<N: Net, F: Future<Output = ()>>(
     net: N,
     name: String,
@@ -144,198 +171,111 @@ pub async fn run_relay_with<N: Net, F: Future<Output = ()>>(
     entropy: Entropy,
     shared: Rc<RefCell<RelayShared>>,
     trace: Trace,
-    host: RelayHost<F>,
+    mut host: RelayHost<F, N::Stream>,
 ) -> io::Result<()> {
-    let udp_ports = config.udp_ports.clone();
-    let mut relay = Relay::new(config, entropy);
-    let (tx, mut rx) = mpsc::channel::<Event<N::Stream>>(EVENT_QUEUE);
-    let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<(Key, StreamEvent)>();
-    let mut pumps = StreamPumps::new(stream_tx).with_queue_limit(host.max_queued_bytes_per_stream);
-    let shutdown = host.shutdown;
-    tokio::pin!(shutdown);
+    let relay = match host.ledger.take() {
+        Some(ledger) => Relay::with_ledger(config, entropy, ledger),
+        None => Relay::new(config, entropy),
+    };
+    let limits = ConnLimits {
+        max_queued: host.max_queued_bytes_per_stream,
+        write_timeout: host.write_timeout,
+        linger: host.flush_timeout,
+    };
+    let mut driver = Driver::new(
+        net,
+        name,
+        relay,
+        trace,
+        shared,
+        limits,
+        host.handoff_out.take(),
+    );
+    let tasks = open_sockets(&mut driver, host.tcp_port, host.handoff_in.take()).await?;
+    driver.shared.borrow_mut().listening = true;
+    driver.serve(host.shutdown).await;
+    shut_down(&mut driver, tasks, host.flush_timeout).await;
+    Ok(())
+}
 
-    let listener = net
-        .listen(SocketAddr::from(([0, 0, 0, 0], host.tcp_port)))
+/// Binds the listener and the media ports of the relay's shard, and starts the acceptor (and
+/// the receiver of other shards' connections).
+async fn open_sockets<N: Net>(
+    driver: &mut Driver<N>,
+    tcp_port: u16,
+    handoff_in: Option<HandoffIn<N::Stream>>,
+) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let listener = driver
+        .net
+        .listen(SocketAddr::from(([0, 0, 0, 0], tcp_port)))
         .await?;
-    let accept_tx = tx.clone();
-    let accepting = tokio::task::spawn_local(async move {
-        let mut next = 0u64;
-        while let Ok((stream, peer)) = listener.accept().await {
-            next += 1;
-            if accept_tx
-                .send(Event::Accepted(next, peer, stream))
-                .await
-                .is_err()
-            {
-                return;
-            }
+    let config = driver.relay.config().clone();
+    let start = *config.udp_ports.start();
+    for port in config.udp_ports.clone() {
+        if !config.shard.owns_port(start, port) {
+            continue;
         }
-    });
-    let mut readers = vec![accepting];
-
-    let mut media: BTreeMap<u16, Rc<N::Udp>> = BTreeMap::new();
-    for port in udp_ports {
-        let socket = Rc::new(net.bind_udp(SocketAddr::from(([0, 0, 0, 0], port))).await?);
-        let reader = socket.clone();
-        let tx = tx.clone();
-        readers.push(tokio::task::spawn_local(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok((n, from)) = reader.recv_from(&mut buf).await {
-                if tx
-                    .send(Event::UdpClient {
-                        port,
-                        from,
-                        data: buf[..n].to_vec(),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
+        let udp = driver
+            .net
+            .bind_udp(SocketAddr::from(([0, 0, 0, 0], port)))
+            .await?;
+        let mut socket = Socket::pending();
+        socket.start::<N>(Rc::new(udp), Source::Media(port), &driver.inbox);
+        driver.media.insert(port, socket);
+    }
+    let inbox = driver.inbox.clone();
+    let mut tasks = vec![tokio::task::spawn_local(async move {
+        loop {
+            while inbox.accepted.borrow().len() >= ACCEPT_QUEUE {
+                inbox.accept_room.notified().await;
+            }
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
+            inbox.post(|i| {
+                i.accepted
+                    .borrow_mut()
+                    .push_back((stream, peer, Vec::new()))
+            });
+        }
+    })];
+    if let Some(mut incoming) = handoff_in {
+        let inbox = driver.inbox.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            while let Some(item) = incoming.recv().await {
+                while inbox.accepted.borrow().len() >= ACCEPT_QUEUE {
+                    inbox.accept_room.notified().await;
                 }
+                inbox.post(|i| i.accepted.borrow_mut().push_back(item));
             }
         }));
-        media.insert(port, socket);
     }
-    let mut allocs: BTreeMap<u64, (Rc<N::Udp>, JoinHandle<()>)> = BTreeMap::new();
-    shared.borrow_mut().listening = true;
+    Ok(tasks)
+}
 
-    loop {
-        let deadline = relay.poll_timeout();
-        let mut stopping = false;
-        tokio::select! {
-            biased;
-            () = &mut shutdown, if !relay.is_shutting_down() => {
-                relay.shutdown(net.now());
-                stopping = true;
-            }
-            Some(event) = rx.recv() => {
-                let now = net.now();
-                match event {
-                    Event::Accepted(id, peer, stream) => {
-                        pumps.adopt(Key::Client(id), stream);
-                        relay.handle_input(RelayInput::TcpAccepted { conn: cloudproxy_core::relay::ClientConn(id), peer }, now);
-                    }
-                    Event::UdpClient { port, from, data } => {
-                        relay.handle_input(RelayInput::UdpFromClient { local_port: port, from, data: &data }, now);
-                    }
-                    Event::UdpUp { alloc, from, data } => {
-                        relay.handle_input(RelayInput::UdpFromUpstream { alloc: cloudproxy_core::relay::AllocId(alloc), from, data: &data }, now);
-                    }
-                }
-            }
-            Some((key, event)) = stream_rx.recv() => {
-                let now = net.now();
-                use cloudproxy_core::relay::{ClientConn, UpstreamConn};
-                let closed = matches!(event, StreamEvent::Closed | StreamEvent::Failed(_));
-                match (key, &event) {
-                    (Key::Client(id), StreamEvent::Data(data)) => relay.handle_input(RelayInput::TcpData { conn: ClientConn(id), data }, now),
-                    (Key::Client(id), StreamEvent::Closed) => relay.handle_input(RelayInput::TcpClosed { conn: ClientConn(id) }, now),
-                    (Key::Up(id), StreamEvent::Connected) => relay.handle_input(RelayInput::UpstreamConnected { conn: UpstreamConn(id) }, now),
-                    (Key::Up(id), StreamEvent::Failed(_)) => relay.handle_input(RelayInput::UpstreamFailed { conn: UpstreamConn(id) }, now),
-                    (Key::Up(id), StreamEvent::Data(data)) => relay.handle_input(RelayInput::UpstreamData { conn: UpstreamConn(id), data }, now),
-                    (Key::Up(id), StreamEvent::Closed) => relay.handle_input(RelayInput::UpstreamClosed { conn: UpstreamConn(id) }, now),
-                    _ => {}
-                }
-                if closed {
-                    pumps.forget(key);
-                }
-            }
-            () = sleep_until(&net, deadline) => {
-                relay.handle_timeout(net.now());
-            }
-        }
-        while let Some(output) = relay.poll_output() {
-            match output {
-                RelayOutput::TcpSend { conn, data } => pumps.send(Key::Client(conn.0), data),
-                RelayOutput::TcpClose { conn } => pumps.close(Key::Client(conn.0)),
-                RelayOutput::UpstreamConnect { conn, to } => {
-                    note_upstream(&shared, to);
-                    pumps.connect(&net, Key::Up(conn.0), to, UPSTREAM_CONNECT_TIMEOUT);
-                }
-                RelayOutput::UpstreamSend { conn, data } => pumps.send(Key::Up(conn.0), data),
-                RelayOutput::UpstreamClose { conn } => pumps.close(Key::Up(conn.0)),
-                RelayOutput::UdpToClient {
-                    local_port,
-                    to,
-                    data,
-                } => {
-                    if let Some(socket) = media.get(&local_port) {
-                        let _ = socket.send_to(&data, to).await;
-                    }
-                }
-                RelayOutput::UdpBind { alloc } => {
-                    let socket = Rc::new(net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?);
-                    let reader = socket.clone();
-                    let tx = tx.clone();
-                    let id = alloc.0;
-                    let task = tokio::task::spawn_local(async move {
-                        let mut buf = vec![0u8; MAX_DATAGRAM];
-                        while let Ok((n, from)) = reader.recv_from(&mut buf).await {
-                            if tx
-                                .send(Event::UdpUp {
-                                    alloc: id,
-                                    from,
-                                    data: buf[..n].to_vec(),
-                                })
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    });
-                    allocs.insert(id, (socket, task));
-                }
-                RelayOutput::UdpToUpstream { alloc, to, data } => {
-                    note_upstream(&shared, to);
-                    if let Some((socket, _)) = allocs.get(&alloc.0) {
-                        let _ = socket.send_to(&data, to).await;
-                    }
-                }
-                RelayOutput::UdpRelease { alloc } => {
-                    if let Some((_, task)) = allocs.remove(&alloc.0) {
-                        task.abort();
-                    }
-                }
-                RelayOutput::Event(event) => trace_event(&trace, &net, &name, &event),
-            }
-        }
-        {
-            let mut s = shared.borrow_mut();
-            s.counters = relay.counters().clone();
-            s.sessions = relay.session_count();
-            s.peak_sessions = s.peak_sessions.max(s.sessions);
-            s.connections = relay.connection_count();
-            s.peak_connections = s.peak_connections.max(s.connections);
-            s.buffered_bytes = relay.buffered_bytes();
-            s.peak_buffered_bytes = s.peak_buffered_bytes.max(s.buffered_bytes);
-            s.queued_bytes = pumps.queued_bytes();
-            s.peak_queued_bytes = s.peak_queued_bytes.max(s.queued_bytes);
-            s.stream_overflows = pumps.overflows();
-            s.udp_allocs = allocs.len();
-        }
-        if stopping {
-            break;
-        }
-    }
-
-    // Shutting down: the closing messages are queued (UDP ones already sent). Stop taking
-    // new input, let the streams flush, then end every task of this host.
-    for reader in &readers {
-        reader.abort();
-    }
-    for (_, (_, task)) in std::mem::take(&mut allocs) {
+/// The graceful end: every session closed with a reason, the closing messages flushed (for
+/// at most `flush_timeout`), then every task of the host ended.
+async fn shut_down<N: Net>(
+    driver: &mut Driver<N>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    flush_timeout: Duration,
+) {
+    for task in &tasks {
         task.abort();
     }
-    pumps.close_all();
-    drop(pumps);
-    let _ = tokio::time::timeout(host.flush_timeout, async {
-        // Every stream task holds a sender: the channel ends once all have finished.
-        while stream_rx.recv().await.is_some() {}
+    driver.begin_shutdown();
+    let _ = tokio::time::timeout(flush_timeout, async {
+        while !driver.flushed() {
+            // Tunnel ends and the like still come in: let the machine hear them.
+            driver.round();
+            driver.publish();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     })
     .await;
-    shared.borrow_mut().listening = false;
-    Ok(())
+    driver.abort_all();
+    let mut s = driver.shared.borrow_mut();
+    s.listening = false;
 }
 
 fn note_upstream(shared: &Rc<RefCell<RelayShared>>, to: SocketAddr) {

@@ -1,0 +1,525 @@
+//! The relay's data plane on real sockets, against a real `cloudproxy serve` on loopback:
+//! tunnels are never cut for being fast, a failed UDP bind ends one session only, a UDP
+//! flood does not starve new sessions or tunnels, write queues go with their connection, and
+//! the workers share their ledger and hand media channels to their owner. Everything is
+//! bounded in bytes and time and stops by itself.
+
+mod real_support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use cloudproxy_core::wire::{DecodeError, ErrorCode, Message, Ticket, FLAG_UDP_MEDIA};
+use real_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+/// The SD-RTN echo and sink of these tests (inside the block's SD-RTN range).
+fn echo_addr(b: Block) -> SocketAddr {
+    SocketAddr::new(b.ip(3, 2), 7000)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Echoes every TCP connection and UDP datagram at `echo_addr`.
+async fn start_echo(b: Block) {
+    let listener = TcpListener::bind(echo_addr(b)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let udp = UdpSocket::bind(echo_addr(b)).await.unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            let _ = udp.send_to(&buf[..n], from).await;
+        }
+    });
+}
+
+/// A ticket for `client` from the block's access point.
+async fn ticket(b: Block, client: IpAddr) -> Ticket {
+    let udp = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
+    let request = Message::padded_ap_request(3, "dataplane-test", FLAG_UDP_MEDIA)
+        .to_bytes()
+        .unwrap();
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..20 {
+        udp.send_to(&request, SocketAddr::new(b.ap(), 8000))
+            .await
+            .unwrap();
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(500), udp.recv_from(&mut buf)).await
+        {
+            if let Ok(Message::ApResponse { ticket, .. }) = Message::decode_datagram(&buf[..n]) {
+                return ticket;
+            }
+        }
+    }
+    panic!("no ticket from the access point");
+}
+
+/// Connects from `client` to the relay's TCP port.
+async fn connect(b: Block, client: IpAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(client, 0)).unwrap();
+    socket
+        .connect(SocketAddr::new(b.relay(1), 4000))
+        .await
+        .unwrap()
+}
+
+/// Reads one whole message (within 5 s).
+async fn read_message(stream: &mut TcpStream) -> Result<Message, String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match Message::decode(&buf) {
+                Ok((message, _)) => return Ok(message),
+                Err(DecodeError::Incomplete { .. }) => {}
+                Err(e) => return Err(format!("undecodable: {e}")),
+            }
+            // One byte at a time: nothing after the message is consumed.
+            match stream.read(&mut byte).await {
+                Ok(0) | Err(_) => return Err(format!("closed after {} bytes", buf.len())),
+                Ok(_) => buf.push(byte[0]),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("no message within 5 s".into()))
+}
+
+/// A tunnel from `client` to the echo: (stream, session id, udp port).
+async fn tunnel(b: Block, client: IpAddr) -> Result<(TcpStream, u64, u16), String> {
+    let ticket = ticket(b, client).await;
+    let mut stream = connect(b, client).await;
+    let open = Message::TunnelOpen {
+        ticket,
+        destination: echo_addr(b),
+    };
+    stream.write_all(&open.to_bytes().unwrap()).await.unwrap();
+    match read_message(&mut stream).await? {
+        Message::TunnelAccept {
+            session_id,
+            udp_port,
+            ..
+        } => Ok((stream, session_id, udp_port)),
+        other => Err(format!("no TunnelAccept: {other:?}")),
+    }
+}
+
+/// A `serve` of block `b` with one relay and `relay_extra` in its `[relay]` section.
+fn serve(b: Block, dir: &TempDir, relay_extra: &str) -> Proc {
+    let config = serve_config(b, &[b.ap()], &[b.relay(1)], &[], b.metrics(1), relay_extra);
+    start_serve("serve", dir, &config, &random_key())
+}
+
+fn relay_metric(b: Block, name: &str) -> u64 {
+    metric(
+        &scrape(b.metrics(1)),
+        name,
+        &format!("relay=\"{}\"", b.relay(1)),
+    )
+}
+
+/// Waits (bounded) until `done` holds; false if it never did.
+fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+#[test]
+fn an_unpaced_tunnel_is_never_cut_and_every_byte_arrives_both_ways() {
+    const B: Block = Block(61);
+    const BYTES: usize = 64 << 20;
+    let dir = TempDir::new("dataplane-tunnel");
+    let _serve = serve(B, &dir, "max_queued_bytes_per_stream = 65536\n");
+    runtime().block_on(async {
+        start_echo(B).await;
+        let (stream, _, _) = tunnel(B, B.client(1)).await.unwrap();
+        let (mut r, mut w) = stream.into_split();
+        let pattern: Vec<u8> = (0..BYTES).map(|i| (i % 251) as u8).collect();
+        let expect = pattern.clone();
+        // The client sends as fast as it can while the echo sends it all back.
+        let writer = tokio::spawn(async move {
+            w.write_all(&pattern).await.unwrap();
+            w
+        });
+        let mut got = vec![0u8; BYTES];
+        tokio::time::timeout(Duration::from_secs(60), r.read_exact(&mut got))
+            .await
+            .expect("the echo within 60 s")
+            .expect("the tunnel was cut");
+        assert!(got == expect, "the bytes came back changed");
+        drop(writer.await.unwrap());
+    });
+    assert!(eventually(Duration::from_secs(5), || {
+        relay_metric(B, "cloudproxy_relay_sessions") == 0
+    }));
+    let text = scrape(B.metrics(1));
+    let relay = format!("relay=\"{}\"", B.relay(1));
+    let bytes = |dir: &str| {
+        metric(
+            &text,
+            "cloudproxy_relay_bytes_total",
+            &format!("{relay},path=\"tunnel\",direction=\"{dir}\""),
+        )
+    };
+    assert_eq!(bytes("up"), BYTES as u64, "{text}");
+    assert_eq!(bytes("down"), BYTES as u64, "{text}");
+    assert_eq!(
+        metric(&text, "cloudproxy_relay_stream_overflows_total", &relay),
+        0
+    );
+    if cfg!(target_os = "linux") {
+        assert_eq!(
+            metric(&text, "cloudproxy_relay_tunnels_kernel_total", &relay),
+            1,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_udp_bind_ends_that_session_only_and_serve_keeps_serving() {
+    const B: Block = Block(62);
+    let dir = TempDir::new("dataplane-bind");
+    let serve = serve(B, &dir, "");
+    let rt = runtime();
+    rt.block_on(start_echo(B));
+    let media = |session_id: u64| {
+        Message::MediaData {
+            session_id,
+            peer: echo_addr(B),
+            payload: b"rtp".to_vec(),
+        }
+        .to_bytes()
+        .unwrap()
+    };
+    // Two tunnels while descriptors are plenty.
+    let (first, second) = rt.block_on(async {
+        let a = tunnel(B, B.client(1)).await.unwrap();
+        let b = tunnel(B, B.client(2)).await.unwrap();
+        (a, b)
+    });
+    // Now the process may open nothing more: its soft limit at what it has open
+    // (counted from outside, so that counting opens nothing in it).
+    // The limit bounds descriptor numbers, so it goes at the lowest free number: every
+    // number below it is taken, and any new socket fails with EMFILE.
+    std::thread::sleep(Duration::from_millis(300));
+    let open: std::collections::BTreeSet<u64> =
+        std::fs::read_dir(format!("/proc/{}/fd", serve.pid()))
+            .expect("the serve process's descriptors")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+    let limit = (0..).find(|n| !open.contains(n)).unwrap();
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", serve.pid()))
+        .arg(format!("--nofile={limit}:"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+    // The first session's media needs an upstream socket: its bind fails, that session ends.
+    rt.block_on(async {
+        let udp = UdpSocket::bind(SocketAddr::new(B.client(1), 0))
+            .await
+            .unwrap();
+        let to = SocketAddr::new(B.relay(1), first.2);
+        let mut buf = vec![0u8; 2048];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                udp.send_to(&media(first.1), to).await.unwrap();
+                if let Ok(Ok((n, _))) =
+                    tokio::time::timeout(Duration::from_millis(200), udp.recv_from(&mut buf)).await
+                {
+                    if let Ok(Message::Close { .. }) = Message::decode_datagram(&buf[..n]) {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "the session whose bind failed was not closed"
+        );
+    });
+    assert!(eventually(Duration::from_secs(3), || {
+        relay_metric(B, "cloudproxy_relay_udp_bind_failures_total") >= 1
+    }));
+    // Serve is still up; with the limit raised again, the other session and a new one work.
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", serve.pid()))
+        .arg("--nofile=4096:")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    rt.block_on(async {
+        let (mut second_stream, second_id, second_port) = second;
+        second_stream.write_all(b"still here").await.unwrap();
+        let mut back = [0u8; 10];
+        tokio::time::timeout(Duration::from_secs(5), second_stream.read_exact(&mut back))
+            .await
+            .expect("the other tunnel answers")
+            .unwrap();
+        assert_eq!(&back, b"still here");
+        let udp = UdpSocket::bind(SocketAddr::new(B.client(2), 0))
+            .await
+            .unwrap();
+        udp.send_to(&media(second_id), SocketAddr::new(B.relay(1), second_port))
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 2048];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), udp.recv_from(&mut buf))
+            .await
+            .expect("the other session's media is relayed")
+            .unwrap();
+        assert!(matches!(
+            Message::decode_datagram(&buf[..n]),
+            Ok(Message::MediaData { .. })
+        ));
+        let fresh = tunnel(B, B.client(3)).await;
+        assert!(fresh.is_ok(), "a new session after the failure: {fresh:?}");
+    });
+}
+
+#[test]
+fn a_udp_flood_does_not_starve_new_sessions_tunnels_or_timers() {
+    const B: Block = Block(63);
+    const FLOOD: Duration = Duration::from_secs(8);
+    let dir = TempDir::new("dataplane-flood");
+    let _serve = serve(B, &dir, "");
+    let rt = runtime();
+    rt.block_on(start_echo(B));
+    // The flood: garbage at every media port from one address, as fast as this machine
+    // sends, for a bounded time, on its own thread.
+    let target = B.relay(1);
+    let attacker = B.ip(66, 1);
+    let flooding = std::thread::spawn(move || {
+        let udp = std::net::UdpSocket::bind(SocketAddr::new(attacker, 0)).unwrap();
+        let junk = [0x5Au8; 200];
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while started.elapsed() < FLOOD {
+            for port in 4500..=4503 {
+                let _ = udp.send_to(&junk, SocketAddr::new(target, port));
+                sent += 1;
+            }
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Meanwhile a good client opens a session and makes round trips on its tunnel.
+    let started = Instant::now();
+    rt.block_on(async {
+        let (mut stream, _, _) =
+            tokio::time::timeout(Duration::from_secs(5), tunnel(B, B.client(1)))
+                .await
+                .expect("a session opens within 5 s during the flood")
+                .unwrap();
+        for i in 0..20u8 {
+            stream.write_all(&[i; 100]).await.unwrap();
+            let mut back = [0u8; 100];
+            tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut back))
+                .await
+                .expect("each round trip within 2 s during the flood")
+                .unwrap();
+            assert_eq!(back, [i; 100]);
+        }
+    });
+    let during = started.elapsed();
+    let sent = flooding.join().unwrap();
+    assert!(
+        during < FLOOD,
+        "the good client's work ended after the flood ({during:?}): it was not tested under load"
+    );
+    let dropped = metric(
+        &scrape(B.metrics(1)),
+        "cloudproxy_relay_udp_dropped_total",
+        &format!("relay=\"{}\",from=\"client\"", B.relay(1)),
+    );
+    assert!(
+        dropped > 1000,
+        "the flood reached the relay: {dropped} of {sent} seen"
+    );
+    eprintln!("flood: {sent} datagrams sent, {dropped} seen and dropped by the relay; the good client took {during:?}");
+}
+
+#[test]
+fn a_write_queue_goes_with_its_connection() {
+    const B: Block = Block(64);
+    let dir = TempDir::new("dataplane-queue");
+    let _serve = serve(
+        B,
+        &dir,
+        "max_queued_bytes_per_stream = 65536\nshutdown_grace_ms = 1000\n",
+    );
+    let rt = runtime();
+    rt.block_on(start_echo(B));
+    let fds_before = metric(&scrape(B.metrics(1)), "process_open_fds", "");
+    rt.block_on(async {
+        let (tunnel_stream, session_id, _) = tunnel(B, B.client(1)).await.unwrap();
+        // A media channel whose client never reads the answers to its keepalives.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind(SocketAddr::new(B.client(1), 0)).unwrap();
+        let mut channel = socket
+            .connect(SocketAddr::new(B.relay(1), 4000))
+            .await
+            .unwrap();
+        let open = Message::MediaChannelOpen { session_id };
+        channel.write_all(&open.to_bytes().unwrap()).await.unwrap();
+        let mut burst = Vec::new();
+        for seq in 0..2000 {
+            burst.extend_from_slice(&Message::Keepalive { session_id, seq }.to_bytes().unwrap());
+        }
+        // Up to 50,000 keepalives (900 KB of answers nobody reads), or until the relay cuts us.
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            for _ in 0..25 {
+                if channel.write_all(&burst).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        // The tunnel closes; the channel stays open on our side, still not reading.
+        drop(tunnel_stream);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(channel);
+    });
+    let text = scrape(B.metrics(1));
+    let relay = format!("relay=\"{}\"", B.relay(1));
+    assert_eq!(
+        metric(&text, "cloudproxy_relay_sessions", &relay),
+        0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "cloudproxy_relay_connections", &relay),
+        0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "cloudproxy_relay_queued_bytes", &relay),
+        0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "cloudproxy_relay_queued_bytes_peak", &relay) <= 65536,
+        "{text}"
+    );
+    let fds = metric(&text, "process_open_fds", "");
+    assert!(
+        fds <= fds_before + 1,
+        "{fds} descriptors open, {fds_before} before"
+    );
+}
+
+#[test]
+fn shards_hand_media_channels_to_their_owner_and_refuse_replays_across_workers() {
+    const B: Block = Block(65);
+    let dir = TempDir::new("dataplane-shards");
+    let config = serve_config(
+        B,
+        &[B.ap()],
+        &[B.relay(1)],
+        &[],
+        B.metrics(1),
+        "workers = 2\n",
+    );
+    let _serve = start_serve("serve", &dir, &config, &random_key());
+    runtime().block_on(async {
+        start_echo(B).await;
+        let (_tunnel, session_id, _) = tunnel(B, B.client(1)).await.unwrap();
+        // Sixteen channels in turn (each replaces the last): the kernel spreads them over both
+        // workers, and every one is accepted by the session's owner.
+        let mut channels = Vec::new();
+        for seq in 0..16 {
+            let mut channel = connect(B, B.client(1)).await;
+            let open = Message::MediaChannelOpen { session_id };
+            channel.write_all(&open.to_bytes().unwrap()).await.unwrap();
+            let ka = Message::Keepalive { session_id, seq };
+            channel.write_all(&ka.to_bytes().unwrap()).await.unwrap();
+            assert_eq!(
+                read_message(&mut channel).await,
+                Ok(Message::MediaChannelAccept { session_id })
+            );
+            assert_eq!(
+                read_message(&mut channel).await,
+                Ok(Message::KeepaliveAck { session_id, seq })
+            );
+            channels.push(channel);
+        }
+        // A ticket opens one tunnel, whichever worker sees it again.
+        let mut open_streams = Vec::new();
+        for i in 0..8 {
+            let client = B.client(10 + i);
+            let t = ticket(B, client).await;
+            for attempt in 0..2 {
+                let mut stream = connect(B, client).await;
+                let open = Message::TunnelOpen {
+                    ticket: t.clone(),
+                    destination: echo_addr(B),
+                };
+                stream.write_all(&open.to_bytes().unwrap()).await.unwrap();
+                let answer = read_message(&mut stream).await.unwrap();
+                match attempt {
+                    0 => assert!(matches!(answer, Message::TunnelAccept { .. }), "{answer:?}"),
+                    _ => assert!(
+                        matches!(
+                            answer,
+                            Message::Error {
+                                code: ErrorCode::TicketReplayed,
+                                ..
+                            }
+                        ),
+                        "{answer:?}"
+                    ),
+                }
+                open_streams.push(stream);
+            }
+        }
+    });
+    let text = scrape(B.metrics(1));
+    let relay = format!("relay=\"{}\"", B.relay(1));
+    assert_eq!(metric(&text, "cloudproxy_relay_workers", ""), 2);
+    let out = metric(
+        &text,
+        "cloudproxy_relay_handoffs_total",
+        &format!("{relay},direction=\"out\""),
+    );
+    let taken = metric(
+        &text,
+        "cloudproxy_relay_handoffs_total",
+        &format!("{relay},direction=\"in\""),
+    );
+    assert!(
+        out >= 1 && taken == out,
+        "handoffs out {out}, in {taken}\n{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "cloudproxy_relay_media_channels_replaced_total",
+            &relay
+        ),
+        15
+    );
+}
