@@ -20,10 +20,14 @@ pub struct ApConfig {
     /// that every deployment must replace.
     pub key: TicketKey,
     /// The relays to hand out. Each answer lists up to [`MAX_RELAYS`] of them in an order
-    /// shuffled per answer, so that load spreads. Their `udp_port` is ignored: each answer
-    /// draws one from `udp_ports`. Default: none (every request is refused with
-    /// `QuotaExceeded`).
+    /// shuffled per answer, so that load spreads (unless `shuffle_relays` is off). Their
+    /// `udp_port` is ignored: each answer draws one from `udp_ports`. Default: none (every
+    /// request is refused with `QuotaExceeded`).
     pub relays: Vec<RelayInfo>,
+    /// Shuffle the relays per answer. `false` lists them in the order of `relays` in every
+    /// answer: a fixed preference, or a check that explores each order in turn (as
+    /// `check-firewall` does). Default: true.
+    pub shuffle_relays: bool,
     /// The relays' UDP media ports; an empty range announces 0 (no UDP). Default:
     /// [`RELAY_UDP_PORTS`], 4500..=4650.
     pub udp_ports: RangeInclusive<u16>,
@@ -58,6 +62,7 @@ impl Default for ApConfig {
         ApConfig {
             key: TicketKey::from_bytes([0; 32]),
             relays: Vec::new(),
+            shuffle_relays: true,
             udp_ports: RELAY_UDP_PORTS,
             ticket_lifetime: Duration::from_secs(120),
             allowed_apps: None,
@@ -221,12 +226,15 @@ impl AccessPoint {
     }
 
     /// Up to [`MAX_RELAYS`] relays in a random order (a Fisher–Yates shuffle driven by the
-    /// entropy), each with a UDP port drawn from the range.
+    /// entropy; the configured order when `shuffle_relays` is off), each with a UDP port drawn
+    /// from the range.
     fn pick_relays(&mut self) -> Vec<RelayInfo> {
         let mut relays = self.config.relays.clone();
-        for i in (1..relays.len()).rev() {
-            let j = usize::try_from(self.entropy.next_below(i as u64 + 1)).unwrap_or(0);
-            relays.swap(i, j.min(i));
+        if self.config.shuffle_relays {
+            for i in (1..relays.len()).rev() {
+                let j = usize::try_from(self.entropy.next_below(i as u64 + 1)).unwrap_or(0);
+                relays.swap(i, j.min(i));
+            }
         }
         relays.truncate(MAX_RELAYS);
         let (start, end) = (*self.config.udp_ports.start(), *self.config.udp_ports.end());
