@@ -40,6 +40,7 @@
 pub mod model;
 mod report;
 mod runs;
+mod text;
 mod verdict;
 
 #[cfg(test)]

@@ -120,11 +120,10 @@ impl<'a> Runner<'a> {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(spec) = specs.get(i) else { break };
                     let facts = self.run_one(spec);
-                    results
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_mut(i)
-                        .map(|slot| *slot = Some(facts));
+                    if let Some(slot) = results.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i)
+                    {
+                        *slot = Some(facts);
+                    }
                     let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
                     (self.progress)(&Progress {
                         phase: phase.to_owned(),
