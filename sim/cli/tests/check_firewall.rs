@@ -341,9 +341,21 @@ fn proxy_off_suggests_no_simulation_address_and_checks_the_proxy_on() {
 fn trace_and_pcap_write_the_evidence_of_the_best_path() {
     let path = policy_file("tcp-only-evidence", &tcp_only());
     let (trace, pcap) = (tmp("evidence.jsonl"), tmp("evidence.pcap"));
-    let out = cloudproxy(&["check-firewall", &path, "--trace", &trace, "--pcap", &pcap]);
+    let out = cloudproxy(&[
+        "check-firewall",
+        &path,
+        "--trace",
+        &trace,
+        "--pcap",
+        &pcap,
+        "--progress",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("check-firewall: run 1/200 (exploring 2 path(s): 1 of 4)\n"),
+        "progress on stderr: {err}"
+    );
     assert!(
         err.contains(&format!("  trace {trace} ("))
             && err.contains("with the 1 rule(s) for the best path added"),

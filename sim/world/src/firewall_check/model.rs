@@ -179,8 +179,10 @@ pub(crate) fn cases(route: &Route, policy: &Policy, dns_stated: bool) -> Vec<Cas
     };
     let mut cases = Vec::new();
     for dns in outcomes {
-        // A refused name ends the path before any relay is handed out: one case is enough.
+        // A refused name, or no access point, ends the path before any relay is handed out:
+        // one case is enough.
         let reaches_relays = matches!(route, Route::Cloud { .. })
+            && !route.known_aps().is_empty()
             && !(route.resolves() && dns == DnsPolicy::Blocked);
         if reaches_relays {
             cases.extend(relays().into_iter().map(|r| Case {

@@ -402,6 +402,13 @@ fn a_socks5_udp_port_chosen_at_run_time_asks_for_its_range_and_names_the_setting
         [r#"{"ports":["40000-40099"],"proto":"udp","to":["10.1.0.2"]}"#]
     );
     assert!(report.missing_verified.is_some_and(|v| v.verified));
+    // The simulated server bound its UDP relay socket in the range, at the worst case.
+    let bound: SocketAddr = "10.1.0.2:40000".parse().unwrap();
+    assert!(
+        report.denied.contains(&(Proto::Udp, bound)),
+        "{:?}",
+        report.denied
+    );
     #[allow(clippy::reversed_empty_ranges)] // the error under test
     let reversed = 5..=1;
     request.socks_udp_ports = Some(reversed);

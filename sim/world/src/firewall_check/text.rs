@@ -139,8 +139,15 @@ impl CheckReport {
         let misses = with_best.iter().filter(|p| !p.takes_best).count();
         let taken = match misses {
             0 if self.paths.len() == 1 => "taken behind this policy".to_owned(),
-            0 => "taken on every path".to_owned(),
-            k => format!("not taken on {k} of {} path(s)", self.paths.len()),
+            0 if with_best.len() == self.paths.len() => "taken on every path".to_owned(),
+            0 => "taken on every path that has one".to_owned(),
+            k if with_best.len() == self.paths.len() => {
+                format!("not taken on {k} of {} path(s)", self.paths.len())
+            }
+            k => format!(
+                "not taken on {k} of the {} path(s) that have one",
+                with_best.len()
+            ),
         };
         let none: Vec<&str> = self
             .paths
@@ -207,9 +214,14 @@ impl CheckReport {
             let Some(v) = v.filter(|_| !rules.is_empty()) else {
                 return;
             };
+            let without = if rules.len() == 1 {
+                "without it"
+            } else {
+                "without any one of them"
+            };
             texts.push(match (v.verified, v.minimal) {
                 (true, true) => format!(
-                    "with the {} rule(s) {what} added, {holds} ({} runs); without any one of them, it does not",
+                    "with the {} rule(s) {what} added, {holds} ({} runs); {without}, it does not",
                     rules.len(),
                     v.runs
                 ),

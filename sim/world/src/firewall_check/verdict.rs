@@ -214,7 +214,10 @@ pub(super) fn runtime_ports(
     let mut ports = Vec::new();
     if report.paths.iter().any(|p| p.case.relay_first.is_some()) {
         let total = port_count(&[RELAY_UDP_PORTS]);
-        for (relay, open) in &reach.relay_udp {
+        for relay in model::relays() {
+            let Some(open) = reach.relay_udp.get(&relay) else {
+                continue;
+            };
             let n = port_count(open);
             if n == 0 || n == total {
                 continue;
@@ -222,7 +225,7 @@ pub(super) fn runtime_ports(
             let list: Vec<String> = open.iter().map(range_text).collect();
             ports.push(RuntimePort {
                 proto: Proto::Udp,
-                to: *relay,
+                to: relay,
                 ports: RELAY_UDP_PORTS,
                 open: open.clone(),
                 text: format!(
