@@ -6,7 +6,7 @@
 //! of a session at run time, a SOCKS5 server picks the UDP relay port of each association, and
 //! a firewall export cannot say how the enterprise resolver answers. The check reads from the
 //! configuration and the policy alone which paths exist and which flows each needs
-//! ([`model`]), then confirms every one end to end in the simulation, pinning each choice made
+//! (`model`), then confirms every one end to end in the simulation, pinning each choice made
 //! at run time to its worst case: one run per relay handed first (the access points list the
 //! relays in that order), the relays' and the SOCKS5 server's UDP ports pinned to a port the
 //! policy does not open when there is one, type 1 with both resolver answers when the policy
@@ -19,7 +19,7 @@
 //!
 //! **Missing rules.** When some path misses its best path, the candidate rules are every flow
 //! of every path, in the vendor's documented whitelist order, minus what the policy opens
-//! ([`model::best_path_candidates`]). They are verified (with all of them added, every path
+//! (`model::best_path_candidates`). They are verified (with all of them added, every path
 //! takes its best path) and made minimal (each is dropped in turn, last first, and stays
 //! dropped when every path still takes its best path): each rule left is necessary.
 //!
@@ -37,7 +37,7 @@
 //! Bounded: at most [`MAX_RUNS`] simulation runs per check, alternatives included, reported to
 //! a progress callback as they finish.
 
-pub mod model;
+mod model;
 mod report;
 mod runs;
 mod text;
@@ -240,9 +240,7 @@ pub fn check_firewall_with(
         request.params.clone()
     };
     let runner = Runner::new(request.seed, request.compat, progress);
-    let mut report = Checker::new(request, &runner, params, 0)?.check();
-    report.runs = runner.runs();
-    Ok(report)
+    Ok(Checker::new(request, &runner, params, 0)?.check())
 }
 
 /// One check (of the request's parameters, or of an alternative).
@@ -315,6 +313,7 @@ impl<'a> Checker<'a> {
     }
 
     fn check(self) -> CheckReport {
+        let start = self.runner.runs();
         let cases = model::cases(&self.route, self.policy(), self.request.dns_stated);
         let facts = self.explore(&cases);
         let both_dns = !self.request.dns_stated;
@@ -349,6 +348,7 @@ impl<'a> Checker<'a> {
             report.evidence = verdict::evidence(&self, &report);
         }
         report.notes.extend(self.notes.take());
+        report.runs = self.runner.runs() - start;
         verdict::summarize(&mut report);
         report
     }
