@@ -117,12 +117,15 @@ impl AccessPoint {
     }
 
     /// Up to [`MAX_RELAYS`] relays in a random order (a Fisher–Yates shuffle driven by the
-    /// entropy), each with a UDP port drawn from the range.
+    /// entropy; the configured order when `shuffle_relays` is off), each with a UDP port drawn
+    /// from the range.
     fn pick_relays(&mut self) -> Vec<RelayInfo> {
         let mut relays = self.config.relays.clone();
-        for i in (1..relays.len()).rev() {
-            let j = usize::try_from(self.entropy.next_below(i as u64 + 1)).unwrap_or(0);
-            relays.swap(i, j.min(i));
+        if self.config.shuffle_relays {
+            for i in (1..relays.len()).rev() {
+                let j = usize::try_from(self.entropy.next_below(i as u64 + 1)).unwrap_or(0);
+                relays.swap(i, j.min(i));
+            }
         }
         relays.truncate(MAX_RELAYS);
         let (start, end) = (*self.config.udp_ports.start(), *self.config.udp_ports.end());

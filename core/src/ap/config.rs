@@ -17,10 +17,14 @@ pub struct ApConfig {
     /// that every deployment must replace.
     pub key: TicketKey,
     /// The relays to hand out. Each answer lists up to [`MAX_RELAYS`](crate::wire::MAX_RELAYS)
-    /// of them in an order shuffled per answer, so that load spreads. Their `udp_port` is
-    /// ignored: each answer draws one from `udp_ports`. Default: none (every request is refused
-    /// with `QuotaExceeded`).
+    /// of them in an order shuffled per answer, so that load spreads (unless `shuffle_relays`
+    /// is off). Their `udp_port` is ignored: each answer draws one from `udp_ports`. Default:
+    /// none (every request is refused with `QuotaExceeded`).
     pub relays: Vec<RelayInfo>,
+    /// Shuffle the relays per answer. `false` lists them in the order of `relays` in every
+    /// answer: a fixed preference, or a check that explores each order in turn (as
+    /// `check-firewall` does). Default: true.
+    pub shuffle_relays: bool,
     /// The relays' UDP media ports; an empty range announces 0 (no UDP). Default:
     /// [`RELAY_UDP_PORTS`], 4500..=4650.
     pub udp_ports: RangeInclusive<u16>,
@@ -78,6 +82,7 @@ impl Default for ApConfig {
         ApConfig {
             key: TicketKey::from_bytes([0; 32]),
             relays: Vec::new(),
+            shuffle_relays: true,
             udp_ports: RELAY_UDP_PORTS,
             ticket_lifetime: Duration::from_secs(120),
             allowed_apps: None,

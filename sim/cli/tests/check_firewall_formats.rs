@@ -79,7 +79,7 @@ fn missing_rules_print_as_nft_and_iptables_input() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
-        "media       tcp (both ways",
+        "media       tcp on every path (both ways)",
         "Missing for the best path: 1 allow rule(s). Load them with nft -f FILE:\n\n# nft -f input: inserts the rules at the top of the chain inet cloudproxy_check_firewall_formats_tcp_only output\n",
         "insert rule inet cloudproxy_check_firewall_formats_tcp_only output ip daddr { 120.92.18.162, 120.92.118.34 } udp dport 4500-4650 counter accept comment \"cloudproxy suggested rule 1: udp to 120.92.118.34, 120.92.18.162 ports 4500-4650\"\n",
     ] {
@@ -106,7 +106,7 @@ fn missing_rules_print_as_nft_and_iptables_input() {
             .contains("-p udp -m udp --dport 4500:4650"),
         "{v}"
     );
-    // The TOML format is the report as before.
+    // The TOML format is the default report.
     let out = cloudproxy(&["check-firewall", &path, "--format", "toml"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[[allow]]\nproto = \"udp\""));
 }
@@ -279,10 +279,21 @@ fn an_admin_exports_checks_loads_the_printed_rules_and_checks_again() {
         "loop-after.json",
         &ns.ok(&["nft", "-j", "list", "ruleset"], ""),
     );
+    // The export cannot say how the resolver answers: both answers are explored, and type 2
+    // (no name to resolve) is checked for the one that refuses.
     let (code, v) = json(&["--from-nft", &after]);
+    assert_eq!((code, v["dns"]["stated"].clone()), (1, false.into()), "{v}");
+    assert_eq!(v["paths"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["alternative"]["report"]["nothing_missing"], true, "{v}");
+    let (code, v) = json(&["--from-nft", &after, "--dns", "public"]);
     assert_eq!(
-        (code, v["media"].clone(), v["missing"].clone()),
-        (0, "udp".into(), Value::Array(vec![])),
+        (
+            code,
+            v["media"].clone(),
+            v["missing"].clone(),
+            v["nothing_missing"].clone()
+        ),
+        (0, "udp".into(), Value::Array(vec![]), true.into()),
         "{v}"
     );
 
@@ -303,7 +314,7 @@ fn an_admin_exports_checks_loads_the_printed_rules_and_checks_again() {
         &printed_rules(&out.stdout, "# iptables-restore --noflush input"),
     );
     let after = file("loop-after.rules", &ns.ok(&["iptables-save"], ""));
-    let (code, v) = json(&["--from-iptables", &after]);
+    let (code, v) = json(&["--from-iptables", &after, "--dns", "public"]);
     assert_eq!(
         (code, v["media"].clone(), v["missing"].clone()),
         (0, "udp".into(), Value::Array(vec![])),

@@ -404,8 +404,14 @@ fn a_write_queue_goes_with_its_connection() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         drop(channel);
     });
-    let text = scrape(B.metrics(1));
     let relay = format!("relay=\"{}\"", B.relay(1));
+    // The relay learns of the channel's close asynchronously: wait (bounded) for it to settle.
+    eventually(Duration::from_secs(10), || {
+        let text = scrape(B.metrics(1));
+        metric(&text, "cloudproxy_relay_connections", &relay) == 0
+            && metric(&text, "cloudproxy_relay_sessions", &relay) == 0
+    });
+    let text = scrape(B.metrics(1));
     assert_eq!(
         metric(&text, "cloudproxy_relay_sessions", &relay),
         0,

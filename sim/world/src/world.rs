@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use cloudproxy_node::nodes::attacker::{run_attacker, AttackReport};
 use cloudproxy_node::nodes::client::{run_client, ClientEnv, ClientReport, ClientSpec, Op};
 use cloudproxy_node::nodes::edge::{run_edge, EdgeStats};
 use cloudproxy_node::nodes::relay::{run_relay, RelayShared};
-use cloudproxy_node::nodes::socks::{run_socks5, Socks5Stats};
+use cloudproxy_node::nodes::socks::{run_socks5_ranged, Socks5Stats};
 use cloudproxy_node::trace::Trace;
 
 /// The access points' addresses, from the seed's whitelist.
@@ -74,6 +75,8 @@ pub struct SocksSpec {
     pub port: u16,
     /// What it accepts.
     pub policy: ServerPolicy,
+    /// The ports it binds UDP associations to (dante's `udp.portrange`); `None`: ephemeral.
+    pub udp_ports: Option<RangeInclusive<u16>>,
 }
 
 /// One enterprise: a host for its clients, a firewall, a resolver, maybe a SOCKS5 server.
@@ -145,6 +148,13 @@ pub struct WorldSpec {
     /// Clients meant never to join (the scenario's point, e.g. a blocked path): the liveness
     /// oracle requires them to stay out and every other client to be back after the heal.
     pub never_join: Vec<String>,
+    /// The order every access point lists the relays in, instead of one shuffled per answer
+    /// (`check-firewall` explores each order in turn). Relays left out are listed after, in
+    /// [`RELAY_IPS`] order; addresses that are not relays are ignored.
+    pub relay_order: Option<Vec<IpAddr>>,
+    /// Per relay, the UDP media ports it listens on and hands out instead of
+    /// [`RELAY_UDP_PORTS`] (`check-firewall` pins the port a session gets).
+    pub relay_udp_ports: BTreeMap<IpAddr, RangeInclusive<u16>>,
 }
 
 /// The attacker's address, inside the first enterprise.
@@ -164,6 +174,8 @@ impl WorldSpec {
             heal_at: None,
             attacker: false,
             never_join: Vec::new(),
+            relay_order: None,
+            relay_udp_ports: BTreeMap::new(),
         }
     }
 
@@ -230,15 +242,23 @@ pub fn relay_config(spec: &WorldSpec) -> RelayConfig {
 
 /// The access points' configuration in this world.
 pub fn ap_config(spec: &WorldSpec) -> ApConfig {
-    let relays = RELAY_IPS
-        .iter()
-        .map(|a| RelayInfo {
-            addr: ip(a),
+    let mut order: Vec<IpAddr> = Vec::new();
+    let all = RELAY_IPS.iter().map(|a| ip(a));
+    for addr in spec.relay_order.iter().flatten().copied().chain(all) {
+        if RELAY_IPS.iter().any(|r| ip(r) == addr) && !order.contains(&addr) {
+            order.push(addr);
+        }
+    }
+    let relays = order
+        .into_iter()
+        .map(|addr| RelayInfo {
+            addr,
             tcp_port: RELAY_TCP_PORT,
             udp_port: *RELAY_UDP_PORTS.start(),
         })
         .collect();
     let mut config = ApConfig::new(ticket_key(spec.seed), relays);
+    config.shuffle_relays = spec.relay_order.is_none();
     config.ticket_lifetime = spec.ticket_lifetime;
     // Whole offices sit behind one address: the simulated clients of an enterprise share one
     // (and its network), so the per-client budgets and caps are an office's here.
@@ -305,7 +325,11 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
     for (i, address) in RELAY_IPS.iter().enumerate() {
         let shared = Rc::new(RefCell::new(RelayShared::default()));
         relays.insert(ip(address), shared.clone());
-        let (config, trace, seed) = (relay_config(spec), trace.clone(), spec.seed);
+        let mut config = relay_config(spec);
+        if let Some(ports) = spec.relay_udp_ports.get(&ip(address)) {
+            config.udp_ports = ports.clone();
+        }
+        let (trace, seed) = (trace.clone(), spec.seed);
         let name = format!("relay{}", i + 1);
         let host_net = tap.wrap(SimNet, ip(address));
         sim.host(ip(address), move || {
@@ -358,12 +382,13 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
             sim.host(socks.ip, move || {
                 let (socks, stats, inner) = (socks.clone(), stats.clone(), inner.clone());
                 async move {
-                    run_socks5(
+                    run_socks5_ranged(
                         inner.clone(),
                         inner,
                         socks.ip,
                         socks.port,
                         socks.policy,
+                        socks.udp_ports,
                         stats,
                     )
                     .await?;

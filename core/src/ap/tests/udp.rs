@@ -38,6 +38,22 @@ fn answers_with_shuffled_relays_ports_and_a_ticket() {
 }
 
 #[test]
+fn relays_keep_the_configured_order_when_shuffling_is_off() {
+    let mut config = ApConfig::new(KEY, relays(4));
+    config.shuffle_relays = false;
+    let mut h = Harness::new(config);
+    let configured: Vec<IpAddr> = relays(4).iter().map(|r| r.addr).collect();
+    for _ in 0..10 {
+        let Some(Message::ApResponse { relays: listed, .. }) = h.ask(alice(), &padded("demo-app"))
+        else {
+            panic!()
+        };
+        let listed: Vec<IpAddr> = listed.iter().map(|r| r.addr).collect();
+        assert_eq!(listed, configured);
+    }
+}
+
+#[test]
 fn answers_are_deterministic_for_a_seed() {
     let run = || {
         let mut h = Harness::new(ApConfig::new(KEY, relays(5)));

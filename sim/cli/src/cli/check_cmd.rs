@@ -1,20 +1,25 @@
-//! `cloudproxy check-firewall POLICY.toml`: will the SDK work behind this firewall policy, and
-//! which allow rules does its best path still need? See [`cloudproxy_sim::firewall_check`].
+//! `cloudproxy check-firewall POLICY.toml`: will the SDK work behind this firewall policy, on
+//! every path it can be handed, does the call survive the loss of an access point or a relay,
+//! and which allow rules are missing? See [`cloudproxy_sim::firewall_check`].
 //!
 //! The policy is a TOML file, or imported from the firewall itself (`--from-nft`,
-//! `--from-iptables`: see [`cloudproxy_sim::policy_formats`]); the missing rules are printed in the
-//! format asked for (`--format toml|nft|iptables`).
+//! `--from-iptables`: see [`cloudproxy_sim::policy_formats`]); the report renders its suggested
+//! rules in the format asked for (`--format toml|nft|iptables`); `--trace` and `--pcap` write
+//! the evidence of the best path.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
 
 use super::Status;
-use cloudproxy_sim::firewall_check::{check_firewall, CheckReport, CheckRequest, DEFAULT_PARAMS};
-use cloudproxy_sim::policy::Policy;
-use cloudproxy_sim::policy_formats::render::{render_rules, rule_from_text, Format, Target};
+use cloudproxy_sim::firewall_check::{
+    check_firewall_with, CheckError, CheckReport, CheckRequest, Progress, DEFAULT_PARAMS,
+};
+use cloudproxy_sim::policy::{DnsPolicy, Policy};
+use cloudproxy_sim::policy_formats::render::{Format, Target};
 use cloudproxy_sim::policy_formats::{
     import_iptables, import_nft, read_bounded, Hook, ImportOptions, Imported,
 };
@@ -51,9 +56,30 @@ pub struct CheckArgs {
     /// each; they come before the --params texts.
     #[arg(long, value_name = "FILE")]
     pub params_file: Vec<PathBuf>,
-    /// Print one JSON object: {"joined":bool,"media":"udp"|"tcp"|"none","join_ms":int|null,"missing":[...],...}.
+    /// Print one JSON object: {"joined":bool,"media":"udp"|"tcp"|"none","join_ms":int|null,"missing":[...],"resilient":bool|null,...}
+    /// (the schema is in docs/scenarios.md).
     #[arg(long)]
     pub json: bool,
+    /// How the enterprise resolver answers external names, when the policy cannot say (a
+    /// firewall export): public or blocked [default: the policy's; for an imported policy
+    /// without a DNS rule, both answers are explored] [possible values: public, blocked].
+    #[arg(long, value_name = "DNS")]
+    pub dns: Option<DnsArg>,
+    /// The UDP ports the SOCKS5 server (type 0) binds its relay sockets to, as its
+    /// configuration says (dante: udp.portrange in the socks pass rule), e.g. 40000-40099
+    /// [default: the Linux ephemeral range 32768-60999].
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub socks_udp_ports: Option<PortRange>,
+    /// Write the event trace of the best path's run as JSON lines to FILE.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub trace: Option<PathBuf>,
+    /// Write the simulated traffic of the best path's run as a pcap (tshark, Wireshark) to FILE.
+    #[arg(long, value_name = "FILE.pcap")]
+    pub pcap: Option<PathBuf>,
+    /// Report every simulation run on stderr as it finishes (the default when stderr is a
+    /// terminal).
+    #[arg(long)]
+    pub progress: bool,
     /// The seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -61,6 +87,57 @@ pub struct CheckArgs {
     /// example as printed).
     #[arg(long)]
     pub compat: bool,
+}
+
+/// `--dns public|blocked`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsArg {
+    /// External names resolve.
+    Public,
+    /// The resolver refuses external names.
+    Blocked,
+}
+
+impl std::str::FromStr for DnsArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "public" => Ok(DnsArg::Public),
+            "blocked" => Ok(DnsArg::Blocked),
+            other => Err(format!("`{other}`: expected public or blocked")),
+        }
+    }
+}
+
+impl From<DnsArg> for DnsPolicy {
+    fn from(dns: DnsArg) -> Self {
+        match dns {
+            DnsArg::Public => DnsPolicy::Public,
+            DnsArg::Blocked => DnsPolicy::Blocked,
+        }
+    }
+}
+
+/// `--socks-udp-ports LOW-HIGH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("`{text}`: expected a port range like 40000-40099 (ports 1-65535, low to high)")
+        };
+        let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+        if lo == 0 || lo > hi {
+            return Err(bad());
+        }
+        Ok(PortRange(lo..=hi))
+    }
 }
 
 /// The policy to check, and where the missing rules go.
@@ -108,7 +185,8 @@ fn load(args: &CheckArgs) -> Result<Loaded, String> {
     })
 }
 
-/// Runs the check and prints the answer; `Ok` when the client joined, `Failed` when not.
+/// Runs the check and prints the answer; `Ok` when the client joined on every path explored,
+/// `Failed` when not.
 pub fn run(args: &CheckArgs, out: &mut impl Write) -> io::Result<Status> {
     let loaded = match load(args) {
         Ok(loaded) => loaded,
@@ -125,17 +203,41 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> io::Result<Status> {
         }
     };
     params.extend(args.params.iter().cloned());
+    let mut policy = loaded.policy.clone();
+    if let Some(dns) = args.dns {
+        policy.dns = dns.into();
+    }
     let request = CheckRequest {
-        policy: loaded.policy.clone(),
-        params,
+        // A firewall export cannot say how the resolver answers (unless it denies DNS).
+        dns_stated: args.dns.is_some()
+            || loaded.imported.is_none()
+            || policy.dns == DnsPolicy::Blocked,
+        socks_udp_ports: args.socks_udp_ports.clone().map(|p| p.0),
+        evidence: args.trace.is_some() || args.pcap.is_some(),
         compat: args.compat,
-        seed: args.seed,
+        ..CheckRequest::new(policy, params, args.seed)
     };
-    let report = match check_firewall(&request) {
+    // Refuse a file that cannot be written before the check, not after it.
+    for path in [&args.trace, &args.pcap].into_iter().flatten() {
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!("cloudproxy: {}: {e}", path.display());
+            return Ok(Status::Usage);
+        }
+    }
+    let show = args.progress || std::io::stderr().is_terminal();
+    let progress = |p: &Progress| {
+        if show {
+            eprintln!(
+                "check-firewall: run {}/{} ({}: {} of {})",
+                p.runs, p.max_runs, p.phase, p.done, p.of
+            );
+        }
+    };
+    let report = match check_firewall_with(&request, &progress) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("cloudproxy: {e}");
-            if !args.compat {
+            if !args.compat && matches!(e, CheckError::Params { .. }) {
                 eprintln!(
                     "cloudproxy: (the default is {DEFAULT_PARAMS}; --compat reads the documentation's type-2 example as printed)"
                 );
@@ -143,12 +245,14 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> io::Result<Status> {
             return Ok(Status::Usage);
         }
     };
-    let rendered =
-        (args.format != Format::Toml).then(|| missing_in(&report, args.format, &loaded.target));
+    if let Err(e) = write_evidence(args, &report) {
+        eprintln!("cloudproxy: {e}");
+        return Ok(Status::Usage);
+    }
     if args.json {
         let mut value = report.to_json();
-        if let Some(text) = &rendered {
-            value["missing_text"] = json!(text);
+        if args.format != Format::Toml {
+            value["missing_text"] = json!(report.rules_text(args.format, &loaded.target));
         }
         if let Some((from, imported)) = &loaded.imported {
             value["imported"] = json!({
@@ -162,38 +266,50 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> io::Result<Status> {
         if let Some((from, imported)) = &loaded.imported {
             write!(out, "{}", import_text(&loaded, *from, imported))?;
         }
-        let text = report.to_text(&loaded.name);
-        match (&rendered, text.find("\nMissing for the best path:")) {
-            (Some(rules), Some(at)) => {
-                let how = match args.format {
-                    Format::Nft => "Load them with nft -f FILE",
-                    _ => "Load them with iptables-restore --noflush < FILE (the IPv6 part with ip6tables-restore)",
-                };
-                write!(
-                    out,
-                    "{}\nMissing for the best path: {} allow rule(s). {how}:\n\n{rules}",
-                    &text[..at],
-                    report.missing.len()
-                )?;
-            }
-            _ => write!(out, "{text}")?,
-        }
+        write!(
+            out,
+            "{}",
+            report.to_text(&loaded.name, args.format, &loaded.target)
+        )?;
     }
     Ok(Status::from(report.joined()))
 }
 
-/// The report's missing rules in `format`.
-fn missing_in(report: &CheckReport, format: Format, target: &Target) -> String {
-    let rules: Option<Vec<_>> = report
-        .missing
-        .iter()
-        .map(|m| rule_from_text(m.proto, &m.to, &m.ports))
-        .collect();
-    match rules {
-        Some(rules) => render_rules(&rules, format, target),
-        // Never expected: the report's rules come from parsed rules.
-        None => report.missing.iter().map(|m| m.to_toml()).collect(),
+/// Writes the best path's trace (JSON lines) and pcap where asked, and says where on stderr.
+fn write_evidence(args: &CheckArgs, report: &CheckReport) -> Result<(), String> {
+    let Some(run) = &report.evidence else {
+        if args.trace.is_some() || args.pcap.is_some() {
+            return Err("no run could be recorded as evidence (see the notes)".to_owned());
+        }
+        return Ok(());
+    };
+    let fail = |path: &Path, e: io::Error| format!("{}: {e}", path.display());
+    if let Some(path) = &args.trace {
+        let mut text = run.evidence.trace.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).map_err(|e| fail(path, e))?;
+        eprintln!(
+            "  trace {} ({} events): {}",
+            path.display(),
+            run.evidence.trace.len(),
+            run.description
+        );
     }
+    if let Some(path) = &args.pcap {
+        run.evidence.capture.save(path).map_err(|e| fail(path, e))?;
+        let summary = run.evidence.capture.summary();
+        eprintln!(
+            "  pcap {} ({} packets, {} bytes): {}",
+            path.display(),
+            summary.packets,
+            summary.bytes,
+            run.description
+        );
+        if let Some(note) = summary.note() {
+            eprintln!("  pcap note: {note}");
+        }
+    }
+    Ok(())
 }
 
 fn source_text(imported: &Imported) -> String {

@@ -12,7 +12,9 @@
 //!   resolver.
 //! - **UDP ASSOCIATE**: binds two UDP sockets, one on `inside` for the client and one on
 //!   `outside` for the internet (two, so that a firewalled `outside` never sees the client's
-//!   datagrams as unsolicited), and replies with `own_ip` and the client socket's port.
+//!   datagrams as unsolicited), and replies with `own_ip` and the client socket's port: an
+//!   ephemeral port, or the first free port of a configured range ([`run_socks5_ranged`],
+//!   like dante's `udp.portrange`).
 //!   Datagrams on the client socket are accepted only from the control connection's peer IP;
 //!   the first valid one fixes the client's UDP address, after which only that address is
 //!   the client. Their RFC 1928 §7 header is stripped and the payload sent to `DST` (`FRAG`
@@ -29,6 +31,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -85,6 +88,8 @@ struct Server<N> {
     outside: N,
     own_ip: IpAddr,
     policy: ServerPolicy,
+    /// The ports the client side of a UDP association binds to (`None`: an ephemeral port).
+    udp_ports: Option<RangeInclusive<u16>>,
     stats: Rc<RefCell<Socks5Stats>>,
 }
 
@@ -105,12 +110,28 @@ pub async fn run_socks5<N: Net>(
     policy: ServerPolicy,
     stats: Rc<RefCell<Socks5Stats>>,
 ) -> io::Result<()> {
+    run_socks5_ranged(inside, outside, own_ip, listen_port, policy, None, stats).await
+}
+
+/// [`run_socks5`], binding the client side of each UDP association to the first free port of
+/// `udp_ports` (dante's `udp.portrange`); `None` binds an ephemeral port. When every port of
+/// the range is taken, the UDP ASSOCIATE is answered `GeneralFailure`.
+pub async fn run_socks5_ranged<N: Net>(
+    inside: N,
+    outside: N,
+    own_ip: IpAddr,
+    listen_port: u16,
+    policy: ServerPolicy,
+    udp_ports: Option<RangeInclusive<u16>>,
+    stats: Rc<RefCell<Socks5Stats>>,
+) -> io::Result<()> {
     let listener = inside.listen(any(listen_port)).await?;
     let server = Rc::new(Server {
         inside,
         outside,
         own_ip,
         policy,
+        udp_ports,
         stats,
     });
     loop {
@@ -246,6 +267,22 @@ async fn connect<N: Net>(
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
+/// The client side of a UDP association: an ephemeral port, or the first free one of the
+/// server's range.
+async fn bind_client_side<N: Net>(server: &Server<N>) -> io::Result<N::Udp> {
+    let Some(range) = server.udp_ports.clone() else {
+        return server.inside.bind_udp(any(0)).await;
+    };
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "an empty UDP port range");
+    for port in range {
+        match server.inside.bind_udp(any(port)).await {
+            Ok(socket) => return Ok(socket),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// UDP ASSOCIATE: relays datagrams until the control connection closes.
 async fn associate<N: Net>(
     server: &Server<N>,
@@ -254,7 +291,7 @@ async fn associate<N: Net>(
     peer: SocketAddr,
 ) {
     let sockets = async {
-        let client_side = server.inside.bind_udp(any(0)).await?;
+        let client_side = bind_client_side(server).await?;
         let remote_side = server.outside.bind_udp(any(0)).await?;
         let port = client_side.local_addr()?.port();
         io::Result::Ok((client_side, remote_side, port))

@@ -234,6 +234,7 @@ fn with_socks(seed: u64, udp: bool) -> WorldSpec {
             udp_associate: udp,
             ..ServerPolicy::default()
         },
+        udp_ports: None,
     });
     let b = spec.enterprise("hospital", "10.2.0.10", Policy::seed());
     spec.enterprises[b]
