@@ -1,0 +1,191 @@
+//! `cloudproxy netlab up|run|down` on this machine's network namespaces: what `up` makes is
+//! there and works (the enterprise resolver through the system's resolver, the gateway's
+//! firewall counting per rule, unsolicited inbound traffic dropped, the export importing as the
+//! policy), two labs live side by side, and `down` removes exactly what a lab made. A run
+//! interrupted (SIGINT, SIGTERM), a run whose `serve` dies, and a run killed outright (then
+//! `down`) leave nothing behind: no namespace, link, `/etc/netns` entry, state or process.
+//!
+//! Traffic stays inside the namespaces the tests create (198.18.0.0/15).
+
+mod netlab_support;
+
+use std::time::Duration;
+
+use cloudproxy::netlab::{addr_map, LabState};
+use cloudproxy_sim::policy::Policy;
+use cloudproxy_sim::policy_formats::{canonical, from_nft, nft_counters};
+use netlab_support::*;
+
+const UP: Duration = Duration::from_secs(60);
+
+fn up(args: &[&str]) -> LabState {
+    let mut all = vec!["netlab", "up"];
+    all.extend_from_slice(args);
+    let out = cloudproxy(&all, UP);
+    assert!(
+        out.status.success(),
+        "netlab up failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    for needle in [
+        "47.74.211.17     198.18.1.1     access point 1",
+        "120.92.18.162    198.18.2.2     relay 2",
+        "101.36.1.10      198.18.3.10    SD-RTN edge",
+        "10.1.0.10        198.19.1.10    bank: SDK clients",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
+    }
+    state_of(&id_in(&stdout))
+}
+
+fn counter(ns: &str, prefix: &str) -> u64 {
+    let out = in_ns(ns, &["nft", "-j", "list", "ruleset"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    nft_counters(&text(&out.stdout))
+        .unwrap()
+        .iter()
+        .filter(|(c, _)| c.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn up_makes_a_working_lab_and_down_removes_exactly_it() {
+    require_lab();
+    let links_before = host_links();
+    let blocked = temp_file(
+        "dns-blocked.toml",
+        &cloudproxy_sim::policy::SEED_POLICY_TOML.replace("dns = \"public\"", "dns = \"blocked\""),
+    );
+    let a = up(&[]);
+    let b = up(&["--policy", blocked.to_str().unwrap()]);
+    remove_temp(&blocked);
+    assert_ne!(a.id, b.id);
+    let all = namespaces();
+    for state in [&a, &b] {
+        for ns in &state.namespaces {
+            assert!(all.contains(ns), "{ns} missing: {all:?}");
+            assert!(ns.starts_with(&format!("cpnl-{}-", state.id)));
+        }
+        assert_eq!(state.namespaces.len(), 7, "{state:?}");
+        let names: Vec<&str> = state.processes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["resolver bank", "resolver hospital", "edge", "serve"]);
+        assert!(state.processes.iter().all(alive), "{state:?}");
+    }
+    // No interface of either lab exists in the host's namespace.
+    assert_eq!(host_links(), links_before);
+
+    // The enterprise resolver, through the system's resolver (/etc/netns/<ns>/resolv.conf):
+    // the access points' lab addresses; refused where the policy blocks DNS.
+    let bank = format!("cpnl-{}-bank", a.id);
+    let out = in_ns(&bank, &["getent", "ahostsv4", "ap-proxy.agora.io"]);
+    let found = text(&out.stdout);
+    for i in 0..4 {
+        assert!(found.contains(&addr_map::ap(i).to_string()), "{found}");
+    }
+    let out = in_ns(&format!("cpnl-{}-bank", b.id), &["getent", "ahostsv4", "ap-proxy.agora.io"]);
+    assert!(!out.status.success(), "resolved although blocked: {}", text(&out.stdout));
+
+    // The gateway: what it loaded reads back as the policy; a denied datagram is counted on
+    // the default, an unsolicited one from outside on the inbound guard, an allowed one on its
+    // rule.
+    let gw = format!("cpnl-{}-bank-gw", a.id);
+    let export = in_ns(&gw, &["nft", "-j", "list", "ruleset"]);
+    let mapping = cloudproxy::netlab::LabPlan::from_world(&cloudproxy::netlab::default_world(&Policy::seed()))
+        .unwrap()
+        .mapping();
+    assert_eq!(
+        from_nft(&text(&export.stdout)).unwrap(),
+        canonical(&mapping.policy(&Policy::seed()))
+    );
+    let before = (
+        counter(&gw, "cloudproxy default drop"),
+        counter(&gw, "cloudproxy inbound"),
+        counter(&gw, "cloudproxy rule 4:"),
+    );
+    let send = |ns: &str, to: &str| {
+        let out = in_ns(ns, &["bash", "-c", &format!("echo probe > /dev/udp/{to}")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    send(&bank, "198.18.2.1/9999");
+    send(&format!("cpnl-{}-cloud", a.id), "198.19.1.10/40000");
+    send(&bank, "198.18.2.1/4500");
+    let after = (
+        counter(&gw, "cloudproxy default drop"),
+        counter(&gw, "cloudproxy inbound"),
+        counter(&gw, "cloudproxy rule 4:"),
+    );
+    assert_eq!(after, (before.0 + 1, before.1 + 1, before.2 + 1));
+
+    // Down removes lab a, and only it.
+    let out = cloudproxy(&["netlab", "down", "--id", &a.id], UP);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("4 process(es) stopped"), "{}", text(&out.stdout));
+    assert_gone(&a);
+    assert!(b.processes.iter().all(alive));
+    assert!(b.namespaces.iter().all(|n| namespaces().contains(n)));
+    let out = cloudproxy(&["netlab", "down", "--id", &format!("cpnl-{}", b.id)], UP);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_gone(&b);
+    assert_eq!(host_links(), links_before);
+}
+
+/// A run interrupted by `signal` while its calls run: it says so, exits 1, and leaves nothing.
+fn interrupted(signal: &str) {
+    require_lab();
+    let child = start_run(&["proxy-default", "--for", "30"]);
+    let state = lab_of(child.id(), &["call alice", "call bob"], UP);
+    assert!(state.processes.iter().all(alive), "{state:?}");
+    kill(child.id(), signal);
+    let out = wait_child(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("interrupted by SIG{signal}")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_gone(&state);
+}
+
+#[test]
+fn an_interrupt_removes_everything_the_run_made() {
+    interrupted("INT");
+}
+
+#[test]
+fn a_termination_removes_everything_the_run_made() {
+    interrupted("TERM");
+}
+
+#[test]
+fn a_dead_serve_fails_the_run_naming_it_and_leaves_nothing() {
+    require_lab();
+    let child = start_run(&["proxy-default", "--for", "30"]);
+    let state = lab_of(child.id(), &["serve", "call alice", "call bob"], UP);
+    let serve = state.processes.iter().find(|p| p.name == "serve").unwrap();
+    kill(serve.pid, "KILL");
+    let out = wait_child(child, Duration::from_secs(30));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("serve exited during the run"), "{stderr}");
+    assert_gone(&state);
+}
+
+#[test]
+fn down_removes_what_a_killed_run_left() {
+    require_lab();
+    let mut child = start_run(&["proxy-default", "--for", "30"]);
+    let state = lab_of(child.id(), &["serve", "call alice", "call bob"], UP);
+    child.kill().expect("SIGKILL the run");
+    let _ = child.wait();
+    // Killed outright, it could clean nothing: its services and namespaces are still there.
+    let now = namespaces();
+    assert!(state.namespaces.iter().all(|n| now.contains(n)));
+    assert!(state.processes.iter().any(alive));
+    let out = cloudproxy(&["netlab", "down", "--id", &state.id], UP);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The state file on disk may record more than this copy (the calls started since).
+    assert_gone(&state);
+}
