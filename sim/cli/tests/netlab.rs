@@ -71,7 +71,10 @@ fn up_makes_a_working_lab_and_down_removes_exactly_it() {
         }
         assert_eq!(state.namespaces.len(), 7, "{state:?}");
         let names: Vec<&str> = state.processes.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["resolver bank", "resolver hospital", "edge", "serve"]);
+        assert_eq!(
+            names,
+            ["resolver bank", "resolver hospital", "edge", "serve"]
+        );
         assert!(state.processes.iter().all(alive), "{state:?}");
     }
     // No interface of either lab exists in the host's namespace.
@@ -85,17 +88,26 @@ fn up_makes_a_working_lab_and_down_removes_exactly_it() {
     for i in 0..4 {
         assert!(found.contains(&addr_map::ap(i).to_string()), "{found}");
     }
-    let out = in_ns(&format!("cpnl-{}-bank", b.id), &["getent", "ahostsv4", "ap-proxy.agora.io"]);
-    assert!(!out.status.success(), "resolved although blocked: {}", text(&out.stdout));
+    let out = in_ns(
+        &format!("cpnl-{}-bank", b.id),
+        &["getent", "ahostsv4", "ap-proxy.agora.io"],
+    );
+    assert!(
+        !out.status.success(),
+        "resolved although blocked: {}",
+        text(&out.stdout)
+    );
 
     // The gateway: what it loaded reads back as the policy; a denied datagram is counted on
     // the default, an unsolicited one from outside on the inbound guard, an allowed one on its
     // rule.
     let gw = format!("cpnl-{}-bank-gw", a.id);
     let export = in_ns(&gw, &["nft", "-j", "list", "ruleset"]);
-    let mapping = cloudproxy::netlab::LabPlan::from_world(&cloudproxy::netlab::default_world(&Policy::seed()))
-        .unwrap()
-        .mapping();
+    let mapping = cloudproxy::netlab::LabPlan::from_world(&cloudproxy::netlab::default_world(
+        &Policy::seed(),
+    ))
+    .unwrap()
+    .mapping();
     assert_eq!(
         from_nft(&text(&export.stdout)).unwrap(),
         canonical(&mapping.policy(&Policy::seed()))
@@ -122,7 +134,11 @@ fn up_makes_a_working_lab_and_down_removes_exactly_it() {
     // Down removes lab a, and only it.
     let out = cloudproxy(&["netlab", "down", "--id", &a.id], UP);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("4 process(es) stopped"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("4 process(es) stopped"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_gone(&a);
     assert!(b.processes.iter().all(alive));
     assert!(b.namespaces.iter().all(|n| namespaces().contains(n)));
@@ -188,4 +204,83 @@ fn down_removes_what_a_killed_run_left() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The state file on disk may record more than this copy (the calls started since).
     assert_gone(&state);
+}
+
+/// A namespace of this test for a scratch firewall, deleted when dropped.
+struct Scratch(String);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .output();
+    }
+}
+
+/// The administrator's rehearsal: a ruleset exported with `nft -j list ruleset` (written on
+/// the seed's addresses, as a real firewall has them) runs as the lab's firewall with real
+/// calls, and agrees with the simulation; scenarios a lab cannot run are refused with why.
+#[test]
+fn run_rehearses_an_exported_ruleset_and_refuses_what_it_cannot_run() {
+    require_lab();
+    let scratch = Scratch(format!("cp-test-netlab-{}", std::process::id()));
+    let out = run(
+        std::process::Command::new("ip").args(["netns", "add", &scratch.0]),
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut policy = Policy::seed();
+    policy.default = cloudproxy_sim::policy::Verdict::Reject;
+    let compiled = cloudproxy_sim::policy_formats::compile_nft(
+        &policy,
+        &cloudproxy_sim::policy_formats::CompileOptions::new(
+            "admin",
+            cloudproxy_sim::policy_formats::Hook::Forward,
+        ),
+    );
+    let ruleset = temp_file("admin.nft", &compiled);
+    let out = in_ns(&scratch.0, &["nft", "-f", ruleset.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let export = in_ns(&scratch.0, &["nft", "-j", "list", "ruleset"]);
+    let exported = temp_file("admin.json", &text(&export.stdout));
+    let out = cloudproxy(
+        &[
+            "netlab",
+            "run",
+            "proxy-default",
+            "--from-nft",
+            exported.to_str().unwrap(),
+            "--for",
+            "4",
+        ],
+        Duration::from_secs(90),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("proxy-default      pass "), "{stdout}");
+    assert!(stdout.contains("type 1 via 120.92."), "{stdout}");
+    assert!(
+        stdout.contains(
+            "1 agree, 0 disagree. Reproduce: cloudproxy netlab run proxy-default --from-nft "
+        ),
+        "{stdout}"
+    );
+    remove_temp(&exported);
+    remove_temp(&ruleset);
+    for (args, why) in [
+        (&["netlab", "run", "relay-crash"][..], "fault"),
+        (&["netlab", "run", "no-such"][..], "no scenario named"),
+        (
+            &["netlab", "run", "proxy-default", "--for", "1"][..],
+            "--for 1",
+        ),
+    ] {
+        let out = cloudproxy(args, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(why),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use cloudproxy_sim::policy::Policy;
+use cloudproxy_sim::policy_formats::{
+    import_iptables, import_nft, read_bounded, Hook, ImportOptions,
+};
 use cloudproxy_sim::scenario::find;
 
 use super::Status;
@@ -39,12 +42,75 @@ pub enum NetlabCommand {
     Resolver(ResolverArgs),
 }
 
+/// Where the enterprises' firewall policy comes from (default: each scenario's own, or the
+/// seed's whitelist for `up`).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// A firewall policy file (TOML) for every enterprise.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from_nft", "from_iptables"])]
+    pub policy: Option<PathBuf>,
+    /// Import the policy from nftables: the output of `nft -j list ruleset` (or `nft list
+    /// ruleset`), as `check-firewall --from-nft` reads it.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_iptables")]
+    pub from_nft: Option<PathBuf>,
+    /// Import the policy from the output of `iptables-save`.
+    #[arg(long, value_name = "FILE")]
+    pub from_iptables: Option<PathBuf>,
+    /// The chain of an imported policy: output or forward [default: the one holding rules].
+    #[arg(long, value_name = "HOOK")]
+    pub hook: Option<Hook>,
+}
+
+impl PolicyArgs {
+    /// The policy asked for, if any; the importer's notes go to standard error.
+    fn load(&self) -> Result<Option<Policy>, String> {
+        if let Some(path) = &self.policy {
+            return read_policy(path).map(Some);
+        }
+        let (path, nft) = match (&self.from_nft, &self.from_iptables) {
+            (Some(p), _) => (p, true),
+            (None, Some(p)) => (p, false),
+            (None, None) => return Ok(None),
+        };
+        let text = read_bounded(path).map_err(|e| e.to_string())?;
+        let options = ImportOptions { hook: self.hook };
+        let imported = if nft {
+            import_nft(&text, &options)
+        } else {
+            import_iptables(&text, &options)
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        for note in &imported.notes {
+            eprintln!("cloudproxy netlab: note: {}: {note}", path.display());
+        }
+        Ok(Some(imported.policy))
+    }
+
+    /// The options again, for the reproduction line.
+    fn flags(&self) -> String {
+        let mut out = String::new();
+        for (flag, path) in [
+            ("--policy", &self.policy),
+            ("--from-nft", &self.from_nft),
+            ("--from-iptables", &self.from_iptables),
+        ] {
+            if let Some(p) = path {
+                out.push_str(&format!(" {flag} {}", p.display()));
+            }
+        }
+        if let Some(h) = self.hook {
+            out.push_str(&format!(" --hook {h}"));
+        }
+        out
+    }
+}
+
 /// Arguments of `netlab up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// The firewall policy of both enterprises (TOML); default: the seed's whitelist.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    /// The policy of both enterprises (default: the seed's whitelist).
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Arguments of `netlab run`.
@@ -54,9 +120,9 @@ pub struct RunArgs {
     /// udp-blocked (the calm ones; the others need faults or peers the lab has not).
     #[arg(value_name = "SCENARIO", required = true)]
     pub scenarios: Vec<String>,
-    /// A firewall policy file (TOML) that replaces every enterprise's policy.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    /// A policy that replaces every enterprise's (default: each scenario's own).
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The seed of the simulation (and of the clients' own randomness).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -124,15 +190,12 @@ fn fail(e: &NetlabError) -> io::Result<Status> {
 }
 
 fn up(args: &UpArgs, out: &mut impl Write) -> io::Result<Status> {
-    let policy = match &args.policy {
-        Some(p) => match read_policy(p) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("cloudproxy netlab: {e}");
-                return Ok(Status::Usage);
-            }
-        },
-        None => Policy::seed(),
+    let policy = match args.policy.load() {
+        Ok(p) => p.unwrap_or_else(Policy::seed),
+        Err(e) => {
+            eprintln!("cloudproxy netlab: {e}");
+            return Ok(Status::Usage);
+        }
     };
     let spec = netlab::default_world(&policy);
     let exe = exe()?;
@@ -258,12 +321,9 @@ fn run_scenarios(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
         ));
     }
     let duration = Duration::from_secs_f64(args.duration);
-    let policy = match &args.policy {
-        Some(p) => match read_policy(p) {
-            Ok(p) => Some(p),
-            Err(e) => return usage(e),
-        },
-        None => None,
+    let policy = match args.policy.load() {
+        Ok(p) => p,
+        Err(e) => return usage(e),
     };
     let mut specs = Vec::new();
     for name in &args.scenarios {
@@ -343,10 +403,11 @@ fn run_scenarios(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     }
     writeln!(
         out,
-        "\n{} agree, {} disagree. Reproduce: cloudproxy netlab run {} --seed {} --for {}",
+        "\n{} agree, {} disagree. Reproduce: cloudproxy netlab run {}{} --seed {} --for {}",
         results.len() - failed,
         failed,
         args.scenarios.join(" "),
+        args.policy.flags(),
         args.seed,
         args.duration
     )?;

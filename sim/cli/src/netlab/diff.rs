@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use cloudproxy_node::nodes::client::ClientReport;
+use cloudproxy_sim::net::FirewallCounters;
 use cloudproxy_sim::net::RuleHit;
 use cloudproxy_sim::policy::{Policy, Proto, Verdict};
 use cloudproxy_sim::policy_formats::{rule_comment, rule_part, RulePart};
@@ -23,6 +24,28 @@ use serde_json::Value;
 
 use super::addr_map::Mapping;
 use super::run::RealOutcome;
+
+/// What the comparison needs of a simulated run: its clients and firewalls (it crosses threads,
+/// the run's trace does not).
+#[derive(Clone, Debug, Default)]
+pub struct SimRun {
+    /// Each client's report, by name.
+    pub clients: BTreeMap<String, ClientReport>,
+    /// Each enterprise's firewall counters, by name.
+    pub firewalls: BTreeMap<String, FirewallCounters>,
+    /// Set when the simulation itself failed.
+    pub error: Option<String>,
+}
+
+impl From<WorldOutcome> for SimRun {
+    fn from(o: WorldOutcome) -> SimRun {
+        SimRun {
+            clients: o.clients,
+            firewalls: o.firewalls,
+            error: o.error,
+        }
+    }
+}
 
 /// How a client signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,7 +356,7 @@ fn rule_rows(
 /// Compares the real run of `spec` with its simulated run.
 pub fn compare(
     spec: &WorldSpec,
-    sim: &WorldOutcome,
+    sim: &SimRun,
     real: &RealOutcome,
     mapping: &Mapping,
 ) -> Comparison {

@@ -503,13 +503,16 @@ impl Lab {
         })
     }
 
-    /// The per-rule counters of enterprise `k`'s firewall: (comment, packets).
-    pub async fn counters(&self, k: usize) -> Result<Vec<(String, u64)>, NetlabError> {
+    /// Enterprise `k`'s gateway ruleset (`nft -j list ruleset`) and its per-rule counters:
+    /// (comment, packets).
+    pub async fn counters(&self, k: usize) -> Result<(String, Vec<(String, u64)>), NetlabError> {
         let gw = self.names.gateway(&self.plan.enterprises[k - 1].slug);
         let json = self
             .in_ns(&gw, &["nft", "-j", "list", "ruleset"], None)
             .await?;
-        nft_counters(&json).map_err(|e| NetlabError::Process(format!("{gw}: {e}")))
+        let counters =
+            nft_counters(&json).map_err(|e| NetlabError::Process(format!("{gw}: {e}")))?;
+        Ok((json, counters))
     }
 
     /// Stops `edge` (it prints its statistics), then everything else; the edge's statistics.

@@ -32,10 +32,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cloudproxy_sim::policy::Policy;
-use cloudproxy_sim::world::{run_world as run_simulated, WorldOutcome, WorldSpec};
+use cloudproxy_sim::world::{run_world as run_simulated, WorldSpec};
 
 pub use addr_map::Mapping;
-pub use diff::{compare, Comparison, Facts};
+pub use diff::{compare, Comparison, Facts, SimRun};
 pub use lab::{down, preflight, EnterprisePlan, Lab, LabPlan, Names, Teardown, INSTALL};
 pub use run::{run_world, supported, RealClient, RealOutcome};
 pub use state::LabState;
@@ -152,7 +152,7 @@ pub struct Rehearsal {
     /// The world.
     pub spec: WorldSpec,
     /// The simulation's outcome (its clients, firewalls and error; no trace).
-    pub sim: WorldOutcome,
+    pub sim: SimRun,
     /// The real run.
     pub real: RealRun,
     /// The comparison.
@@ -170,21 +170,11 @@ pub async fn rehearse(
     let sim_spec = spec.clone();
     // The simulation on a thread of its own while the real calls run (its outcome holds a
     // trace that stays on its thread: what the comparison needs crosses).
-    let simulated = std::thread::spawn(move || {
-        let o = run_simulated(&sim_spec);
-        (o.clients, o.firewalls, o.error, o.sim_time)
-    });
+    let simulated = std::thread::spawn(move || SimRun::from(run_simulated(&sim_spec)));
     let real = run_real(&spec, exe, duration).await?;
-    let (clients, firewalls, error, sim_time) = simulated
+    let sim = simulated
         .join()
         .map_err(|_| NetlabError::Process("the simulation panicked".to_owned()))?;
-    let sim = WorldOutcome {
-        clients,
-        firewalls,
-        error,
-        sim_time,
-        ..WorldOutcome::default()
-    };
     let comparison = compare(&spec, &sim, &real.outcome, &real.mapping);
     Ok(Rehearsal {
         spec,

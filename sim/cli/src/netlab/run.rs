@@ -43,6 +43,8 @@ pub struct RealOutcome {
     pub clients: BTreeMap<String, RealClient>,
     /// Each enterprise's firewall counters (comment, packets), in the world's order.
     pub counters: Vec<Vec<(String, u64)>>,
+    /// Each enterprise gateway's ruleset after the run, as `nft -j list ruleset` prints it.
+    pub rulesets: Vec<String>,
     /// The edge's statistics, once it stopped.
     pub edge: Option<Value>,
     /// Wall time of the calls.
@@ -199,7 +201,9 @@ pub async fn run_world(
         outcome.clients.insert(name, client);
     }
     for k in 1..=spec.enterprises.len() {
-        outcome.counters.push(lab.counters(k).await?);
+        let (json, counters) = lab.counters(k).await?;
+        outcome.rulesets.push(json);
+        outcome.counters.push(counters);
     }
     Ok(outcome)
 }

@@ -198,16 +198,19 @@ pub fn in_ns(ns: &str, args: &[&str]) -> Output {
     )
 }
 
-/// A file in a fresh temporary directory of this test process.
+/// A file in a temporary directory of its own (of this test process and this name).
 pub fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cloudproxy-netlab-test-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "cloudproxy-netlab-test-{}-{name}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write");
     path
 }
 
-/// Removes the temporary directory of this test process.
+/// Removes the temporary directory of a [`temp_file`].
 pub fn remove_temp(path: &Path) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::remove_dir_all(dir);
