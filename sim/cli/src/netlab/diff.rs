@@ -404,10 +404,12 @@ pub fn unheard(real: &RealOutcome, mapping: &Mapping) -> Vec<String> {
             continue;
         }
         for (other, oc, of) in &facts {
-            if other != name && of.joined && oc.channel == client.channel {
-                if f.heard.get(&oc.uid).copied().unwrap_or(0) == 0 {
-                    missing.push(format!("{name} never heard {other}"));
-                }
+            if other != name
+                && of.joined
+                && oc.channel == client.channel
+                && f.heard.get(&oc.uid).copied().unwrap_or(0) == 0
+            {
+                missing.push(format!("{name} never heard {other}"));
             }
         }
     }

@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn the_largest_answer_fits_in_512_bytes() {
-        let name = vec![
+        let name = [
             "a".repeat(63),
             "b".repeat(63),
             "c".repeat(63),
@@ -634,11 +634,11 @@ mod tests {
         ]
         .join(".");
         let question = parse_query(&query(1, &name).unwrap()).unwrap();
-        let addrs = vec![ip(1); MAX_ANSWERS];
+        let addrs = [ip(1); MAX_ANSWERS];
         let answer = response(&question, Rcode::NoError, &addrs, 1).unwrap();
         assert!(answer.len() <= MAX_UDP_MESSAGE, "{}", answer.len());
         assert_eq!(
-            response(&question, Rcode::NoError, &vec![ip(1); MAX_ANSWERS + 1], 1),
+            response(&question, Rcode::NoError, &[ip(1); MAX_ANSWERS + 1], 1),
             Err(DnsError::TooManyAnswers(MAX_ANSWERS + 1))
         );
     }
