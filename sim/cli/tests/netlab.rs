@@ -284,3 +284,26 @@ fn run_rehearses_an_exported_ruleset_and_refuses_what_it_cannot_run() {
         );
     }
 }
+
+/// Type 0 through real SOCKS5 servers on the enterprise's gateway: dante relays UDP (media over
+/// UDP), microsocks does not (media falls back to TCP), as the simulation's server does with and
+/// without UDP ASSOCIATE.
+#[test]
+fn socks5_through_dante_and_microsocks_agrees_with_the_simulation() {
+    require_lab();
+    let out = cloudproxy(
+        &["netlab", "run", "socks5", "socks5-no-udp", "--for", "5"],
+        Duration::from_secs(120),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("2 agree, 0 disagree"), "{stdout}");
+    for needle in [
+        "socks5             pass ",
+        "socks5-no-udp      pass ",
+        "alice    real: type 0 via 10.1.0.2:1080, media udp; simulation: type 0 via 10.1.0.2:1080, media udp",
+        "alice    real: type 0 via 10.1.0.2:1080, media tcp; simulation: type 0 via 10.1.0.2:1080, media tcp",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
+    }
+}

@@ -117,7 +117,8 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Scenarios to run: direct-blocked, direct-open, proxy-default, proxy-ip-list,
-    /// udp-blocked (the calm ones; the others need faults or peers the lab has not).
+    /// udp-blocked, socks5, socks5-no-udp (the calm ones; the others need faults or an
+    /// attacker the lab has not).
     #[arg(value_name = "SCENARIO", required = true)]
     pub scenarios: Vec<String>,
     /// A policy that replaces every enterprise's (default: each scenario's own).

@@ -140,7 +140,7 @@ impl Mapping {
                 entries.push(Entry {
                     seed: Some(s),
                     lab: socks(k),
-                    what: format!("{}: SOCKS5 server", e.name),
+                    what: format!("{}: SOCKS5 server (on the gateway)", e.name),
                 });
             }
             entries.push(Entry {

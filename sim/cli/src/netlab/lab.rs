@@ -25,6 +25,7 @@ use cloudproxy_sim::world::{WorldSpec, AP_DOMAIN};
 
 use super::addr_map::{self as map, EnterpriseAddrs, Mapping};
 use super::procs::{self, Proc};
+use super::socks::{self, SocksPlan};
 use super::state::{labs_dir, LabState};
 use super::NetlabError;
 
@@ -45,8 +46,8 @@ pub struct EnterprisePlan {
     pub slug: String,
     /// Its clients' address in the simulation.
     pub clients: IpAddr,
-    /// Its SOCKS5 server's address in the simulation.
-    pub socks: Option<IpAddr>,
+    /// Its SOCKS5 server, if any.
+    pub socks: Option<SocksPlan>,
     /// Its firewall policy, on the seed's addresses.
     pub policy: Policy,
 }
@@ -84,7 +85,12 @@ impl LabPlan {
                 name: e.name.clone(),
                 slug,
                 clients: e.clients_ip,
-                socks: e.socks.as_ref().map(|s| s.ip),
+                socks: e
+                    .socks
+                    .as_ref()
+                    .map(|s| SocksPlan::new(s.ip, s.port, &s.policy))
+                    .transpose()
+                    .map_err(|why| NetlabError::Unsupported(format!("{}: {why}", e.name)))?,
                 policy: e.policy.clone(),
             });
         }
@@ -99,7 +105,7 @@ impl LabPlan {
             .map(|e| EnterpriseAddrs {
                 name: e.name.clone(),
                 clients: e.clients,
-                socks: e.socks,
+                socks: e.socks.as_ref().map(|s| s.seed),
             })
             .collect();
         Mapping::new(&addrs)
@@ -362,7 +368,8 @@ impl Lab {
             self.addr(&inside, &lan, &format!("{}/24", map::resolver(k)))
                 .await?;
             if e.socks.is_some() {
-                self.addr(&inside, &lan, &format!("{}/24", map::socks(k)))
+                // On the gateway: see `socks.rs`.
+                self.addr(&gw, &lan, &format!("{}/24", map::socks(k)))
                     .await?;
             }
             self.route(
@@ -455,6 +462,25 @@ impl Lab {
             proc.ready("cloudproxy netlab resolver: ready", READY_TIMEOUT)
                 .await?;
             self.procs.push(proc);
+            if let Some(plan) = &e.socks {
+                socks::require(plan.program())?;
+                let gw = self.names.gateway(&e.slug);
+                let args = plan.args(k, &self.dir(), &e.slug)?;
+                let name = format!("socks5 {}", e.slug);
+                let program = Path::new(plan.program());
+                let mut proc = self.spawn(&gw, &name, program, &args, detached)?;
+                let ready = socks::wait_port(&gw, &map::socks(k).to_string(), plan.port).await;
+                if let Err(e) = ready {
+                    return Err(NetlabError::Process(format!("{e}: {}", proc.log_tail())));
+                }
+                if proc.exited() {
+                    return Err(NetlabError::Process(format!(
+                        "{name} exited: {}",
+                        proc.log_tail()
+                    )));
+                }
+                self.procs.push(proc);
+            }
         }
         let edge_args: Vec<String> = [
             "edge",

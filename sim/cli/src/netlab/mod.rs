@@ -25,6 +25,7 @@ mod lab;
 mod procs;
 pub mod resolver;
 mod run;
+mod socks;
 pub mod state;
 
 use std::future::Future;

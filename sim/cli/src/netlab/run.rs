@@ -5,7 +5,7 @@
 //!
 //! What the simulation has and a real network cannot (yet) have is refused with the reason:
 //! scheduled faults (crashes, partitions, impairments), the attacker, the canary, SOCKS5
-//! servers, and scripts that change parameters during a call.
+//! servers that ask for a password, and scripts that change parameters during a call.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,11 +64,9 @@ pub fn supported(spec: &WorldSpec) -> Result<(), NetlabError> {
         return no("the attacker and the canary exist only in the simulation".to_owned());
     }
     for e in &spec.enterprises {
-        if e.socks.is_some() {
-            return no(format!(
-                "enterprise {} has a SOCKS5 server: not yet in the lab",
-                e.name
-            ));
+        if let Some(s) = &e.socks {
+            super::socks::SocksPlan::new(s.ip, s.port, &s.policy)
+                .map_err(|why| NetlabError::Unsupported(format!("{}: {why}", e.name)))?;
         }
         for c in &e.clients {
             script(&c.script)
@@ -221,6 +219,8 @@ mod tests {
             "proxy-default",
             "proxy-ip-list",
             "udp-blocked",
+            "socks5",
+            "socks5-no-udp",
         ] {
             let spec = (find(name).unwrap().build)(1);
             assert!(supported(&spec).is_ok(), "{name}: {:?}", supported(&spec));
@@ -228,7 +228,6 @@ mod tests {
         for (name, why) in [
             ("ap-failover", "fault"),
             ("relay-crash", "fault"),
-            ("socks5", "SOCKS5"),
             ("in-channel-change", "changes parameters"),
             ("open-relay-attack", "attacker"),
         ] {
