@@ -463,23 +463,7 @@ impl Lab {
                 .await?;
             self.procs.push(proc);
             if let Some(plan) = &e.socks {
-                socks::require(plan.program())?;
-                let gw = self.names.gateway(&e.slug);
-                let args = plan.args(k, &self.dir(), &e.slug)?;
-                let name = format!("socks5 {}", e.slug);
-                let program = Path::new(plan.program());
-                let mut proc = self.spawn(&gw, &name, program, &args, detached)?;
-                let ready = socks::wait_port(&gw, &map::socks(k).to_string(), plan.port).await;
-                if let Err(e) = ready {
-                    return Err(NetlabError::Process(format!("{e}: {}", proc.log_tail())));
-                }
-                if proc.exited() {
-                    return Err(NetlabError::Process(format!(
-                        "{name} exited: {}",
-                        proc.log_tail()
-                    )));
-                }
-                self.procs.push(proc);
+                self.start_socks(k, &e.slug, plan, detached).await?;
             }
         }
         let edge_args: Vec<String> = [
@@ -521,7 +505,36 @@ impl Lab {
         Ok(())
     }
 
-    /// The first of `serve`, `edge` and the resolvers that has exited, with its log.
+    /// Starts enterprise `k`'s SOCKS5 server on its gateway (see `socks.rs`).
+    async fn start_socks(
+        &mut self,
+        k: usize,
+        slug: &str,
+        plan: &SocksPlan,
+        detached: bool,
+    ) -> Result<(), NetlabError> {
+        socks::require(plan.program())?;
+        let gw = self.names.gateway(slug);
+        let args = plan.args(k, &self.dir(), slug)?;
+        let name = format!("socks5 {slug}");
+        let program = Path::new(plan.program());
+        let mut proc = self.spawn(&gw, &name, program, &args, detached)?;
+        let ready = socks::wait_port(&gw, &map::socks(k).to_string(), plan.port).await;
+        if let Err(e) = ready {
+            return Err(NetlabError::Process(format!("{e}: {}", proc.log_tail())));
+        }
+        if proc.exited() {
+            return Err(NetlabError::Process(format!(
+                "{name} exited: {}",
+                proc.log_tail()
+            )));
+        }
+        self.procs.push(proc);
+        Ok(())
+    }
+
+    /// The first of `serve`, `edge`, the resolvers and the SOCKS5 servers that has exited, with
+    /// its log.
     pub fn dead_service(&mut self) -> Option<String> {
         self.procs.iter_mut().find_map(|p| {
             p.exited()
