@@ -8,6 +8,7 @@ mod check_cmd;
 mod engine_cmd;
 pub mod junit;
 mod load_cmd;
+mod netlab_cmd;
 mod params_file;
 mod real_cmd;
 pub mod record;
@@ -56,6 +57,10 @@ pub enum Command {
     /// Will the SDK work behind this firewall policy? Joined or not, signalling and media paths,
     /// time to join, and the allow rules its best path still needs (exit 1 when it does not join).
     CheckFirewall(check_cmd::CheckArgs),
+    /// The world on real network namespaces with a real firewall (Linux, root): `up` builds
+    /// it, `run` runs scenarios there and in the simulation and compares them, `down`
+    /// removes it.
+    Netlab(netlab_cmd::NetlabArgs),
 }
 
 /// How a command ended.
@@ -109,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Call(args) => real_cmd::call(&args, &mut out),
         Command::Load(args) => load_cmd::run(&args, &mut out),
         Command::CheckFirewall(args) => check_cmd::run(&args, &mut out),
+        Command::Netlab(args) => netlab_cmd::run(&args, &mut out),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

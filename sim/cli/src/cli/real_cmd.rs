@@ -104,6 +104,11 @@ pub struct CallArgs {
     /// never leaves loopback; `--dns ap-proxy.agora.io=...` replaces it.
     #[arg(long, value_name = "NAME=IPS")]
     pub dns: Vec<String>,
+    /// Ask this DNS resolver (UDP, IP:PORT) for every name not given with --dns, instead of
+    /// the system's resolver; the built-in loopback answer for ap-proxy.agora.io is then not
+    /// used (`cloudproxy netlab` points its clients at their enterprise's resolver so).
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<SocketAddr>,
     /// SOCKS5 username (RFC 1929), for type 0 servers that ask for one.
     #[arg(long, requires = "socks_pass")]
     pub socks_user: Option<String>,
@@ -320,10 +325,12 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
         ));
     }
     let mut hosts = BTreeMap::new();
-    hosts.insert(
-        cloudproxy_sim::world::AP_DOMAIN.to_owned(),
-        LOOPBACK_APS.iter().filter_map(|a| a.parse().ok()).collect(),
-    );
+    if args.resolver.is_none() {
+        hosts.insert(
+            cloudproxy_sim::world::AP_DOMAIN.to_owned(),
+            LOOPBACK_APS.iter().filter_map(|a| a.parse().ok()).collect(),
+        );
+    }
     for entry in &args.dns {
         match parse_dns(entry) {
             Ok((name, ips)) => hosts.insert(name, ips),
@@ -348,6 +355,7 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
         app_id: args.app_id.clone(),
         bind: args.bind,
         hosts,
+        resolver: args.resolver,
         socks5_credentials,
         pps: args.pps,
         seed: args.seed,

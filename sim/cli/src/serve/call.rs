@@ -41,9 +41,11 @@ pub struct CallOptions {
     pub app_id: String,
     /// The client's own address (its source for every connection and datagram).
     pub bind: IpAddr,
-    /// Names the client resolves itself (`--dns`); every other name goes to the system's
-    /// resolver.
+    /// Names the client resolves itself (`--dns`); every other name goes to `resolver`, or
+    /// to the system's resolver.
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// The DNS resolver asked instead of the system's (`--resolver`).
+    pub resolver: Option<std::net::SocketAddr>,
     /// SOCKS5 username and password.
     pub socks5_credentials: Option<Credentials>,
     /// Media packets per second.
@@ -173,7 +175,10 @@ pub async fn run_async(options: &CallOptions) -> std::io::Result<CallResult> {
     };
     let report = Rc::new(RefCell::new(ClientReport::default()));
     let started = std::time::Instant::now();
-    let net = TokioNet::new(options.bind).with_hosts(options.hosts.clone());
+    let mut net = TokioNet::new(options.bind).with_hosts(options.hosts.clone());
+    if let Some(resolver) = options.resolver {
+        net = net.with_resolver(resolver);
+    }
     let outcome = tokio::time::timeout(
         options.duration + SLACK,
         run_client(net, spec, env, report.clone()),

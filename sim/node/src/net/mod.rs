@@ -9,6 +9,8 @@
 //! The enterprise firewall, the impairments, the capture and the enterprise resolver are
 //! decorators of the simulation's network, outside the code under test.
 
+mod dns_client;
+pub mod dns_wire;
 mod pumps;
 // The two modules with `unsafe`: the splice(2), pipe2(2), recvmmsg(2) and sendmmsg(2) calls,
 // each with its SAFETY note.

@@ -14,7 +14,9 @@
 //!
 //! Names resolve through the system's resolver ([`tokio::net::lookup_host`]), unless the
 //! node was given a fixed table ([`TokioNet::with_hosts`], `cloudproxy call --dns`), which then
-//! answers the names it holds first.
+//! answers the names it holds first, or a resolver of its own ([`TokioNet::with_resolver`],
+//! `cloudproxy call --resolver`: the enterprise resolver of `cloudproxy netlab`), asked over
+//! UDP for every other name instead of the system's.
 //!
 //! [`TokioNet::now`] is the time since the Unix epoch: the one wall clock of the project,
 //! since access points and relays in different processes (or on different machines) must
@@ -48,6 +50,8 @@ pub struct TokioNet {
     copy_tunnels: bool,
     /// Names answered without asking the system's resolver (lower-case keys).
     hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
+    /// The DNS resolver asked instead of the system's, if any.
+    resolver: Option<SocketAddr>,
 }
 
 /// How long an accept loop waits after running out of file descriptors.
@@ -61,6 +65,7 @@ impl TokioNet {
             reuse_port: false,
             copy_tunnels: false,
             hosts: Arc::default(),
+            resolver: None,
         }
     }
 
@@ -74,6 +79,14 @@ impl TokioNet {
     /// The same network, moving tunnels with the bounded copy instead of `splice(2)`.
     pub fn with_copy_tunnels(mut self) -> Self {
         self.copy_tunnels = true;
+        self
+    }
+
+    /// The same network, asking the DNS resolver at `resolver` (over UDP, from the node's
+    /// address) for every name the fixed table does not hold, instead of the system's
+    /// resolver.
+    pub fn with_resolver(mut self, resolver: SocketAddr) -> Self {
+        self.resolver = Some(resolver);
         self
     }
 
@@ -170,6 +183,9 @@ impl Net for TokioNet {
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, String> {
         if let Some(addrs) = self.hosts.get(&name.to_ascii_lowercase()) {
             return Ok(addrs.clone());
+        }
+        if let Some(resolver) = self.resolver {
+            return super::dns_client::resolve_a(self.local_ip, resolver, name).await;
         }
         let found = tokio::net::lookup_host((name, 0))
             .await

@@ -1,8 +1,13 @@
 //! The enterprise firewall as a [`Net`] decorator: every new outbound flow of the hosts behind
 //! it gets the policy's verdict; replies on allowed flows pass (stateful).
+//!
+//! Every verdict is also counted against the rule that decided it ([`RuleHit`]: the first
+//! allow rule that matches, or the default), as nftables counts packets against the rules of
+//! the compiled policy, so that `cloudproxy netlab` can name the rule where a real firewall and
+//! this one disagree.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -28,11 +33,38 @@ pub struct FirewallCounters {
     pub udp_unsolicited: u64,
     /// The destinations denied, for the report (bounded).
     pub denied: BTreeSet<(Proto, SocketAddr)>,
+    /// Verdicts per deciding rule: TCP connects and outbound datagrams under the rule that
+    /// decided them, unsolicited inbound datagrams under [`RuleHit::Unsolicited`].
+    pub rules: BTreeMap<RuleHit, u64>,
+}
+
+/// The part of the policy that decided a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleHit {
+    /// The allow rule at this index (0-based, in the policy's order): the first that matches.
+    Allow(usize),
+    /// No allow rule matched: the policy's default.
+    Default,
+    /// An inbound datagram that was not a reply to an allowed flow (dropped, unless the
+    /// default is pass).
+    Unsolicited,
+}
+
+/// The verdict of `policy` for a new outbound flow, and the rule that decided it.
+pub fn decide(policy: &Policy, proto: Proto, to: SocketAddr) -> (Verdict, RuleHit) {
+    match policy.rules.iter().position(|r| r.matches(proto, to)) {
+        Some(index) => (Verdict::Pass, RuleHit::Allow(index)),
+        None => (policy.default, RuleHit::Default),
+    }
 }
 
 const MAX_DENIED_KEPT: usize = 256;
 
 impl FirewallCounters {
+    fn hit(&mut self, rule: RuleHit) {
+        *self.rules.entry(rule).or_default() += 1;
+    }
+
     fn deny(&mut self, proto: Proto, to: SocketAddr) {
         if self.denied.len() < MAX_DENIED_KEPT {
             self.denied.insert((proto, to));
@@ -65,9 +97,10 @@ impl<N: Net> Net for Firewalled<N> {
     type Udp = FirewalledUdp<N::Udp>;
 
     async fn connect(&self, to: SocketAddr) -> io::Result<Self::Stream> {
-        let verdict = self.policy.verdict(Proto::Tcp, to);
+        let (verdict, rule) = decide(&self.policy, Proto::Tcp, to);
         {
             let mut c = self.counters.borrow_mut();
+            c.hit(rule);
             match verdict {
                 Verdict::Pass => c.tcp_pass += 1,
                 Verdict::Drop => c.tcp_drop += 1,
@@ -124,7 +157,8 @@ const MAX_FLOWS: usize = 4096;
 
 impl<U: Udp> Udp for FirewalledUdp<U> {
     async fn send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
-        let verdict = self.policy.verdict(Proto::Udp, to);
+        let (verdict, rule) = decide(&self.policy, Proto::Udp, to);
+        self.counters.borrow_mut().hit(rule);
         if verdict != Verdict::Pass {
             let mut c = self.counters.borrow_mut();
             c.udp_deny += 1;
@@ -149,11 +183,44 @@ impl<U: Udp> Udp for FirewalledUdp<U> {
             if self.policy.default == Verdict::Pass || self.flows.borrow().contains(&from) {
                 return Ok((n, from));
             }
-            self.counters.borrow_mut().udp_unsolicited += 1;
+            let mut c = self.counters.borrow_mut();
+            c.udp_unsolicited += 1;
+            c.hit(RuleHit::Unsolicited);
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_matching_rule_decides() {
+        let policy: Policy = "default = \"reject\"\n[[allow]]\nproto = \"tcp\"\nto = [\"10.0.0.0/8\"]\nports = [\"80\"]\n[[allow]]\nproto = \"tcp\"\nto = [\"10.0.0.1\"]\nports = [\"80\", \"443\"]"
+            .parse()
+            .unwrap();
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            decide(&policy, Proto::Tcp, at("10.0.0.1:80")),
+            (Verdict::Pass, RuleHit::Allow(0))
+        );
+        assert_eq!(
+            decide(&policy, Proto::Tcp, at("10.0.0.1:443")),
+            (Verdict::Pass, RuleHit::Allow(1))
+        );
+        assert_eq!(
+            decide(&policy, Proto::Udp, at("10.0.0.1:80")),
+            (Verdict::Reject, RuleHit::Default)
+        );
+        for (proto, to) in [(Proto::Tcp, "10.9.9.9:80"), (Proto::Udp, "1.1.1.1:53")] {
+            assert_eq!(
+                decide(&policy, proto, at(to)).0,
+                policy.verdict(proto, at(to))
+            );
+        }
     }
 }

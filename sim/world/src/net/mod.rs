@@ -8,5 +8,5 @@ mod firewall;
 mod sim_net;
 
 pub use capture::{Captured, CapturedListener, CapturedStream, CapturedUdp, StreamAddrs};
-pub use firewall::{FirewallCounters, Firewalled, FirewalledUdp};
+pub use firewall::{decide, FirewallCounters, Firewalled, FirewalledUdp, RuleHit};
 pub use sim_net::{SimListener, SimNet, SimUdp};

@@ -6,7 +6,9 @@
 //! `assemble` then reads them as a policy:
 //!
 //! - `oif lo accept` (loopback) and `ct state established,related accept` (replies) are the
-//!   stateful frame every policy has; `ct state invalid drop` changes no new flow;
+//!   stateful frame every policy has; `ct state invalid drop` changes no new flow, nor does a
+//!   gateway's inbound guard (`iifname "wan" drop`: new traffic from the outside is dropped,
+//!   as the simulation drops unsolicited inbound datagrams);
 //! - an **accept** rule with a protocol, destination addresses and ports (each optional: no
 //!   address is every address of the family, no port is 1-65535, no protocol is TCP and UDP)
 //!   is an allow rule;
@@ -178,6 +180,8 @@ pub(crate) struct FwRule {
     pub dports: Option<Vec<RangeInclusive<u16>>>,
     pub ct: Option<Ct>,
     pub oif_lo: bool,
+    /// The input interface matched (a gateway's inbound guard).
+    pub iif: Option<String>,
     pub action: Action,
     pub comment: Option<String>,
 }
@@ -193,6 +197,7 @@ impl FwRule {
             dports: None,
             ct: None,
             oif_lo: false,
+            iif: None,
             action,
             comment: None,
         }
@@ -481,8 +486,21 @@ fn assemble(chain: &Chain, notes: &mut Vec<String>) -> Result<ChainPolicy, Impor
     })
 }
 
-/// Loopback and connection-tracking rules: `Ok(true)` when `r` is one (and nothing more).
+/// Loopback, connection-tracking and inbound-guard rules: `Ok(true)` when `r` is one (and
+/// nothing more).
 fn frame_rule(r: &FwRule) -> Result<bool, ImportError> {
+    if let Some(iif) = &r.iif {
+        if !matches!(r.action, Action::Drop | Action::Reject)
+            || !r.matches_nothing_else()
+            || r.ct.is_some()
+            || r.oif_lo
+        {
+            return Err(r.untranslatable(format!(
+                "matches the input interface {iif} and more: only `iifname \"{iif}\" drop` (a gateway dropping new traffic from the outside: only replies enter) is understood"
+            )));
+        }
+        return Ok(true);
+    }
     if r.oif_lo {
         if r.action != Action::Accept || !r.matches_nothing_else() || r.ct.is_some() {
             return Err(r.untranslatable(

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use cloudproxy_core::relay::Cidr;
 
 use super::canon::{canonical_rule, is_everything};
-use super::{rule_comment, CompileOptions, Hook};
+use super::{inbound_comment, rule_comment, CompileOptions, Hook};
 use crate::policy::{DnsPolicy, Policy, Proto, Rule, Verdict};
 
 /// `multiport` takes at most 15 ports, a range counting as two.
@@ -84,7 +84,7 @@ fn family_text(policy: &Policy, options: &CompileOptions, family: Ipt) -> String
     }
     let _ = writeln!(t, ":{chain} - [0:0]");
     let _ = writeln!(t, "-A {hook} -j {chain}");
-    for line in rule_lines(policy, options.hook, family) {
+    for line in rule_lines(policy, options, family) {
         let _ = writeln!(t, "-A {chain} {line}");
     }
     let _ = writeln!(t, "COMMIT");
@@ -92,9 +92,9 @@ fn family_text(policy: &Policy, options: &CompileOptions, family: Ipt) -> String
 }
 
 /// The chain's rules, without `-A CHAIN`.
-fn rule_lines(policy: &Policy, hook: Hook, family: Ipt) -> Vec<String> {
+fn rule_lines(policy: &Policy, options: &CompileOptions, family: Ipt) -> Vec<String> {
     let mut lines = Vec::new();
-    if hook == Hook::Output {
+    if options.hook == Hook::Output {
         lines.push(format!(
             "-o lo {} -j ACCEPT",
             comment("cloudproxy loopback")
@@ -104,6 +104,12 @@ fn rule_lines(policy: &Policy, hook: Hook, family: Ipt) -> Vec<String> {
         "-m conntrack --ctstate RELATED,ESTABLISHED {} -j ACCEPT",
         comment("cloudproxy replies")
     ));
+    if let Some(outside) = options.inbound_guard(policy.default) {
+        lines.push(format!(
+            "-i {outside} {} -j DROP",
+            comment(&inbound_comment(outside))
+        ));
+    }
     if policy.dns == DnsPolicy::Blocked {
         for proto in [Proto::Tcp, Proto::Udp] {
             lines.push(format!(

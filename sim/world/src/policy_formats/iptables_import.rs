@@ -144,7 +144,8 @@ impl Section {
                 && fw.daddr.is_none()
                 && fw.dports.is_none()
                 && fw.ct.is_none()
-                && !fw.oif_lo;
+                && !fw.oif_lo
+                && fw.iif.is_none();
             if !only_jump {
                 out.push(fw.clone());
                 continue;
@@ -296,6 +297,7 @@ fn same_but_destination(a: &FwRule, b: &FwRule) -> bool {
         && a.dports == b.dports
         && a.ct == b.ct
         && a.oif_lo == b.oif_lo
+        && a.iif == b.iif
         && a.action == b.action
         && a.comment == b.comment
 }
@@ -395,13 +397,12 @@ fn read_option(
     value: &mut dyn FnMut() -> Result<String, ImportError>,
 ) -> Result<(), ImportError> {
     match opt {
-        "!" => {
-            return Err(at.bad("negates a match (`!`): only positive matches can be expressed"))
-        }
+        "!" => return Err(at.bad("negates a match (`!`): only positive matches can be expressed")),
         "-d" | "--destination" => {
             let v = value()?;
             let blocks: Result<Vec<Cidr>, _> = v.split(',').map(str::parse).collect();
-            let blocks = blocks.map_err(|_| at.syntax(format!("`{v}` is not an address or block")))?;
+            let blocks =
+                blocks.map_err(|_| at.syntax(format!("`{v}` is not an address or block")))?;
             fw.daddr = Some(blocks);
         }
         "--dst-range" => {
@@ -409,7 +410,8 @@ fn read_option(
             let range = v.split_once('-').and_then(|(a, b)| {
                 address_range(a.parse::<IpAddr>().ok()?, b.parse::<IpAddr>().ok()?)
             });
-            fw.daddr = Some(range.ok_or_else(|| at.syntax(format!("`{v}` is not an address range a-b")))?);
+            fw.daddr =
+                Some(range.ok_or_else(|| at.syntax(format!("`{v}` is not an address range a-b")))?);
         }
         "-p" | "--protocol" => {
             let v = value()?.to_ascii_lowercase();
@@ -422,15 +424,27 @@ fn read_option(
         }
         "-m" | "--match" => {
             let m = value()?;
-            let known = ["tcp", "udp", "multiport", "comment", "state", "conntrack", "iprange"];
+            let known = [
+                "tcp",
+                "udp",
+                "multiport",
+                "comment",
+                "state",
+                "conntrack",
+                "iprange",
+            ];
             if !known.contains(&m.as_str()) {
-                return Err(at.bad(format!("uses the `{m}` match, which a policy cannot express")));
+                return Err(at.bad(format!(
+                    "uses the `{m}` match, which a policy cannot express"
+                )));
             }
         }
         "--dport" | "--destination-port" | "--dports" | "--destination-ports" => {
             let v = value()?;
             let ports: Option<Vec<_>> = v.split(',').map(port_range).collect();
-            let ports = ports.ok_or_else(|| at.syntax(format!("`{v}` is not a port, range a:b, or list of them")))?;
+            let ports = ports.ok_or_else(|| {
+                at.syntax(format!("`{v}` is not a port, range a:b, or list of them"))
+            })?;
             fw.dports = Some(ports);
         }
         "--comment" => fw.comment = Some(value()?),
@@ -442,13 +456,16 @@ fn read_option(
             }
             fw.oif_lo = true;
         }
+        "-i" | "--in-interface" => fw.iif = Some(value()?),
         "-j" | "--jump" => fw.action = target(at, &value()?)?,
         "--reject-with" | "--log-prefix" | "--log-level" | "--nflog-prefix" | "--nflog-group" => {
             value()?;
         }
         "--log-uid" | "--log-tcp-options" | "--log-ip-options" | "--log-tcp-sequence" => {}
         other => {
-            return Err(at.bad(format!("uses `{other}`, which a policy cannot express (a source, an input interface, a source port, ...)")))
+            return Err(at.bad(format!(
+                "uses `{other}`, which a policy cannot express (a source, a source port, ...)"
+            )))
         }
     }
     Ok(())

@@ -401,3 +401,36 @@ fn the_loaded_ruleset_filters_and_counts_per_rule() {
         "the UDP datagram and the SYN: {counters:?}"
     );
 }
+
+/// A gateway's policy with its inbound guard ([`CompileOptions::outside`]) loads into both
+/// tools, lists back with the guard as written, and imports as the same policy.
+#[test]
+fn a_gateway_policy_with_its_inbound_guard_loads_and_lists_back() {
+    let options = CompileOptions::new("seed", Hook::Forward)
+        .with_outside("wan0")
+        .unwrap();
+    let ns = Netns::new();
+    ns.ok(
+        &["nft", "-f", "-"],
+        Some(&compile_nft(&Policy::seed(), &options)),
+    );
+    let json = ns.ok(&["nft", "-j", "list", "ruleset"], None);
+    let listed = ns.ok(&["nft", "list", "ruleset"], None);
+    assert!(
+        listed.contains("iifname \"wan0\" counter packets 0 bytes 0 drop comment \"cloudproxy inbound: only replies enter from wan0\""),
+        "{listed}"
+    );
+    assert_eq!(from_nft(&json).unwrap(), canonical(&Policy::seed()));
+    assert_eq!(from_nft(&listed).unwrap(), canonical(&Policy::seed()));
+    let ns = Netns::new();
+    let rules = compile_iptables(&Policy::seed(), &options);
+    ns.ok(&["iptables-restore"], Some(&rules.ipv4));
+    let saved = ns.ok(&["iptables-save"], None);
+    let guard = rules
+        .ipv4
+        .lines()
+        .find(|l| l.contains("-i wan0"))
+        .expect("the guard");
+    assert!(saved.lines().any(|l| l == guard), "{guard}\n{saved}");
+    assert_eq!(from_iptables(&saved).unwrap(), canonical(&Policy::seed()));
+}

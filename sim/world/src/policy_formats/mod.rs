@@ -40,6 +40,8 @@ mod nft_text;
 pub mod render;
 
 #[cfg(test)]
+mod gateway_tests;
+#[cfg(test)]
 mod live_tests;
 #[cfg(test)]
 mod tests;
@@ -118,6 +120,12 @@ pub struct CompileOptions {
     pub name: String,
     /// Output chain (the hosts themselves) or forward chain (a gateway).
     pub hook: Hook,
+    /// A gateway's interface to the outside (forward chain only): new traffic that enters
+    /// from it is dropped (`iifname "wan" counter drop`, after the replies rule), so that only
+    /// replies to allowed flows come in, as the simulation's firewall drops unsolicited inbound
+    /// datagrams. Without it, an allow rule to a block that holds the enterprise's own hosts
+    /// (`0.0.0.0/0`, say) would also let strangers in. Not used with `default = "pass"`.
+    pub outside: Option<String>,
 }
 
 impl CompileOptions {
@@ -126,6 +134,34 @@ impl CompileOptions {
         CompileOptions {
             name: name.to_owned(),
             hook,
+            outside: None,
+        }
+    }
+
+    /// The same options for a gateway whose interface to the outside is `interface` (see
+    /// [`CompileOptions::outside`]): 1 to 15 bytes of letters, digits, `-`, `_` and `.`, as
+    /// Linux names interfaces; the error names the interface otherwise.
+    pub fn with_outside(mut self, interface: &str) -> Result<CompileOptions, String> {
+        let valid = (1..=15).contains(&interface.len())
+            && interface
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Err(format!(
+                "interface {interface:?}: 1 to 15 letters, digits, '-', '_' or '.'"
+            ));
+        }
+        self.outside = Some(interface.to_owned());
+        Ok(self)
+    }
+
+    /// The interface whose new inbound traffic the compiled chain drops, if any.
+    pub(crate) fn inbound_guard(&self, default: crate::policy::Verdict) -> Option<&str> {
+        match (self.hook, default) {
+            (Hook::Forward, crate::policy::Verdict::Drop | crate::policy::Verdict::Reject) => {
+                self.outside.as_deref()
+            }
+            _ => None,
         }
     }
 
@@ -172,6 +208,53 @@ pub fn rule_comment(index: usize, rule: &Rule) -> String {
 
 /// The prefix of [`rule_comment`].
 const RULE_TAG: &str = "cloudproxy rule ";
+
+/// The comment of the inbound guard ([`CompileOptions::outside`]).
+pub fn inbound_comment(interface: &str) -> String {
+    cut(format!("{INBOUND_TAG}{interface}"), MAX_COMMENT_BYTES)
+}
+
+const INBOUND_TAG: &str = "cloudproxy inbound: only replies enter from ";
+
+/// The part of a compiled policy a rule's comment names (see [`rule_part`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RulePart {
+    /// Allow rule N - 1 of the policy (`cloudproxy rule N: ...`).
+    Allow(usize),
+    /// A rule an administrator was told to add (`cloudproxy suggested rule N: ...`), 0-based.
+    Suggested(usize),
+    /// The DNS rule (`dns = "blocked"`).
+    DnsBlocked,
+    /// The default (drop, reject or pass, any of its statements).
+    Default,
+    /// The inbound guard of a gateway ([`CompileOptions::outside`]).
+    Inbound,
+    /// Loopback or replies: the stateful frame.
+    Frame,
+}
+
+/// Which part of a compiled policy a rule's comment names; `None` for comments that are not
+/// ours.
+pub fn rule_part(comment: &str) -> Option<RulePart> {
+    if let Some(index) = rule_index(comment) {
+        return Some(if index >= SUGGESTED_TAGS {
+            RulePart::Suggested(index - SUGGESTED_TAGS)
+        } else {
+            RulePart::Allow(index)
+        });
+    }
+    if comment.starts_with("cloudproxy default ") {
+        Some(RulePart::Default)
+    } else if comment.starts_with("cloudproxy dns blocked") {
+        Some(RulePart::DnsBlocked)
+    } else if comment.starts_with(INBOUND_TAG) {
+        Some(RulePart::Inbound)
+    } else if comment == "cloudproxy loopback" || comment == "cloudproxy replies" {
+        Some(RulePart::Frame)
+    } else {
+        None
+    }
+}
 
 /// The allow rule a comment names: `Some(N - 1)` for `cloudproxy rule N: ...`.
 /// Suggested rules (`cloudproxy suggested rule N: ...`) count from [`SUGGESTED_TAGS`].

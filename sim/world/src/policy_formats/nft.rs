@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use cloudproxy_core::relay::Cidr;
 
 use super::canon::{block_text, canonical_rule, is_everything, range_text};
-use super::{rule_comment, CompileOptions, Hook};
+use super::{inbound_comment, rule_comment, CompileOptions, Hook};
 use crate::policy::{DnsPolicy, Policy, Proto, Rule, Verdict};
 
 /// The ruleset text for `nft -f`: the table `inet cloudproxy_<name>` with one base chain on
@@ -54,7 +54,7 @@ pub fn compile_nft(policy: &Policy, options: &CompileOptions) -> String {
         t,
         "\t\ttype filter hook {hook} priority filter; policy {chain_policy};"
     );
-    for line in rule_lines(policy, hook) {
+    for line in rule_lines(policy, options) {
         let _ = writeln!(t, "\t\t{line}");
     }
     let _ = writeln!(t, "\t}}");
@@ -63,12 +63,18 @@ pub fn compile_nft(policy: &Policy, options: &CompileOptions) -> String {
 }
 
 /// The chain's rules, one statement each.
-pub(crate) fn rule_lines(policy: &Policy, hook: Hook) -> Vec<String> {
+pub(crate) fn rule_lines(policy: &Policy, options: &CompileOptions) -> Vec<String> {
     let mut lines = Vec::new();
-    if hook == Hook::Output {
+    if options.hook == Hook::Output {
         lines.push("oif \"lo\" accept comment \"cloudproxy loopback\"".to_owned());
     }
     lines.push("ct state established,related accept comment \"cloudproxy replies\"".to_owned());
+    if let Some(outside) = options.inbound_guard(policy.default) {
+        lines.push(format!(
+            "iifname {outside:?} counter drop comment \"{}\"",
+            inbound_comment(outside)
+        ));
+    }
     if policy.dns == DnsPolicy::Blocked {
         for proto in [Proto::Tcp, Proto::Udp] {
             lines.push(format!(

@@ -224,7 +224,8 @@ impl<'a> Ruleset<'a> {
                 && fw.daddr.is_none()
                 && fw.dports.is_none()
                 && fw.ct.is_none()
-                && !fw.oif_lo;
+                && !fw.oif_lo
+                && fw.iif.is_none();
             let to: ChainKey = (chain.0.clone(), chain.1.clone(), target.clone());
             if !only_jump {
                 // A conditional jump: assemble names it.
@@ -382,6 +383,9 @@ fn read_match(fw: &mut FwRule, body: &Value) -> Result<(), ImportError> {
                 _ => return Err(bad("the family")),
             },
             "oif" | "oifname" if right.as_str() == Some("lo") => fw.oif_lo = true,
+            "iif" | "iifname" if right.is_string() => {
+                fw.iif = right.as_str().map(str::to_owned);
+            }
             _ => return Err(bad(&format!("meta {key}"))),
         }
     } else if left
