@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod ap;
+pub mod app;
 pub mod client;
 pub mod engine;
 pub mod entropy;

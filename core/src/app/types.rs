@@ -1,0 +1,315 @@
+//! The application's configuration, inputs, outputs and events.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::client::ConnectionState;
+use crate::client::{ClientConfig, ClientInput, ClientOutput, ConnId, MediaPath, StateReason};
+use crate::params::ProxyConfig;
+use crate::socks5::Credentials;
+
+use super::wire::{LineError, MediaHeader};
+
+/// One step of an application's script: a call of the SDK's API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `setParameters(text)`.
+    Set(String),
+    /// `joinChannel`.
+    Join,
+    /// `leaveChannel`.
+    Leave,
+}
+
+/// What an application does, when: its script, its traffic, and the proxy client's tweaks.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Its name, in the trace, the report and the messages it sends.
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+    /// The channel it joins.
+    pub channel: String,
+    /// The application id it presents to the access point.
+    pub app_id: String,
+    /// Read setParameters in compatibility mode.
+    pub compat: bool,
+    /// The script: (time since start, op), in order.
+    pub script: Vec<(Duration, Op)>,
+    /// Media packets per second once the channel has acknowledged a join.
+    pub media_pps: u32,
+    /// A signalling message every this long once connected.
+    pub signalling_every: Duration,
+    /// The seed of its randomness (payload sizes, the proxy client's backoff jitter).
+    pub seed: u64,
+    /// The proxy client's configuration tweaks (timeouts), applied over the defaults.
+    pub tune: fn(&mut ClientConfig),
+    /// Stop sending media and signalling this long after the start (a quiet period before
+    /// leaving, so that everything sent can be delivered and acknowledged).
+    pub talk_until: Option<Duration>,
+    /// Username and password for a SOCKS5 server that asks for them (RFC 1929).
+    pub socks5_credentials: Option<Credentials>,
+}
+
+impl AppConfig {
+    /// An application that runs `params` then joins at `start`, sending 50 media packets/s
+    /// and a signalling message every second.
+    pub fn new(name: &str, uid: u32, channel: &str, params: &[&str], start: Duration) -> Self {
+        let mut script: Vec<(Duration, Op)> = params
+            .iter()
+            .map(|p| (start, Op::Set((*p).to_owned())))
+            .collect();
+        script.push((start, Op::Join));
+        AppConfig {
+            name: name.to_owned(),
+            uid,
+            channel: channel.to_owned(),
+            app_id: "cloudproxy-sim".to_owned(),
+            compat: false,
+            script,
+            media_pps: 50,
+            signalling_every: Duration::from_secs(1),
+            seed: u64::from(uid),
+            tune: |_| {},
+            talk_until: None,
+            socks5_credentials: None,
+        }
+    }
+}
+
+/// What the driver reports to an [`App`](super::App): the answers to its network outputs. (The
+/// application's own commands to its proxy client, sending and leaving, are the machine's: they
+/// have no input.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppInput<'a> {
+    /// The answer to [`AppOutput::Resolve`]; an empty list means NXDOMAIN or refused.
+    Resolved {
+        /// The name that was asked for.
+        name: &'a str,
+        /// Its addresses, in the resolver's order.
+        addrs: &'a [IpAddr],
+    },
+    /// The resolver failed (timed out, server failure).
+    ResolveFailed {
+        /// The name that was asked for.
+        name: &'a str,
+        /// Why, for the humans reading the reason text.
+        reason: &'a str,
+    },
+    /// An [`AppOutput::TcpConnect`] succeeded.
+    TcpConnected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// An [`AppOutput::TcpConnect`] failed: refused, unreachable, or timed out by the driver.
+    TcpFailed {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the humans reading the reason text.
+        reason: &'a str,
+    },
+    /// Bytes received on a connection, in order.
+    TcpData {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The peer closed or reset a connection.
+    TcpClosed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A datagram received on the application's one UDP socket.
+    UdpData {
+        /// Its source.
+        from: SocketAddr,
+        /// Its bytes.
+        data: &'a [u8],
+    },
+}
+
+impl<'a> AppInput<'a> {
+    /// The same input, as the proxy client takes it.
+    pub(super) fn to_client(self) -> ClientInput<'a> {
+        match self {
+            AppInput::Resolved { name, addrs } => ClientInput::Resolved { name, addrs },
+            AppInput::ResolveFailed { name, reason } => ClientInput::ResolveFailed { name, reason },
+            AppInput::TcpConnected { conn } => ClientInput::TcpConnected { conn },
+            AppInput::TcpFailed { conn, reason } => ClientInput::TcpFailed { conn, reason },
+            AppInput::TcpData { conn, data } => ClientInput::TcpData { conn, data },
+            AppInput::TcpClosed { conn } => ClientInput::TcpClosed { conn },
+            AppInput::UdpData { from, data } => ClientInput::UdpData { from, data },
+        }
+    }
+}
+
+/// A [`ClientInput`] that is the application's command, not news from the network: it has no
+/// [`AppInput`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is the application's own command, not an input from the network")]
+pub struct NotANetworkInput<'a>(pub ClientInput<'a>);
+
+impl<'a> TryFrom<ClientInput<'a>> for AppInput<'a> {
+    type Error = NotANetworkInput<'a>;
+
+    /// The network inputs convert; `SendSignalling`, `SendMedia` and `Leave` do not.
+    fn try_from(input: ClientInput<'a>) -> Result<Self, Self::Error> {
+        Ok(match input {
+            ClientInput::Resolved { name, addrs } => AppInput::Resolved { name, addrs },
+            ClientInput::ResolveFailed { name, reason } => AppInput::ResolveFailed { name, reason },
+            ClientInput::TcpConnected { conn } => AppInput::TcpConnected { conn },
+            ClientInput::TcpFailed { conn, reason } => AppInput::TcpFailed { conn, reason },
+            ClientInput::TcpData { conn, data } => AppInput::TcpData { conn, data },
+            ClientInput::TcpClosed { conn } => AppInput::TcpClosed { conn },
+            ClientInput::UdpData { from, data } => AppInput::UdpData { from, data },
+            ClientInput::SendSignalling { .. }
+            | ClientInput::SendMedia { .. }
+            | ClientInput::Leave => return Err(NotANetworkInput(input)),
+        })
+    }
+}
+
+/// Something for the driver to do, from [`App::poll_output`](super::App::poll_output). The
+/// network outputs are the proxy client's, passed on in its order (see [`ClientOutput`]).
+#[must_use = "every output is an action the driver must carry out"]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppOutput {
+    /// Resolve a DNS name; answer with [`AppInput::Resolved`] or [`AppInput::ResolveFailed`].
+    Resolve {
+        /// The name.
+        name: String,
+    },
+    /// Open a TCP connection; answer with [`AppInput::TcpConnected`] or
+    /// [`AppInput::TcpFailed`].
+    TcpConnect {
+        /// The id the proxy client gives the connection.
+        conn: ConnId,
+        /// Where to.
+        to: SocketAddr,
+    },
+    /// Write bytes on a connection, after every earlier write on it.
+    TcpSend {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close a connection after writing what was queued on it.
+    TcpClose {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Send a datagram from the application's UDP socket.
+    UdpSend {
+        /// Its destination.
+        to: SocketAddr,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// Something happened, for the trace and the report ([`ClientReport::record`](super::ClientReport::record)).
+    Event(AppEvent),
+}
+
+impl AppOutput {
+    /// The network output as the proxy client gave it, or the event.
+    pub fn into_client(self) -> Result<ClientOutput, AppEvent> {
+        Ok(match self {
+            AppOutput::Resolve { name } => ClientOutput::Resolve { name },
+            AppOutput::TcpConnect { conn, to } => ClientOutput::TcpConnect { conn, to },
+            AppOutput::TcpSend { conn, data } => ClientOutput::TcpSend { conn, data },
+            AppOutput::TcpClose { conn } => ClientOutput::TcpClose { conn },
+            AppOutput::UdpSend { to, data } => ClientOutput::UdpSend { to, data },
+            AppOutput::Event(event) => return Err(event),
+        })
+    }
+}
+
+/// What the application did and saw, in the order it happened. Times (`at`) are since the
+/// application started ([`App::new`](super::App::new)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppEvent {
+    /// `setParameters(text)` returned `code` (0, or the engine's error code with its text).
+    ParametersSet {
+        /// The JSON text.
+        text: String,
+        /// The SDK's return code.
+        code: i32,
+        /// The error, when `code` is not 0.
+        error: Option<String>,
+    },
+    /// `joinChannel` returned 0: the proxy client starts with this configuration.
+    Joined {
+        /// The configuration taken into force.
+        config: ProxyConfig,
+        /// When the script called it.
+        at: Duration,
+    },
+    /// `joinChannel` was refused.
+    JoinRefused {
+        /// The SDK's return code.
+        code: i32,
+        /// Why.
+        error: String,
+    },
+    /// `leaveChannel` returned 0. The proxy client's own outputs of leaving follow (closes,
+    /// then its state changes), then it is gone.
+    Left,
+    /// `leaveChannel` was refused.
+    LeaveRefused {
+        /// The SDK's return code.
+        code: i32,
+        /// Why.
+        error: String,
+    },
+    /// The proxy client's connection state changed.
+    StateChanged {
+        /// The new state.
+        state: ConnectionState,
+        /// Why.
+        reason: StateReason,
+        /// When.
+        at: Duration,
+    },
+    /// The proxy client reached SD-RTN through a proxy.
+    ProxyConnected {
+        /// 0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list).
+        proxy_type: u8,
+        /// The relay (or SOCKS5 server).
+        relay: SocketAddr,
+        /// Time since the proxy client started.
+        elapsed: Duration,
+    },
+    /// The confirmed media path changed.
+    MediaPathChanged(MediaPath),
+    /// A signalling message (a join or a message) went to the proxy client.
+    SignallingSent {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A media packet went to the proxy client.
+    MediaSent {
+        /// Its sequence number.
+        seq: u32,
+    },
+    /// The edge acknowledged a signalling message.
+    Acked {
+        /// The acknowledged sequence number.
+        seq: u64,
+        /// Whether a message with that number was sent (an ack of one never sent is a fault).
+        sent: bool,
+    },
+    /// The signalling stream broke its framing; the reader starts afresh.
+    SignallingBroken {
+        /// How.
+        error: LineError,
+    },
+    /// A media packet arrived (one at least a header long).
+    MediaReceived {
+        /// Its header.
+        header: MediaHeader,
+        /// When.
+        at: Duration,
+    },
+}
