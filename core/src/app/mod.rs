@@ -323,12 +323,15 @@ impl App {
             let (code, error) = (e.code().as_i32(), e.to_string());
             return self.event(AppEvent::LeaveRefused { code, error });
         }
-        if let Some(mut client) = self.client.take() {
-            client.handle_input(ClientInput::Leave, self.now);
-            while client.poll_output().is_some() {}
-        }
-        self.engine.on_left();
         self.event(AppEvent::Left);
+        // The proxy client's outputs of leaving are carried out like any others: its closes,
+        // then its state changes (the driver has nothing to tear down of its own).
+        if let Some(client) = self.client.as_mut() {
+            client.handle_input(ClientInput::Leave, self.now);
+            self.pump();
+        }
+        self.client = None;
+        self.engine.on_left();
     }
 
     // ----- talking -----

@@ -332,10 +332,24 @@ fn leaving_drops_the_client_and_the_report_keeps_the_call() {
     h.ack(conn, 1);
     h.run_to(ms(500));
     h.events();
+    h.run_to(ms(999));
+    h.out.clear();
     h.run_to(ms(1_000));
     assert!(h.app.is_done());
     assert!(h.app.client().is_none());
-    assert!(h.events().contains(&AppEvent::Left));
+    // The leave's own outputs are carried out: the call first, then the proxy client's close
+    // of its connection and its state change.
+    assert_eq!(h.out.pop_front(), Some(AppOutput::Event(AppEvent::Left)));
+    assert_eq!(h.out.pop_front(), Some(AppOutput::TcpClose { conn }));
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        AppEvent::StateChanged {
+            state: ConnectionState::Disconnected,
+            reason: StateReason::Left,
+            ..
+        }
+    )));
+    // The report describes the call.
     assert_eq!(h.report.state, Some(ConnectionState::Connected));
     assert_eq!(h.report.codes.last(), Some(&("leave".to_owned(), 0)));
     // Nothing is sent after the leave, and inputs for the old connection are ignored.

@@ -163,9 +163,6 @@ impl<N: Net> ClientIo<N> {
                 }
                 AppOutput::Event(event) => {
                     self.trace_event(&event);
-                    if event == AppEvent::Left {
-                        self.pumps.close_all();
-                    }
                     self.report.borrow_mut().record(&event);
                 }
             }
