@@ -29,7 +29,7 @@
 //! socket, the TCP connections the proxy client asks for), the resolver and one timer, and
 //! runs the crate's loop (see the [crate documentation](crate)):
 //!
-//! 1. After [`App::new`] and after **every** [`App::handle_input`] or [`App::handle_timeout`],
+//! 1. After **every** [`App::handle_input`] or [`App::handle_timeout`],
 //!    drain [`App::poll_output`] until `None` and carry out every [`AppOutput`] in order (the
 //!    network outputs exactly as [`ProxyClient`]'s drain contract says; the events go to the
 //!    trace and the report).
@@ -42,7 +42,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use cloudproxy_core::app::{App, AppConfig, AppEvent, AppInput, AppOutput};
+//! use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
+//! use cloudproxy_core::client::ClientInput;
 //! use cloudproxy_core::sdrtn::SdRtnEndpoints;
 //! use cloudproxy_core::time::Instant;
 //!
@@ -63,7 +64,7 @@
 //! }).unwrap();
 //!
 //! // Connected: the application joins the channel on the edge.
-//! app.handle_input(AppInput::TcpConnected { conn }, Instant::from_millis(10));
+//! app.handle_input(ClientInput::TcpConnected { conn }, Instant::from_millis(10)).unwrap();
 //! let sent: Vec<u8> = std::iter::from_fn(|| app.poll_output())
 //!     .filter_map(|o| match o { AppOutput::TcpSend { data, .. } => Some(data), _ => None })
 //!     .flatten()
@@ -97,7 +98,7 @@ use crate::sdrtn::SdRtnEndpoints;
 use crate::time::Instant;
 
 pub use report::{ClientReport, StreamStats};
-pub use types::{AppConfig, AppEvent, AppInput, AppOutput, NotANetworkInput, Op};
+pub use types::{AppConfig, AppEvent, AppInputError, AppOutput, Op};
 pub use wire::{
     media_packet, read_media, LineError, LineReader, MediaHeader, Signal, MAX_LINE_LEN,
     MEDIA_HEADER_LEN,
@@ -198,15 +199,23 @@ impl App {
         }
     }
 
-    /// Handles news from the network at `now` (the proxy client's timers due at `now` fire
+    /// Handles news from the network at `now`: the answers to the network outputs, bytes,
+    /// closes and datagrams, as [`ClientInput`]s (the proxy client's timers due at `now` fire
     /// first; the application's own wait for [`App::handle_timeout`]). Ignored while not in a
-    /// channel.
-    pub fn handle_input(&mut self, input: AppInput<'_>, now: Instant) {
+    /// channel. The application's own commands (`SendSignalling`, `SendMedia`, `Leave`) are
+    /// refused, and change nothing.
+    pub fn handle_input(
+        &mut self,
+        input: ClientInput<'_>,
+        now: Instant,
+    ) -> Result<(), AppInputError> {
+        AppInputError::check(&input)?;
         self.now = self.now.max(now);
         if let Some(client) = self.client.as_mut() {
-            client.handle_input(input.to_client(), self.now);
+            client.handle_input(input, self.now);
             self.pump();
         }
+        Ok(())
     }
 
     /// Fires everything due at `now`: the script's steps, the quiet period, the proxy client's

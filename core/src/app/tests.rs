@@ -62,8 +62,8 @@ impl Harness {
         }
     }
 
-    fn input(&mut self, input: AppInput<'_>) {
-        self.app.handle_input(input, self.now);
+    fn input(&mut self, input: ClientInput<'_>) {
+        self.app.handle_input(input, self.now).unwrap();
         self.drain();
     }
 
@@ -152,14 +152,14 @@ impl Harness {
 
     fn ack(&mut self, conn: ConnId, seq: u64) {
         let line = Signal::Ack { seq }.to_line();
-        self.input(AppInput::TcpData { conn, data: &line });
+        self.input(ClientInput::TcpData { conn, data: &line });
     }
 
     /// Joins at 100 ms and connects: returns the signalling connection, the join's seq taken.
     fn join_and_connect(&mut self) -> ConnId {
         self.run_to(ms(100));
         let conn = self.take_connect(sdrtn().signalling);
-        self.input(AppInput::TcpConnected { conn });
+        self.input(ClientInput::TcpConnected { conn });
         let lines = self.take_lines(conn);
         assert!(
             matches!(lines[..], [Signal::Join { uid: 7, .. }]),
@@ -221,7 +221,7 @@ fn a_reconnect_rejoins_resends_what_is_unacknowledged_and_keeps_media_going() {
     h.run_to(ms(2_100)); // messages 2 and 3
     h.take_lines(first);
     h.ack(first, 2);
-    h.input(AppInput::TcpClosed { conn: first });
+    h.input(ClientInput::TcpClosed { conn: first });
     assert!(h.events().iter().any(|e| matches!(
         e,
         AppEvent::StateChanged {
@@ -234,7 +234,7 @@ fn a_reconnect_rejoins_resends_what_is_unacknowledged_and_keeps_media_going() {
     // The proxy client backs off and reconnects; the application rejoins and re-sends 3.
     let conn = h.reconnect();
     h.take_media();
-    h.input(AppInput::TcpConnected { conn });
+    h.input(ClientInput::TcpConnected { conn });
     let lines = h.take_lines(conn);
     assert_eq!(lines[0], join_line("room", 4));
     assert_eq!(lines[1].seq(), 3, "the unacknowledged message again");
@@ -252,9 +252,9 @@ fn a_join_lost_with_its_tunnel_does_not_hold_media_back() {
     // acknowledged; the ack of the re-join on the next one must start media.
     let mut h = Harness::new(alice());
     let first = h.join_and_connect();
-    h.input(AppInput::TcpClosed { conn: first });
+    h.input(ClientInput::TcpClosed { conn: first });
     let conn = h.reconnect();
-    h.input(AppInput::TcpConnected { conn });
+    h.input(ClientInput::TcpConnected { conn });
     assert_eq!(h.take_lines(conn), [join_line("room", 2)]);
     h.ack(conn, 2);
     h.run_to(h.now.saturating_duration_since(Instant::from_millis(5_000)));
@@ -366,18 +366,18 @@ fn the_report_counts_what_arrived_and_what_was_wrong() {
     let edge = sdrtn().media_udp;
     for (uid, seq) in [(9, 0), (9, 1), (9, 1), (9, 4), (9, 3), (11, 0)] {
         let packet = media_packet(uid, seq, b"payload");
-        h.input(AppInput::UdpData {
+        h.input(ClientInput::UdpData {
             from: edge,
             data: &packet,
         });
     }
     let mut corrupt = media_packet(9, 5, b"payload");
     corrupt[13] ^= 0xff;
-    h.input(AppInput::UdpData {
+    h.input(ClientInput::UdpData {
         from: edge,
         data: &corrupt,
     });
-    h.input(AppInput::UdpData {
+    h.input(ClientInput::UdpData {
         from: edge,
         data: b"short",
     });
@@ -401,7 +401,7 @@ fn the_report_counts_what_arrived_and_what_was_wrong() {
         h.report.signalling_bad_acks, 1,
         "an ack of a message never sent"
     );
-    h.input(AppInput::TcpData {
+    h.input(ClientInput::TcpData {
         conn,
         data: b"garbage\n",
     });
@@ -416,14 +416,28 @@ fn the_report_counts_what_arrived_and_what_was_wrong() {
 }
 
 #[test]
-fn network_inputs_convert_and_commands_do_not() {
-    let conn = ConnId(3);
+fn the_applications_own_commands_are_refused_as_inputs() {
+    let mut h = Harness::new(alice());
+    let conn = h.join_and_connect();
+    let before = h.app.poll_timeout();
+    let refused = [
+        ClientInput::SendSignalling { data: b"x" },
+        ClientInput::SendMedia { payload: b"x" },
+        ClientInput::Leave,
+    ];
+    for input in refused {
+        let err = h.app.handle_input(input, h.now + ms(5)).unwrap_err();
+        assert!(
+            err.to_string().contains("the application's own command"),
+            "{err}"
+        );
+    }
+    assert_eq!(h.app.poll_output(), None, "a refused input changes nothing");
+    assert_eq!(h.app.poll_timeout(), before);
     assert_eq!(
-        AppInput::try_from(ClientInput::TcpConnected { conn }),
-        Ok(AppInput::TcpConnected { conn })
+        h.app.client().map(ProxyClient::state),
+        Some(ConnectionState::Connected)
     );
-    assert!(AppInput::try_from(ClientInput::Leave).is_err());
-    assert!(AppInput::try_from(ClientInput::SendMedia { payload: b"x" }).is_err());
     assert_eq!(
         AppOutput::TcpClose { conn }.into_client(),
         Ok(ClientOutput::TcpClose { conn })
@@ -476,15 +490,15 @@ proptest! {
                     let t = h.now.saturating_duration_since(Instant::from_millis(5_000));
                     h.run_to(t + ms(u64::from(n)));
                 }
-                Step::Connected => h.input(AppInput::TcpConnected { conn }),
-                Step::Closed => h.input(AppInput::TcpClosed { conn }),
+                Step::Connected => h.input(ClientInput::TcpConnected { conn }),
+                Step::Closed => h.input(ClientInput::TcpClosed { conn }),
                 Step::Ack(seq) => {
                     h.ack(conn, u64::from(seq));
                 }
-                Step::Bytes(data) => h.input(AppInput::TcpData { conn, data: &data }),
+                Step::Bytes(data) => h.input(ClientInput::TcpData { conn, data: &data }),
                 Step::Media(uid, seq) => {
                     let packet = media_packet(uid, seq, b"m");
-                    h.input(AppInput::UdpData { from: sdrtn().media_udp, data: &packet });
+                    h.input(ClientInput::UdpData { from: sdrtn().media_udp, data: &packet });
                 }
             }
             for out in &h.out {

@@ -1,6 +1,6 @@
 //! The application's configuration, inputs, outputs and events.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::client::ConnectionState;
@@ -77,96 +77,26 @@ impl AppConfig {
     }
 }
 
-/// What the driver reports to an [`App`](super::App): the answers to its network outputs. (The
-/// application's own commands to its proxy client, sending and leaving, are the machine's: they
-/// have no input.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AppInput<'a> {
-    /// The answer to [`AppOutput::Resolve`]; an empty list means NXDOMAIN or refused.
-    Resolved {
-        /// The name that was asked for.
-        name: &'a str,
-        /// Its addresses, in the resolver's order.
-        addrs: &'a [IpAddr],
-    },
-    /// The resolver failed (timed out, server failure).
-    ResolveFailed {
-        /// The name that was asked for.
-        name: &'a str,
-        /// Why, for the humans reading the reason text.
-        reason: &'a str,
-    },
-    /// An [`AppOutput::TcpConnect`] succeeded.
-    TcpConnected {
-        /// The connection.
-        conn: ConnId,
-    },
-    /// An [`AppOutput::TcpConnect`] failed: refused, unreachable, or timed out by the driver.
-    TcpFailed {
-        /// The connection.
-        conn: ConnId,
-        /// Why, for the humans reading the reason text.
-        reason: &'a str,
-    },
-    /// Bytes received on a connection, in order.
-    TcpData {
-        /// The connection.
-        conn: ConnId,
-        /// The bytes.
-        data: &'a [u8],
-    },
-    /// The peer closed or reset a connection.
-    TcpClosed {
-        /// The connection.
-        conn: ConnId,
-    },
-    /// A datagram received on the application's one UDP socket.
-    UdpData {
-        /// Its source.
-        from: SocketAddr,
-        /// Its bytes.
-        data: &'a [u8],
-    },
-}
-
-impl<'a> AppInput<'a> {
-    /// The same input, as the proxy client takes it.
-    pub(super) fn to_client(self) -> ClientInput<'a> {
-        match self {
-            AppInput::Resolved { name, addrs } => ClientInput::Resolved { name, addrs },
-            AppInput::ResolveFailed { name, reason } => ClientInput::ResolveFailed { name, reason },
-            AppInput::TcpConnected { conn } => ClientInput::TcpConnected { conn },
-            AppInput::TcpFailed { conn, reason } => ClientInput::TcpFailed { conn, reason },
-            AppInput::TcpData { conn, data } => ClientInput::TcpData { conn, data },
-            AppInput::TcpClosed { conn } => ClientInput::TcpClosed { conn },
-            AppInput::UdpData { from, data } => ClientInput::UdpData { from, data },
-        }
-    }
-}
-
-/// A [`ClientInput`] that is the application's command, not news from the network: it has no
-/// [`AppInput`].
+/// Why [`App::handle_input`](super::App::handle_input) refused an input (and changed nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is the application's own command, not an input from the network")]
-pub struct NotANetworkInput<'a>(pub ClientInput<'a>);
+#[non_exhaustive]
+pub enum AppInputError {
+    /// The input is one of the application's own commands to its proxy client
+    /// (`SendSignalling`, `SendMedia` or `Leave`): the machine gives those itself, from its
+    /// script and its ticks; a driver only reports what the network did.
+    #[error("ClientInput::{0} is the application's own command to its proxy client, not news from the network")]
+    Command(&'static str),
+}
 
-impl<'a> TryFrom<ClientInput<'a>> for AppInput<'a> {
-    type Error = NotANetworkInput<'a>;
-
-    /// The network inputs convert; `SendSignalling`, `SendMedia` and `Leave` do not.
-    fn try_from(input: ClientInput<'a>) -> Result<Self, Self::Error> {
-        Ok(match input {
-            ClientInput::Resolved { name, addrs } => AppInput::Resolved { name, addrs },
-            ClientInput::ResolveFailed { name, reason } => AppInput::ResolveFailed { name, reason },
-            ClientInput::TcpConnected { conn } => AppInput::TcpConnected { conn },
-            ClientInput::TcpFailed { conn, reason } => AppInput::TcpFailed { conn, reason },
-            ClientInput::TcpData { conn, data } => AppInput::TcpData { conn, data },
-            ClientInput::TcpClosed { conn } => AppInput::TcpClosed { conn },
-            ClientInput::UdpData { from, data } => AppInput::UdpData { from, data },
-            ClientInput::SendSignalling { .. }
-            | ClientInput::SendMedia { .. }
-            | ClientInput::Leave => return Err(NotANetworkInput(input)),
-        })
+impl AppInputError {
+    /// `Err` for the application's own commands, `Ok` for news from the network.
+    pub(super) fn check(input: &ClientInput<'_>) -> Result<(), AppInputError> {
+        match input {
+            ClientInput::SendSignalling { .. } => Err(AppInputError::Command("SendSignalling")),
+            ClientInput::SendMedia { .. } => Err(AppInputError::Command("SendMedia")),
+            ClientInput::Leave => Err(AppInputError::Command("Leave")),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -175,13 +105,13 @@ impl<'a> TryFrom<ClientInput<'a>> for AppInput<'a> {
 #[must_use = "every output is an action the driver must carry out"]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppOutput {
-    /// Resolve a DNS name; answer with [`AppInput::Resolved`] or [`AppInput::ResolveFailed`].
+    /// Resolve a DNS name; answer with [`ClientInput::Resolved`] or [`ClientInput::ResolveFailed`].
     Resolve {
         /// The name.
         name: String,
     },
-    /// Open a TCP connection; answer with [`AppInput::TcpConnected`] or
-    /// [`AppInput::TcpFailed`].
+    /// Open a TCP connection; answer with [`ClientInput::TcpConnected`] or
+    /// [`ClientInput::TcpFailed`].
     TcpConnect {
         /// The id the proxy client gives the connection.
         conn: ConnId,

@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
-use cloudproxy_core::app::{App, AppConfig, AppEvent, AppInput, AppOutput};
-use cloudproxy_core::client::ConnId;
+use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
+use cloudproxy_core::client::{ClientInput, ConnId};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -116,15 +116,16 @@ impl<N: Net> ClientIo<N> {
         let now = self.net.now();
         match &event {
             Event::Udp(from, data) => {
-                app.handle_input(AppInput::UdpData { from: *from, data }, now);
+                let input = ClientInput::UdpData { from: *from, data };
+                app.handle_input(input, now).expect("news from the network");
             }
             Event::Resolved(name, answer) => {
                 self.record("resolve", json!({"name": name, "ok": answer.is_ok()}));
                 let input = match answer {
-                    Ok(addrs) => AppInput::Resolved { name, addrs },
-                    Err(reason) => AppInput::ResolveFailed { name, reason },
+                    Ok(addrs) => ClientInput::Resolved { name, addrs },
+                    Err(reason) => ClientInput::ResolveFailed { name, reason },
                 };
-                app.handle_input(input, now);
+                app.handle_input(input, now).expect("news from the network");
             }
         }
     }
@@ -134,12 +135,13 @@ impl<N: Net> ClientIo<N> {
             self.pumps.forget(conn);
         }
         let input = match &event {
-            StreamEvent::Connected => AppInput::TcpConnected { conn },
-            StreamEvent::Failed(reason) => AppInput::TcpFailed { conn, reason },
-            StreamEvent::Data(data) => AppInput::TcpData { conn, data },
-            StreamEvent::Closed => AppInput::TcpClosed { conn },
+            StreamEvent::Connected => ClientInput::TcpConnected { conn },
+            StreamEvent::Failed(reason) => ClientInput::TcpFailed { conn, reason },
+            StreamEvent::Data(data) => ClientInput::TcpData { conn, data },
+            StreamEvent::Closed => ClientInput::TcpClosed { conn },
         };
-        app.handle_input(input, self.net.now());
+        app.handle_input(input, self.net.now())
+            .expect("news from the network");
     }
 
     /// Carries out every output of the application, in order.
