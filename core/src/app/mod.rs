@@ -43,7 +43,7 @@
 //! ```
 //! use std::time::Duration;
 //! use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
-//! use cloudproxy_core::client::ClientInput;
+//! use cloudproxy_core::client::{ClientInput, ClientOutput};
 //! use cloudproxy_core::sdrtn::SdRtnEndpoints;
 //! use cloudproxy_core::time::Instant;
 //!
@@ -59,14 +59,17 @@
 //! let outputs: Vec<AppOutput> = std::iter::from_fn(|| app.poll_output()).collect();
 //! assert!(matches!(outputs[0], AppOutput::Event(AppEvent::Joined { .. })));
 //! let conn = outputs.iter().find_map(|o| match o {
-//!     AppOutput::TcpConnect { conn, .. } => Some(*conn),
+//!     AppOutput::Net(ClientOutput::TcpConnect { conn, .. }) => Some(*conn),
 //!     _ => None,
 //! }).unwrap();
 //!
 //! // Connected: the application joins the channel on the edge.
 //! app.handle_input(ClientInput::TcpConnected { conn }, Instant::from_millis(10)).unwrap();
 //! let sent: Vec<u8> = std::iter::from_fn(|| app.poll_output())
-//!     .filter_map(|o| match o { AppOutput::TcpSend { data, .. } => Some(data), _ => None })
+//!     .filter_map(|o| match o {
+//!         AppOutput::Net(ClientOutput::TcpSend { data, .. }) => Some(data),
+//!         _ => None,
+//!     })
 //!     .flatten()
 //!     .collect();
 //! assert_eq!(sent, b"{\"t\":\"join\",\"ch\":\"room\",\"uid\":7,\"seq\":1}\n");
@@ -501,18 +504,10 @@ impl App {
     /// are the application's to react to.
     fn pump(&mut self) {
         while let Some(output) = self.client.as_mut().and_then(ProxyClient::poll_output) {
-            let output = match output {
-                ClientOutput::Event(event) => {
-                    self.client_event(event);
-                    continue;
-                }
-                ClientOutput::Resolve { name } => AppOutput::Resolve { name },
-                ClientOutput::TcpConnect { conn, to } => AppOutput::TcpConnect { conn, to },
-                ClientOutput::TcpSend { conn, data } => AppOutput::TcpSend { conn, data },
-                ClientOutput::TcpClose { conn } => AppOutput::TcpClose { conn },
-                ClientOutput::UdpSend { to, data } => AppOutput::UdpSend { to, data },
-            };
-            self.out.push_back(output);
+            match output {
+                ClientOutput::Event(event) => self.client_event(event),
+                output => self.out.push_back(AppOutput::Net(output)),
+            }
         }
     }
 

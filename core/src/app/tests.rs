@@ -99,10 +99,12 @@ impl Harness {
         let i = self
             .out
             .iter()
-            .position(|o| matches!(o, AppOutput::TcpConnect { to: t, .. } if *t == to))
+            .position(
+                |o| matches!(o, AppOutput::Net(ClientOutput::TcpConnect { to: t, .. }) if *t == to),
+            )
             .unwrap_or_else(|| panic!("no connect to {to} in {:?}", self.out));
         match self.out.remove(i) {
-            Some(AppOutput::TcpConnect { conn, .. }) => conn,
+            Some(AppOutput::Net(ClientOutput::TcpConnect { conn, .. })) => conn,
             _ => unreachable!(),
         }
     }
@@ -111,7 +113,7 @@ impl Harness {
     fn take_lines(&mut self, conn: ConnId) -> Vec<Signal> {
         let mut bytes = Vec::new();
         self.out.retain(|o| match o {
-            AppOutput::TcpSend { conn: c, data } if *c == conn => {
+            AppOutput::Net(ClientOutput::TcpSend { conn: c, data }) if *c == conn => {
                 bytes.extend_from_slice(data);
                 false
             }
@@ -124,7 +126,7 @@ impl Harness {
     fn take_media(&mut self) -> Vec<Vec<u8>> {
         let mut packets = Vec::new();
         self.out.retain(|o| match o {
-            AppOutput::UdpSend { data, .. } => {
+            AppOutput::Net(ClientOutput::UdpSend { data, .. }) => {
                 packets.push(data.clone());
                 false
             }
@@ -142,7 +144,7 @@ impl Harness {
             if self
                 .out
                 .iter()
-                .any(|o| matches!(o, AppOutput::TcpConnect { to, .. } if *to == signalling))
+                .any(|o| matches!(o, AppOutput::Net(ClientOutput::TcpConnect { to, .. }) if *to == signalling))
             {
                 return self.take_connect(signalling);
             }
@@ -340,7 +342,10 @@ fn leaving_drops_the_client_and_the_report_keeps_the_call() {
     // The leave's own outputs are carried out: the call first, then the proxy client's close
     // of its connection and its state change.
     assert_eq!(h.out.pop_front(), Some(AppOutput::Event(AppEvent::Left)));
-    assert_eq!(h.out.pop_front(), Some(AppOutput::TcpClose { conn }));
+    assert_eq!(
+        h.out.pop_front(),
+        Some(AppOutput::Net(ClientOutput::TcpClose { conn }))
+    );
     assert!(h.events().iter().any(|e| matches!(
         e,
         AppEvent::StateChanged {
@@ -439,7 +444,7 @@ fn the_applications_own_commands_are_refused_as_inputs() {
         Some(ConnectionState::Connected)
     );
     assert_eq!(
-        AppOutput::TcpClose { conn }.into_client(),
+        AppOutput::Net(ClientOutput::TcpClose { conn }).into_client(),
         Ok(ClientOutput::TcpClose { conn })
     );
     let reason = StateReason::Joined;
@@ -501,17 +506,21 @@ proptest! {
                     h.input(ClientInput::UdpData { from: sdrtn().media_udp, data: &packet });
                 }
             }
+            // The joins handed out in this step first: an ack in the same bytes as the
+            // connection's news is taken after the join, even if its event comes out first.
             for out in &h.out {
                 match out {
-                    AppOutput::TcpConnect { conn, .. } => conns.push(*conn),
-                    AppOutput::TcpSend { data, .. } => {
+                    AppOutput::Net(ClientOutput::TcpConnect { conn, .. }) => conns.push(*conn),
+                    AppOutput::Net(ClientOutput::TcpSend { data, .. }) => {
                         let lines = LineReader::default().push(data).unwrap_or_default();
                         joins.extend(lines.iter().filter(|l| matches!(l, Signal::Join { .. })).map(Signal::seq));
                     }
-                    AppOutput::Event(AppEvent::Acked { seq, sent: true }) => {
-                        acked_join |= joins.contains(seq);
-                    }
                     _ => {}
+                }
+            }
+            for out in &h.out {
+                if let AppOutput::Event(AppEvent::Acked { seq, sent: true }) = out {
+                    acked_join |= joins.contains(seq);
                 }
             }
             let media_sent = h.take_media().iter().filter(|p| read_media(p).is_some_and(|m| m.uid == 7)).count();

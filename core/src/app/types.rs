@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::client::ConnectionState;
-use crate::client::{ClientConfig, ClientInput, ClientOutput, ConnId, MediaPath, StateReason};
+use crate::client::{ClientConfig, ClientInput, ClientOutput, MediaPath, StateReason};
 use crate::params::ProxyConfig;
 use crate::socks5::Credentials;
 
@@ -100,58 +100,26 @@ impl AppInputError {
     }
 }
 
-/// Something for the driver to do, from [`App::poll_output`](super::App::poll_output). The
-/// network outputs are the proxy client's, passed on in its order (see [`ClientOutput`]).
+/// Something for the driver to do, from [`App::poll_output`](super::App::poll_output).
 #[must_use = "every output is an action the driver must carry out"]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppOutput {
-    /// Resolve a DNS name; answer with [`ClientInput::Resolved`] or [`ClientInput::ResolveFailed`].
-    Resolve {
-        /// The name.
-        name: String,
-    },
-    /// Open a TCP connection; answer with [`ClientInput::TcpConnected`] or
-    /// [`ClientInput::TcpFailed`].
-    TcpConnect {
-        /// The id the proxy client gives the connection.
-        conn: ConnId,
-        /// Where to.
-        to: SocketAddr,
-    },
-    /// Write bytes on a connection, after every earlier write on it.
-    TcpSend {
-        /// The connection.
-        conn: ConnId,
-        /// The bytes.
-        data: Vec<u8>,
-    },
-    /// Close a connection after writing what was queued on it.
-    TcpClose {
-        /// The connection.
-        conn: ConnId,
-    },
-    /// Send a datagram from the application's UDP socket.
-    UdpSend {
-        /// Its destination.
-        to: SocketAddr,
-        /// Its bytes.
-        data: Vec<u8>,
-    },
-    /// Something happened, for the trace and the report ([`ClientReport::record`](super::ClientReport::record)).
+    /// Network work of the proxy client, passed on in its order and meaning exactly what its
+    /// drain contract says. Never a [`ClientOutput::Event`]: the application takes those and
+    /// says what they meant to it as [`AppOutput::Event`]s.
+    Net(ClientOutput),
+    /// Something happened, for the trace and the report
+    /// ([`ClientReport::record`](super::ClientReport::record)).
     Event(AppEvent),
 }
 
 impl AppOutput {
-    /// The network output as the proxy client gave it, or the event.
+    /// The network output, or the event.
     pub fn into_client(self) -> Result<ClientOutput, AppEvent> {
-        Ok(match self {
-            AppOutput::Resolve { name } => ClientOutput::Resolve { name },
-            AppOutput::TcpConnect { conn, to } => ClientOutput::TcpConnect { conn, to },
-            AppOutput::TcpSend { conn, data } => ClientOutput::TcpSend { conn, data },
-            AppOutput::TcpClose { conn } => ClientOutput::TcpClose { conn },
-            AppOutput::UdpSend { to, data } => ClientOutput::UdpSend { to, data },
-            AppOutput::Event(event) => return Err(event),
-        })
+        match self {
+            AppOutput::Net(output) => Ok(output),
+            AppOutput::Event(event) => Err(event),
+        }
     }
 }
 

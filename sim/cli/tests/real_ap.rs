@@ -14,9 +14,9 @@ use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::wire::{
     ErrorCode, Message, RelayInfo, TicketKey, AP_REQUEST_PADDED_LEN, FLAG_UDP_MEDIA,
 };
-use cloudproxy_sim::net::{Net, TokioNet};
-use cloudproxy_sim::nodes::ap::run_ap_on;
-use cloudproxy_sim::trace::Trace;
+use cloudproxy_node::net::{Net, TokioNet};
+use cloudproxy_node::nodes::ap::run_ap_on;
+use cloudproxy_node::trace::Trace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

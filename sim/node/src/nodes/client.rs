@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
-use cloudproxy_core::client::{ClientInput, ConnId};
+use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -148,21 +148,23 @@ impl<N: Net> ClientIo<N> {
     async fn drain(&mut self, app: &mut App) {
         while let Some(output) = app.poll_output() {
             match output {
-                AppOutput::Resolve { name } => {
+                AppOutput::Net(ClientOutput::Resolve { name }) => {
                     let (tx, net) = (self.resolved.clone(), self.net.clone());
                     tokio::task::spawn_local(async move {
                         let answer = net.resolve(&name).await;
                         let _ = tx.send(Event::Resolved(name, answer));
                     });
                 }
-                AppOutput::TcpConnect { conn, to } => {
+                AppOutput::Net(ClientOutput::TcpConnect { conn, to }) => {
                     self.pumps.connect(&self.net, conn, to, CONNECT_TIMEOUT)
                 }
-                AppOutput::TcpSend { conn, data } => self.pumps.send(conn, data),
-                AppOutput::TcpClose { conn } => self.pumps.close(conn),
-                AppOutput::UdpSend { to, data } => {
+                AppOutput::Net(ClientOutput::TcpSend { conn, data }) => self.pumps.send(conn, data),
+                AppOutput::Net(ClientOutput::TcpClose { conn }) => self.pumps.close(conn),
+                AppOutput::Net(ClientOutput::UdpSend { to, data }) => {
                     let _ = self.udp.send_to(&data, to).await;
                 }
+                // The application takes its proxy client's events itself.
+                AppOutput::Net(ClientOutput::Event(_)) => {}
                 AppOutput::Event(event) => {
                     self.trace_event(&event);
                     self.report.borrow_mut().record(&event);
