@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use cloudproxy_testkit::seed;
 
 use crate::dns::{Dns, Resolving};
 use crate::faults::{Impaired, ImpairmentCounters, ImpairmentState, Impairments};
-use crate::net::{FirewallCounters, Firewalled, SimNet};
+use crate::net::{Captured, FirewallCounters, Firewalled, SimNet};
 use crate::pcap::Tap;
 use crate::policy::Policy;
 use cloudproxy_node::nodes::ap::run_ap;
@@ -295,47 +296,51 @@ impl<'a> Build<'a> {
 
     /// The access points, one host each.
     fn host_aps(&mut self) -> BTreeMap<IpAddr, Rc<RefCell<ApCounters>>> {
-        let mut aps = BTreeMap::new();
-        for (i, address) in seed::ap_ips().into_iter().enumerate() {
-            let counters = Rc::new(RefCell::new(ApCounters::default()));
-            aps.insert(address, counters.clone());
-            let (config, trace, seed) = (ap_config(self.spec), self.trace.clone(), self.spec.seed);
-            let name = format!("ap{}", i + 1);
-            let host_net = self.tap.wrap(SimNet, address);
-            self.sim.host(address, move || {
-                let entropy = Entropy::from_u64(seed.wrapping_add(100 + i as u64));
-                let (config, counters) = (config.clone(), counters.clone());
-                let (net, name, trace) = (host_net.clone(), name.clone(), trace.clone());
-                async move {
-                    run_ap(net, name, config, entropy, counters, trace).await?;
-                    Ok(())
-                }
-            });
-        }
-        aps
+        let config = ap_config(self.spec);
+        self.host_cloud(seed::ap_ips(), "ap", 100, config, run_ap)
     }
 
     /// The relays, one host each.
     fn host_relays(&mut self) -> BTreeMap<IpAddr, Rc<RefCell<RelayShared>>> {
-        let mut relays = BTreeMap::new();
-        for (i, address) in seed::relay_ips().into_iter().enumerate() {
-            let shared = Rc::new(RefCell::new(RelayShared::default()));
-            relays.insert(address, shared.clone());
-            let (config, trace, seed) =
-                (relay_config(self.spec), self.trace.clone(), self.spec.seed);
-            let name = format!("relay{}", i + 1);
+        let config = relay_config(self.spec);
+        self.host_cloud(seed::relay_ips(), "relay", 200, config, run_relay)
+    }
+
+    /// One host of the cloud proxy at each address, named `{prefix}{n}` from 1, running `run`
+    /// with `config`, the seed's entropy (`seed + salt + index`, fresh at every restart) and a
+    /// shared state of its own; returns the shared states by address.
+    fn host_cloud<C, S, F, Fut>(
+        &mut self,
+        addresses: Vec<IpAddr>,
+        prefix: &str,
+        salt: u64,
+        config: C,
+        run: F,
+    ) -> BTreeMap<IpAddr, Rc<RefCell<S>>>
+    where
+        C: Clone + 'static,
+        S: Default + 'static,
+        F: Fn(Captured<SimNet>, String, C, Entropy, Rc<RefCell<S>>, Trace) -> Fut + Copy + 'static,
+        Fut: Future<Output = std::io::Result<()>> + 'static,
+    {
+        let mut states = BTreeMap::new();
+        for (i, address) in addresses.into_iter().enumerate() {
+            let state = Rc::new(RefCell::new(S::default()));
+            states.insert(address, state.clone());
+            let (config, trace, seed) = (config.clone(), self.trace.clone(), self.spec.seed);
+            let name = format!("{prefix}{}", i + 1);
             let host_net = self.tap.wrap(SimNet, address);
             self.sim.host(address, move || {
-                let entropy = Entropy::from_u64(seed.wrapping_add(200 + i as u64));
-                let (config, shared) = (config.clone(), shared.clone());
+                let entropy = Entropy::from_u64(seed.wrapping_add(salt + i as u64));
+                let (config, state) = (config.clone(), state.clone());
                 let (net, name, trace) = (host_net.clone(), name.clone(), trace.clone());
                 async move {
-                    run_relay(net, name, config, entropy, shared, trace).await?;
+                    run(net, name, config, entropy, state, trace).await?;
                     Ok(())
                 }
             });
         }
-        relays
+        states
     }
 
     /// The SD-RTN edge.
