@@ -1,17 +1,20 @@
-//! Pair tests: the client and relay machines stepped against each other on a virtual clock,
-//! through the AP, the relays, an SD-RTN edge, DNS, a SOCKS5 server and a firewall
-//! (see `world.rs`). Each test states what it proves.
+//! Pair tests: the client, application, access point and relay machines stepped against each
+//! other on a virtual clock, through the AP, the relays, an SD-RTN edge, DNS, a SOCKS5 server
+//! and a firewall (the testkit's pair world, `cloudproxy_testkit::pair`). Each test states
+//! what it proves; the applications' tests are in `apps.rs`.
 
+mod apps;
 mod setup;
-mod world;
 
 use std::time::Duration;
 
 use cloudproxy_core::client::{ConnectionState, MediaPath};
 use cloudproxy_core::wire::{ErrorCode, Message};
+use cloudproxy_testkit::pair::*;
+use cloudproxy_testkit::policy::Policy;
+use cloudproxy_testkit::seed::{edge_endpoints, ip, AP_IPS, EDGE_IP};
 
 use setup::*;
-use world::*;
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -19,7 +22,7 @@ fn secs(s: u64) -> Duration {
 
 #[test]
 fn type1_by_domain_end_to_end_behind_the_seed_firewall() {
-    let mut world = seed_world(Firewall::seed());
+    let mut world = seed_world(Policy::seed());
     let alice = world.add_client(client(Some(cloud_domain()), 1), 11);
     world.run_for(secs(3));
     assert_connected(&world, alice, 1);
@@ -29,8 +32,7 @@ fn type1_by_domain_end_to_end_behind_the_seed_firewall() {
 
 #[test]
 fn type2_by_ip_list_works_when_dns_is_blocked() {
-    let mut world = seed_world(Firewall::seed());
-    world.dns_blocked = true;
+    let mut world = seed_world(Policy::dns_blocked());
     let by_domain = world.add_client(client(Some(cloud_domain()), 1), 11);
     let by_list = world.add_client(client(Some(cloud_ip_list()), 2), 12);
     world.run_for(secs(5));
@@ -47,7 +49,7 @@ fn type2_by_ip_list_works_when_dns_is_blocked() {
 
 #[test]
 fn type0_socks5_is_the_only_host_allowed_out() {
-    let mut world = seed_world(Firewall::only(ip(SOCKS_IP)));
+    let mut world = seed_world(Policy::only_host(ip(SOCKS_IP)));
     world.socks = Some((socks_addr(), socks_policy(true)));
     let alice = world.add_client(client(Some(socks5()), 3), 11);
     world.run_for(secs(3));
@@ -59,7 +61,7 @@ fn type0_socks5_is_the_only_host_allowed_out() {
 
 #[test]
 fn type0_socks5_refusing_udp_associate_falls_back_to_tcp_media() {
-    let mut world = seed_world(Firewall::only(ip(SOCKS_IP)));
+    let mut world = seed_world(Policy::only_host(ip(SOCKS_IP)));
     world.socks = Some((socks_addr(), socks_policy(false)));
     let alice = world.add_client(client(Some(socks5()), 4), 11);
     world.run_for(secs(6));
@@ -70,7 +72,7 @@ fn type0_socks5_refusing_udp_associate_falls_back_to_tcp_media() {
 
 #[test]
 fn proxy_off_works_on_an_open_network_and_fails_behind_the_firewall() {
-    let mut open = seed_world(Firewall::open());
+    let mut open = seed_world(Policy::open());
     let direct = open.add_client(client(None, 5), 11);
     open.run_for(secs(3));
     assert_eq!(
@@ -79,7 +81,7 @@ fn proxy_off_works_on_an_open_network_and_fails_behind_the_firewall() {
     );
     exchange_and_check(&mut open, direct);
 
-    let mut closed = seed_world(Firewall::seed());
+    let mut closed = seed_world(Policy::seed());
     let blocked = closed.add_client(client(None, 5), 11);
     closed.run_for(secs(60));
     assert_ne!(
@@ -91,7 +93,7 @@ fn proxy_off_works_on_an_open_network_and_fails_behind_the_firewall() {
 
 #[test]
 fn ap_failover_across_addresses_and_ports() {
-    let mut world = seed_world(Firewall::seed());
+    let mut world = seed_world(Policy::seed());
     world.dead_ap_ips.insert(ip(AP_IPS[0]));
     world.dead_ap_ips.insert(ip(AP_IPS[1]));
     let alice = world.add_client(client(Some(cloud_domain()), 6), 11);
@@ -102,7 +104,7 @@ fn ap_failover_across_addresses_and_ports() {
 
 #[test]
 fn udp_blocked_media_falls_back_to_the_tcp_channel() {
-    let mut world = seed_world(Firewall::seed_tcp_only());
+    let mut world = seed_world(Policy::udp_blocked());
     let alice = world.add_client(client(Some(cloud_domain()), 7), 11);
     world.run_for(secs(10));
     assert_connected(&world, alice, 1);
@@ -112,7 +114,7 @@ fn udp_blocked_media_falls_back_to_the_tcp_channel() {
 
 #[test]
 fn relay_crash_moves_the_client_to_the_other_relay() {
-    let mut world = seed_world(Firewall::seed());
+    let mut world = seed_world(Policy::seed());
     let alice = world.add_client(client(Some(cloud_domain()), 8), 11);
     world.run_for(secs(3));
     assert_connected(&world, alice, 1);
@@ -143,7 +145,7 @@ fn relay_crash_moves_the_client_to_the_other_relay() {
 
 #[test]
 fn a_call_outlives_its_ticket() {
-    let mut world = seed_world_with(Firewall::seed(), Duration::from_secs(5));
+    let mut world = seed_world_with(Policy::seed(), Duration::from_secs(5));
     let alice = world.add_client(client(Some(cloud_domain()), 9), 11);
     world.run_for(secs(3));
     assert_connected(&world, alice, 1);
@@ -157,14 +159,14 @@ fn a_call_outlives_its_ticket() {
 
 #[test]
 fn forged_replayed_and_open_relay_tickets_are_refused_and_others_are_unaffected() {
-    let mut world = seed_world(Firewall::open());
+    let mut world = seed_world(Policy::open());
     let alice = world.add_client(client(Some(cloud_domain()), 10), 11);
     world.run_for(secs(3));
     assert_connected(&world, alice, 1);
     let relay = relay_in_use(&world, alice);
 
     // A ticket issued for the attacker's own address, then tampered with.
-    let good = ticket_for(ip("10.1.0.250"), world.now + secs(60), 1);
+    let good = ticket_for(ip(ATTACKER_IP), world.now + secs(60), 1);
     let mut forged = good.clone();
     forged.mac[0] ^= 1;
     let cases = [
@@ -184,12 +186,12 @@ fn forged_replayed_and_open_relay_tickets_are_refused_and_others_are_unaffected(
             ErrorCode::DestinationRefused,
         ),
         (
-            ticket_for(ip("10.1.0.250"), world.now + secs(60), 2),
+            ticket_for(ip(ATTACKER_IP), world.now + secs(60), 2),
             edge_endpoints().signalling,
             ErrorCode::Other(0),
         ),
         (
-            ticket_for(ip("10.1.0.250"), world.now + secs(60), 2),
+            ticket_for(ip(ATTACKER_IP), world.now + secs(60), 2),
             edge_endpoints().signalling,
             ErrorCode::TicketReplayed,
         ),
@@ -199,7 +201,7 @@ fn forged_replayed_and_open_relay_tickets_are_refused_and_others_are_unaffected(
             ErrorCode::ClientMismatch,
         ),
         (
-            ticket_for(ip("10.1.0.250"), world.now, 4),
+            ticket_for(ip(ATTACKER_IP), world.now, 4),
             edge_endpoints().signalling,
             ErrorCode::TicketExpired,
         ),
@@ -232,7 +234,7 @@ fn forged_replayed_and_open_relay_tickets_are_refused_and_others_are_unaffected(
 fn quota_of_sessions_per_client_address() {
     // One session per client address on each of the two relays: three clients behind one NAT
     // address get two sessions between them.
-    let mut world = seed_world_quota(Firewall::seed(), 1);
+    let mut world = seed_world_quota(Policy::seed(), 1);
     let a = world.add_client(client(Some(cloud_domain()), 20), 11);
     let b = world.add_client(client(Some(cloud_domain()), 21), 11);
     let c = world.add_client(client(Some(cloud_domain()), 22), 11);
@@ -260,7 +262,7 @@ fn quota_of_sessions_per_client_address() {
 
 #[test]
 fn gives_up_after_the_bound_with_a_clear_reason() {
-    let mut world = seed_world(Firewall::seed());
+    let mut world = seed_world(Policy::seed());
     for ap in AP_IPS {
         world.dead_ap_ips.insert(ip(ap));
     }
@@ -281,7 +283,7 @@ fn gives_up_after_the_bound_with_a_clear_reason() {
 #[test]
 fn same_setup_same_run() {
     let run = || {
-        let mut world = seed_world(Firewall::seed());
+        let mut world = seed_world(Policy::seed());
         let alice = world.add_client(client(Some(cloud_domain()), 42), 11);
         world.run_for(secs(3));
         exchange_and_check(&mut world, alice);
@@ -296,7 +298,7 @@ fn the_access_point_machine_serves_tcp_and_sheds_hostile_connections() {
     use cloudproxy_core::wire::AP_REQUEST_PADDED_LEN;
 
     // A client that only has TCP gets its ticket over an AP connection, padded.
-    let mut world = seed_world(Firewall::seed_tcp_only());
+    let mut world = seed_world(Policy::udp_blocked());
     let alice = world.add_client(client(Some(cloud_domain()), 5), 11);
     world.run_for(secs(8));
     assert_connected(&world, alice, 1);

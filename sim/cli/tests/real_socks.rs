@@ -7,6 +7,8 @@
 //!
 //! Each server runs with its own configuration in a temporary directory and is stopped by its
 //! process id. A missing server binary fails the test with the install command.
+// clippy.toml disallows the system's clocks; real-socket tests bound their waits on the wall clock.
+#![allow(clippy::disallowed_methods)]
 
 mod real_support;
 

@@ -2,6 +2,9 @@
 //! run and of a sweep's failures is run again as printed, and gives the same trace hash and the
 //! same verdict. And the sweep's own contract: `--jobs` outside 1..=64 is a usage error naming
 //! the range, `--swarm` goes with `--policy`, and Ctrl-C prints the partial summary.
+// Measures or bounds its waits on the wall clock (clippy.toml disallows the system clocks
+// for the simulation's sake).
+#![allow(clippy::disallowed_methods)]
 
 use std::io::Read;
 use std::process::{Command, Output, Stdio};

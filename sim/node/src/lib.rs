@@ -6,8 +6,8 @@
 //! - [`net`]: the seam, its tokio implementation ([`net::TokioNet`]) and the stream pumps that
 //!   connect a sans-IO machine's connection ids to real streams;
 //! - [`nodes`]: the SDK client, the cloud proxy's access point and relay, an SD-RTN edge, an
-//!   enterprise SOCKS5 server and an attacker, each driving a machine of `cloudproxy-core`;
-//! - [`app`]: the simulated application's signalling and media formats;
+//!   enterprise SOCKS5 server and an attacker, each driving a machine of `cloudproxy-core` (the
+//!   client drives the simulated application, `cloudproxy_core::app`);
 //! - [`trace`]: the JSON-lines event trace every node writes.
 //!
 //! Nothing here knows turmoil: the simulated network, its firewall, impairments and resolver
@@ -15,7 +15,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod app;
 pub mod net;
 pub mod nodes;
 pub mod trace;

@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::rc::Rc;
@@ -19,14 +20,16 @@ use std::time::Duration;
 
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::relay::{ApConfig, ApCounters, RelayConfig};
-use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use cloudproxy_core::socks5::ServerPolicy;
-use cloudproxy_core::wire::{RelayInfo, TicketKey, RELAY_TCP_PORT, RELAY_UDP_PORTS};
+use cloudproxy_core::time::Instant;
+use cloudproxy_core::wire::{TicketKey, AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_testkit::seed;
 
 use crate::dns::{Dns, Resolving};
 use crate::fault_schedule::{self, Hosts, Targets};
 use crate::faults::{Impaired, ImpairmentCounters, ImpairmentState, Impairments};
-use crate::net::{FirewallCounters, Firewalled, SimNet};
+use crate::net::{Captured, FirewallCounters, Firewalled, SimNet};
+use crate::pcap::Tap;
 use crate::policy::Policy;
 use cloudproxy_node::nodes::ap::run_ap;
 use cloudproxy_node::nodes::attacker::{run_attacker, AttackReport};
@@ -36,35 +39,9 @@ use cloudproxy_node::nodes::relay::{run_relay, RelayShared};
 use cloudproxy_node::nodes::socks::{run_socks5_ranged, Socks5Stats};
 use cloudproxy_node::trace::Trace;
 
-/// The access points' addresses, from the seed's whitelist.
-pub const AP_IPS: [&str; 4] = [
-    "47.74.211.17",
-    "52.80.192.229",
-    "52.52.84.170",
-    "47.96.234.219",
-];
-/// The relays' addresses, from the seed's whitelist.
-pub const RELAY_IPS: [&str; 2] = ["120.92.118.34", "120.92.18.162"];
-/// The SD-RTN edge's address (a public address of its own).
-pub const EDGE_IP: &str = "101.36.1.10";
-/// The SD-RTN block the relays may reach.
-pub const SDRTN_BLOCK: &str = "101.36.0.0/16";
-/// The default access point's name.
-pub const AP_DOMAIN: &str = "ap-proxy.agora.io";
-
-/// Parses an address literal of this module (all are valid).
-pub fn ip(text: &str) -> IpAddr {
-    text.parse().expect("a valid address literal")
-}
-
-/// The edge's endpoints.
-pub fn edge_endpoints() -> SdRtnEndpoints {
-    SdRtnEndpoints {
-        signalling: SocketAddr::new(ip(EDGE_IP), 5000),
-        media_udp: SocketAddr::new(ip(EDGE_IP), 5001),
-        media_tcp: SocketAddr::new(ip(EDGE_IP), 5002),
-    }
-}
+pub use cloudproxy_testkit::seed::{
+    edge_endpoints, ip, AP_DOMAIN, AP_IPS, EDGE_IP, RELAY_IPS, SDRTN_BLOCK,
+};
 
 /// An enterprise SOCKS5 server.
 #[derive(Clone, Debug)]
@@ -153,7 +130,8 @@ pub struct WorldSpec {
     /// [`RELAY_IPS`] order; addresses that are not relays are ignored.
     pub relay_order: Option<Vec<IpAddr>>,
     /// Per relay, the UDP media ports it listens on and hands out instead of
-    /// [`RELAY_UDP_PORTS`] (`check-firewall` pins the port a session gets).
+    /// [`RELAY_UDP_PORTS`](cloudproxy_core::wire::RELAY_UDP_PORTS) (`check-firewall` pins the
+    /// port a session gets).
     pub relay_udp_ports: BTreeMap<IpAddr, RangeInclusive<u16>>,
 }
 
@@ -232,31 +210,23 @@ fn ticket_key(seed: u64) -> TicketKey {
 
 /// The relays' configuration in this world.
 pub fn relay_config(spec: &WorldSpec) -> RelayConfig {
-    let mut config = RelayConfig::new(
-        ticket_key(spec.seed),
-        vec![SDRTN_BLOCK.parse().expect("a valid block")],
-    );
+    let mut config = RelayConfig::new(ticket_key(spec.seed), vec![seed::sdrtn_block()]);
     config.canary_skip_destination_check = spec.canary;
     config
 }
 
 /// The access points' configuration in this world.
 pub fn ap_config(spec: &WorldSpec) -> ApConfig {
-    let mut order: Vec<IpAddr> = Vec::new();
-    let all = RELAY_IPS.iter().map(|a| ip(a));
-    for addr in spec.relay_order.iter().flatten().copied().chain(all) {
-        if RELAY_IPS.iter().any(|r| ip(r) == addr) && !order.contains(&addr) {
-            order.push(addr);
-        }
+    // The relays in the order asked for (those left out after, in the seed's order).
+    let mut relays = seed::relays();
+    if let Some(order) = &spec.relay_order {
+        relays.sort_by_key(|r| {
+            order
+                .iter()
+                .position(|a| *a == r.addr)
+                .unwrap_or(usize::MAX)
+        });
     }
-    let relays = order
-        .into_iter()
-        .map(|addr| RelayInfo {
-            addr,
-            tcp_port: RELAY_TCP_PORT,
-            udp_port: *RELAY_UDP_PORTS.start(),
-        })
-        .collect();
     let mut config = ApConfig::new(ticket_key(spec.seed), relays);
     config.shuffle_relays = spec.relay_order.is_none();
     config.ticket_lifetime = spec.ticket_lifetime;
@@ -274,145 +244,192 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs the world to the end of every client's script.
 pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(spec.seed)
-        .simulation_duration(spec.duration + DRAIN + Duration::from_secs(60))
-        .min_message_latency(Duration::from_millis(2))
-        .max_message_latency(Duration::from_millis(20))
-        .tcp_capacity(1 << 16)
-        .udp_capacity(1024)
-        .build();
-    let trace = Trace::default();
-    let impairments = ImpairmentState::new(spec.seed ^ 0x001A_550F_FA17);
-    let net = Impaired::new(SimNet, impairments.clone());
-    // Every host's network is wrapped, outermost, in the capture (a pass-through without one).
-    let tap = crate::pcap::Tap::start(spec.capture.as_ref());
-    let mut dns = Dns::default();
-    dns.insert(AP_DOMAIN, AP_IPS.iter().map(|a| ip(a)).collect());
-    let dns = Rc::new(dns);
-
-    // The cloud proxy: access points and relays.
-    let mut aps = BTreeMap::new();
-    for (i, address) in AP_IPS.iter().enumerate() {
-        let counters = Rc::new(RefCell::new(ApCounters::default()));
-        aps.insert(ip(address), counters.clone());
-        let (config, trace, seed) = (ap_config(spec), trace.clone(), spec.seed);
-        let name = format!("ap{}", i + 1);
-        let host_net = tap.wrap(SimNet, ip(address));
-        sim.host(ip(address), move || {
-            let (config, trace, counters, name) = (
-                config.clone(),
-                trace.clone(),
-                counters.clone(),
-                name.clone(),
-            );
-            let host_net = host_net.clone();
-            async move {
-                run_ap(
-                    host_net,
-                    name,
-                    config,
-                    Entropy::from_u64(seed.wrapping_add(100 + i as u64)),
-                    counters,
-                    trace,
-                )
-                .await?;
-                Ok(())
-            }
-        });
-    }
-    let mut relays = BTreeMap::new();
-    for (i, address) in RELAY_IPS.iter().enumerate() {
-        let shared = Rc::new(RefCell::new(RelayShared::default()));
-        relays.insert(ip(address), shared.clone());
-        let mut config = relay_config(spec);
-        if let Some(ports) = spec.relay_udp_ports.get(&ip(address)) {
-            config.udp_ports = ports.clone();
-        }
-        let (trace, seed) = (trace.clone(), spec.seed);
-        let name = format!("relay{}", i + 1);
-        let host_net = tap.wrap(SimNet, ip(address));
-        sim.host(ip(address), move || {
-            let (config, trace, shared, name) =
-                (config.clone(), trace.clone(), shared.clone(), name.clone());
-            let host_net = host_net.clone();
-            async move {
-                run_relay(
-                    host_net,
-                    name,
-                    config,
-                    Entropy::from_u64(seed.wrapping_add(200 + i as u64)),
-                    shared,
-                    trace,
-                )
-                .await?;
-                Ok(())
-            }
-        });
-    }
-    let edge = Rc::new(RefCell::new(EdgeStats::default()));
-    {
-        let (edge, net) = (edge.clone(), tap.wrap(net.clone(), ip(EDGE_IP)));
-        sim.host(ip(EDGE_IP), move || {
-            let (edge, net) = (edge.clone(), net.clone());
-            async move {
-                run_edge(net, edge_endpoints(), edge).await?;
-                Ok(())
-            }
-        });
-    }
-
-    // The enterprises.
-    let mut reports: BTreeMap<String, Rc<RefCell<ClientReport>>> = BTreeMap::new();
-    let mut firewalls = BTreeMap::new();
-    let mut socks_stats = BTreeMap::new();
+    let mut world = Build::new(spec);
+    let aps = world.host_aps();
+    let relays = world.host_relays();
+    let edge = world.host_edge();
+    let mut enterprises = Enterprises::default();
     for enterprise in &spec.enterprises {
-        let counters = Rc::new(RefCell::new(FirewallCounters::default()));
-        firewalls.insert(enterprise.name.clone(), counters.clone());
-        // The enterprise resolver sits behind the firewall: the resolver answers (or refuses)
-        // as the policy's DNS rule says, so the firewall itself never sees DNS traffic.
-        let resolving = Resolving::new(net.clone(), dns.clone(), enterprise.policy.dns);
-        let net = Firewalled::new(resolving, Rc::new(enterprise.policy.clone()), counters);
-        let net = tap.wrap(net, enterprise.clients_ip);
-        if let Some(socks) = &enterprise.socks {
-            let stats = Rc::new(RefCell::new(Socks5Stats::default()));
-            socks_stats.insert(enterprise.name.clone(), stats.clone());
-            let (socks, inner) = (socks.clone(), Impaired::new(SimNet, impairments.clone()));
-            let inner = tap.wrap(inner, socks.ip);
-            sim.host(socks.ip, move || {
-                let (socks, stats, inner) = (socks.clone(), stats.clone(), inner.clone());
+        world.host_enterprise(enterprise, &mut enterprises);
+    }
+    let attack = world.host_attacker();
+    world.partition_unrelated();
+    let mut outcome = WorldOutcome {
+        trace: world.trace.clone(),
+        ..WorldOutcome::default()
+    };
+    world.run(&enterprises.reports, &mut outcome);
+    world.tap.finish(); // what happens while the world is torn down is not traffic
+    outcome.sim_time = world.sim.elapsed();
+    outcome.impairments = world.impairments.borrow().counters.clone();
+    outcome.attack = attack.borrow().clone();
+    outcome.clients = unshare(enterprises.reports);
+    outcome.relays = unshare(relays);
+    outcome.aps = unshare(aps);
+    outcome.edge = edge.borrow().clone();
+    outcome.firewalls = unshare(enterprises.firewalls);
+    outcome.socks = unshare(enterprises.socks);
+    outcome
+}
+
+/// The values behind shared cells, once the world has stopped.
+fn unshare<K: Ord, V: Clone>(shared: BTreeMap<K, Rc<RefCell<V>>>) -> BTreeMap<K, V> {
+    shared
+        .into_iter()
+        .map(|(k, v)| (k, v.borrow().clone()))
+        .collect()
+}
+
+/// What the enterprises' hosts share with the run, by name.
+#[derive(Default)]
+struct Enterprises {
+    reports: BTreeMap<String, Rc<RefCell<ClientReport>>>,
+    firewalls: BTreeMap<String, Rc<RefCell<FirewallCounters>>>,
+    socks: BTreeMap<String, Rc<RefCell<Socks5Stats>>>,
+}
+
+/// A world being built, then run: the simulation and what every host shares.
+struct Build<'a> {
+    spec: &'a WorldSpec,
+    sim: turmoil::Sim<'static>,
+    trace: Trace,
+    impairments: Rc<RefCell<ImpairmentState>>,
+    /// The impaired network of the hosts outside the enterprises.
+    net: Impaired<SimNet>,
+    /// Every host's network is wrapped, outermost, in the capture (a pass-through without one).
+    tap: Tap,
+    dns: Rc<Dns>,
+}
+
+impl<'a> Build<'a> {
+    fn new(spec: &'a WorldSpec) -> Self {
+        let sim = turmoil::Builder::new()
+            .rng_seed(spec.seed)
+            .simulation_duration(spec.duration + DRAIN + Duration::from_secs(60))
+            .min_message_latency(Duration::from_millis(2))
+            .max_message_latency(Duration::from_millis(20))
+            .tcp_capacity(1 << 16)
+            .udp_capacity(1024)
+            .build();
+        let impairments = ImpairmentState::new(spec.seed ^ 0x001A_550F_FA17);
+        let net = Impaired::new(SimNet, impairments.clone());
+        let tap = Tap::start(spec.capture.as_ref());
+        let mut dns = Dns::default();
+        dns.insert(AP_DOMAIN, seed::ap_ips());
+        Build {
+            spec,
+            sim,
+            trace: Trace::default(),
+            impairments,
+            net,
+            tap,
+            dns: Rc::new(dns),
+        }
+    }
+
+    /// The access points, one host each.
+    fn host_aps(&mut self) -> BTreeMap<IpAddr, Rc<RefCell<ApCounters>>> {
+        let config = ap_config(self.spec);
+        self.host_cloud(seed::ap_ips(), "ap", 100, |_| config.clone(), run_ap)
+    }
+
+    /// The relays, one host each.
+    fn host_relays(&mut self) -> BTreeMap<IpAddr, Rc<RefCell<RelayShared>>> {
+        let config = relay_config(self.spec);
+        let ports = self.spec.relay_udp_ports.clone();
+        let config_of = move |address: IpAddr| {
+            let mut config = config.clone();
+            if let Some(ports) = ports.get(&address) {
+                config.udp_ports = ports.clone();
+            }
+            config
+        };
+        self.host_cloud(seed::relay_ips(), "relay", 200, config_of, run_relay)
+    }
+
+    /// One host of the cloud proxy at each address, named `{prefix}{n}` from 1, running `run`
+    /// with its `config_of(address)`, the seed's entropy (`seed + salt + index`, fresh at every restart) and a
+    /// shared state of its own; returns the shared states by address.
+    fn host_cloud<C, S, F, Fut>(
+        &mut self,
+        addresses: Vec<IpAddr>,
+        prefix: &str,
+        salt: u64,
+        config_of: impl Fn(IpAddr) -> C,
+        run: F,
+    ) -> BTreeMap<IpAddr, Rc<RefCell<S>>>
+    where
+        C: Clone + 'static,
+        S: Default + 'static,
+        F: Fn(Captured<SimNet>, String, C, Entropy, Rc<RefCell<S>>, Trace) -> Fut + Copy + 'static,
+        Fut: Future<Output = std::io::Result<()>> + 'static,
+    {
+        let mut states = BTreeMap::new();
+        for (i, address) in addresses.into_iter().enumerate() {
+            let state = Rc::new(RefCell::new(S::default()));
+            states.insert(address, state.clone());
+            let (config, trace, seed) = (config_of(address), self.trace.clone(), self.spec.seed);
+            let name = format!("{prefix}{}", i + 1);
+            let host_net = self.tap.wrap(SimNet, address);
+            self.sim.host(address, move || {
+                let entropy = Entropy::from_u64(seed.wrapping_add(salt + i as u64));
+                let (config, state) = (config.clone(), state.clone());
+                let (net, name, trace) = (host_net.clone(), name.clone(), trace.clone());
                 async move {
-                    run_socks5_ranged(
-                        inner.clone(),
-                        inner,
-                        socks.ip,
-                        socks.port,
-                        socks.policy,
-                        socks.udp_ports,
-                        stats,
-                    )
-                    .await?;
+                    run(net, name, config, entropy, state, trace).await?;
                     Ok(())
                 }
             });
         }
+        states
+    }
+
+    /// The SD-RTN edge.
+    fn host_edge(&mut self) -> Rc<RefCell<EdgeStats>> {
+        let edge = Rc::new(RefCell::new(EdgeStats::default()));
+        let (stats, net) = (edge.clone(), self.tap.wrap(self.net.clone(), ip(EDGE_IP)));
+        self.sim.host(ip(EDGE_IP), move || {
+            let (stats, net) = (stats.clone(), net.clone());
+            async move {
+                run_edge(net, edge_endpoints(), stats).await?;
+                Ok(())
+            }
+        });
+        edge
+    }
+
+    /// One enterprise: its SOCKS5 server, if any, and its clients on one host behind its
+    /// firewall and resolver.
+    fn host_enterprise(&mut self, enterprise: &EnterpriseSpec, shared: &mut Enterprises) {
+        let counters = Rc::new(RefCell::new(FirewallCounters::default()));
+        shared
+            .firewalls
+            .insert(enterprise.name.clone(), counters.clone());
+        // The enterprise resolver sits behind the firewall: the resolver answers (or refuses)
+        // as the policy's DNS rule says, so the firewall itself never sees DNS traffic.
+        let resolving = Resolving::new(self.net.clone(), self.dns.clone(), enterprise.policy.dns);
+        let net = Firewalled::new(resolving, Rc::new(enterprise.policy.clone()), counters);
+        let net = self.tap.wrap(net, enterprise.clients_ip);
+        if let Some(socks) = &enterprise.socks {
+            let stats = self.host_socks(socks);
+            shared.socks.insert(enterprise.name.clone(), stats);
+        }
         let env = ClientEnv {
             sdrtn: edge_endpoints(),
-            trace: trace.clone(),
+            trace: self.trace.clone(),
         };
         let mut tasks = Vec::new();
         for client in &enterprise.clients {
             let report = Rc::new(RefCell::new(ClientReport::default()));
-            reports.insert(client.name.clone(), report.clone());
+            shared.reports.insert(client.name.clone(), report.clone());
             let mut client = client.clone();
             if client.script.last().map(|(_, op)| op) != Some(&Op::Leave) {
-                client.script.push((spec.duration, Op::Leave));
+                client.script.push((self.spec.duration, Op::Leave));
             }
-            client.talk_until = Some(spec.duration.saturating_sub(Duration::from_secs(2)));
+            client.talk_until = Some(self.spec.duration.saturating_sub(Duration::from_secs(2)));
             tasks.push((client, report));
         }
-        let (net, env) = (net.clone(), env.clone());
-        sim.client(enterprise.clients_ip, async move {
+        self.sim.client(enterprise.clients_ip, async move {
             let handles: Vec<_> = tasks
                 .into_iter()
                 .map(|(client, report)| {
@@ -426,134 +443,138 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         });
     }
 
-    let mut hosts = Hosts::default();
-    hosts
-        .servers
-        .extend(AP_IPS.iter().chain(RELAY_IPS.iter()).map(|a| ip(a)));
-    hosts.servers.insert(ip(EDGE_IP));
-    for enterprise in &spec.enterprises {
-        hosts.clients.insert(enterprise.clients_ip);
-        hosts
-            .servers
-            .extend(enterprise.socks.as_ref().map(|s| s.ip));
+    /// An enterprise's SOCKS5 server, on a host of its own.
+    fn host_socks(&mut self, socks: &SocksSpec) -> Rc<RefCell<Socks5Stats>> {
+        let stats = Rc::new(RefCell::new(Socks5Stats::default()));
+        let shared = stats.clone();
+        let inner = Impaired::new(SimNet, self.impairments.clone());
+        let (socks, inner) = (socks.clone(), self.tap.wrap(inner, socks.ip));
+        self.sim.host(socks.ip, move || {
+            let (socks, stats, inner) = (socks.clone(), shared.clone(), inner.clone());
+            async move {
+                let (ip, port, policy) = (socks.ip, socks.port, socks.policy);
+                let udp_ports = socks.udp_ports;
+                run_socks5_ranged(inner.clone(), inner, ip, port, policy, udp_ports, stats).await?;
+                Ok(())
+            }
+        });
+        stats
     }
-    let attack = Rc::new(RefCell::new(AttackReport::default()));
-    if let (true, Some(first)) = (spec.attacker, spec.enterprises.first()) {
-        hosts.clients.insert(ip(ATTACKER_IP));
-        let net = Firewalled::new(net.clone(), Rc::new(first.policy.clone()), Rc::default());
-        let net = tap.wrap(net, ip(ATTACKER_IP));
-        let (attack, wait) = (
-            attack.clone(),
-            spec.ticket_lifetime + Duration::from_secs(1),
-        );
-        sim.client(ip(ATTACKER_IP), async move {
+
+    /// The attacker behind the first enterprise's firewall, when the spec asks for one.
+    fn host_attacker(&mut self) -> Rc<RefCell<AttackReport>> {
+        let attack = Rc::new(RefCell::new(AttackReport::default()));
+        let (true, Some(first)) = (self.spec.attacker, self.spec.enterprises.first()) else {
+            return attack;
+        };
+        let policy = Rc::new(first.policy.clone());
+        let net = Firewalled::new(self.net.clone(), policy, Rc::default());
+        let net = self.tap.wrap(net, ip(ATTACKER_IP));
+        let report = attack.clone();
+        let wait = self.spec.ticket_lifetime + Duration::from_secs(1);
+        self.sim.client(ip(ATTACKER_IP), async move {
             // Let the legitimate clients settle first.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let ap = SocketAddr::new(ip(AP_IPS[0]), cloudproxy_core::wire::AP_PORTS[0]);
+            let ap = SocketAddr::new(ip(AP_IPS[0]), AP_PORTS[0]);
             let relay = SocketAddr::new(ip(RELAY_IPS[0]), RELAY_TCP_PORT);
-            run_attacker(net, ap, relay, edge_endpoints().signalling, wait, attack).await?;
+            run_attacker(net, ap, relay, edge_endpoints().signalling, wait, report).await?;
             Ok(())
         });
+        attack
     }
 
-    // Hosts that never talk to each other are partitioned too, so that nothing but the
-    // firewall's rules and these partitions decides what can reach what.
-    let enterprises: Vec<IpAddr> = spec.enterprises.iter().map(|e| e.clients_ip).collect();
-    let cloud: Vec<IpAddr> = AP_IPS
-        .iter()
-        .chain(RELAY_IPS.iter())
-        .map(|a| ip(a))
-        .collect();
-    for (i, a) in enterprises.iter().enumerate() {
-        for b in &enterprises[i + 1..] {
-            sim.partition(*a, *b);
-        }
-    }
-    for (i, a) in cloud.iter().enumerate() {
-        for b in &cloud[i + 1..] {
-            sim.partition(*a, *b);
-        }
-    }
-    for ap in AP_IPS {
-        sim.partition(ip(ap), ip(EDGE_IP));
-    }
-
-    // Run, applying faults when due.
-    let mut faults: Vec<(Duration, Fault)> = spec.faults.clone();
-    faults.sort_by_key(|(at, _)| *at);
-    let mut faults = faults.into_iter().peekable();
-    let mut outcome = WorldOutcome {
-        trace: trace.clone(),
-        ..WorldOutcome::default()
-    };
-    loop {
-        while let Some((at, _)) = faults.peek() {
-            if *at > sim.elapsed() {
-                break;
+    /// Hosts that never talk to each other are partitioned too, so that nothing but the
+    /// firewall's rules and these partitions decides what can reach what.
+    fn partition_unrelated(&mut self) {
+        let enterprises: Vec<IpAddr> = self.spec.enterprises.iter().map(|e| e.clients_ip).collect();
+        let cloud: Vec<IpAddr> = seed::ap_ips()
+            .into_iter()
+            .chain(seed::relay_ips())
+            .collect();
+        for group in [&enterprises, &cloud] {
+            for (i, a) in group.iter().enumerate() {
+                for b in &group[i + 1..] {
+                    self.sim.partition(*a, *b);
+                }
             }
-            let (at, fault) = faults.next().expect("peeked");
-            let targets = Targets {
-                hosts: &hosts,
-                reports: &reports,
-                dns: &dns,
-                impairments: &impairments,
-            };
-            let effect = fault_schedule::apply(&mut sim, &fault, &targets);
-            trace.record(
-                cloudproxy_core::time::Instant::from_micros(sim.elapsed().as_micros() as u64),
-                "world",
-                "fault",
-                match &effect {
-                    Ok(what) => serde_json::json!({"fault": fault.to_string(), "applied": true, "effect": what}),
-                    Err(why) => serde_json::json!({"fault": fault.to_string(), "applied": false, "effect": why}),
-                },
+        }
+        for ap in seed::ap_ips() {
+            self.sim.partition(ap, ip(EDGE_IP));
+        }
+    }
+
+    /// Steps the simulation to its end, applying the faults when due. A fault that does
+    /// nothing when due, or is due after the end, is recorded with the reason.
+    fn run(
+        &mut self,
+        reports: &BTreeMap<String, Rc<RefCell<ClientReport>>>,
+        outcome: &mut WorldOutcome,
+    ) {
+        let hosts = self.fault_hosts();
+        let mut faults: Vec<(Duration, Fault)> = self.spec.faults.clone();
+        faults.sort_by_key(|(at, _)| *at);
+        let mut faults = faults.into_iter().peekable();
+        loop {
+            while let Some((at, fault)) = faults.next_if(|(at, _)| *at <= self.sim.elapsed()) {
+                let targets = Targets {
+                    hosts: &hosts,
+                    reports,
+                    dns: &self.dns,
+                    impairments: &self.impairments,
+                };
+                let effect = fault_schedule::apply(&mut self.sim, &fault, &targets);
+                let now = Instant::from_micros(self.sim.elapsed().as_micros() as u64);
+                let fields = match &effect {
+                    Ok(what) => {
+                        serde_json::json!({"fault": fault.to_string(), "applied": true, "effect": what})
+                    }
+                    Err(why) => {
+                        serde_json::json!({"fault": fault.to_string(), "applied": false, "effect": why})
+                    }
+                };
+                self.trace.record(now, "world", "fault", fields);
+                match effect {
+                    Ok(_) => outcome.faults_applied.push((at, fault)),
+                    Err(why) => outcome.faults_without_effect.push((at, fault, why)),
+                }
+            }
+            match self.sim.step() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    outcome.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let end = self.sim.elapsed();
+        for (at, fault) in faults {
+            let why = format!(
+                "due at {:.3} s, after the run ended at {:.3} s",
+                at.as_secs_f64(),
+                end.as_secs_f64()
             );
-            match effect {
-                Ok(_) => outcome.faults_applied.push((at, fault)),
-                Err(why) => outcome.faults_without_effect.push((at, fault, why)),
-            }
-        }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                outcome.error = Some(e.to_string());
-                break;
-            }
+            outcome.faults_without_effect.push((at, fault, why));
         }
     }
-    tap.finish(); // what happens while the world is torn down is not traffic
-    outcome.sim_time = sim.elapsed();
-    for (at, fault) in faults {
-        let why = format!(
-            "due at {:.3} s, after the run ended at {:.3} s",
-            at.as_secs_f64(),
-            outcome.sim_time.as_secs_f64()
-        );
-        outcome.faults_without_effect.push((at, fault, why));
+
+    /// The hosts a fault may name: the servers (access points, relays, the edge, the SOCKS5
+    /// servers) and the clients' hosts (the attacker's included).
+    fn fault_hosts(&self) -> Hosts {
+        let mut hosts = Hosts::default();
+        hosts
+            .servers
+            .extend(seed::ap_ips().into_iter().chain(seed::relay_ips()));
+        hosts.servers.insert(ip(EDGE_IP));
+        for enterprise in &self.spec.enterprises {
+            hosts.clients.insert(enterprise.clients_ip);
+            hosts
+                .servers
+                .extend(enterprise.socks.as_ref().map(|s| s.ip));
+        }
+        if self.spec.attacker && !self.spec.enterprises.is_empty() {
+            hosts.clients.insert(ip(ATTACKER_IP));
+        }
+        hosts
     }
-    outcome.impairments = impairments.borrow().counters.clone();
-    outcome.attack = attack.borrow().clone();
-    outcome.clients = reports
-        .into_iter()
-        .map(|(k, v)| (k, v.borrow().clone()))
-        .collect();
-    outcome.relays = relays
-        .into_iter()
-        .map(|(k, v)| (k, v.borrow().clone()))
-        .collect();
-    outcome.aps = aps
-        .into_iter()
-        .map(|(k, v)| (k, v.borrow().clone()))
-        .collect();
-    outcome.edge = edge.borrow().clone();
-    outcome.firewalls = firewalls
-        .into_iter()
-        .map(|(k, v)| (k, v.borrow().clone()))
-        .collect();
-    outcome.socks = socks_stats
-        .into_iter()
-        .map(|(k, v)| (k, v.borrow().clone()))
-        .collect();
-    outcome
 }

@@ -7,12 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
+use cloudproxy_core::app::{media_packet, read_media, LineReader, Signal};
 use cloudproxy_core::sdrtn::{encode_media_frame, MediaFrameReader, SdRtnEndpoints};
 use cloudproxy_core::socks5::{
     decode_udp_datagram, encode_udp_datagram, Address, ClientHandshake, ClientProgress, Command,
     ReplyCode, ServerPolicy, Socks5Error,
 };
-use cloudproxy_node::app::{media_packet, read_media, LineReader, Signal};
 use cloudproxy_node::nodes::edge::{run_edge, EdgeStats};
 use cloudproxy_node::nodes::socks::{run_socks5, Socks5Stats};
 use cloudproxy_sim::net::SimNet;

@@ -15,6 +15,10 @@ pub const CORE_FORBIDDEN: &[&str] = &[
     "nix",
 ];
 
+/// What `cloudproxy-core` must not depend on outside its tests: the testkit is a
+/// dev-dependency only (and is itself bound by [`CORE_FORBIDDEN`], as core's tests pull it in).
+pub const CORE_TEST_ONLY: &[&str] = &["cloudproxy-testkit"];
+
 /// Crates `cloudproxy-node` must not depend on.
 pub const NODE_FORBIDDEN: &[&str] = &["turmoil"];
 
@@ -39,6 +43,8 @@ mod tests {
     fn forbidden_crates_are_found_by_exact_name() {
         let tree = "cloudproxy-core v0.1.0 (/x/core)\nhmac v0.12.1\ntokio v1.47.0\ntime-macros v0.2\ntokio v1.47.0 (*)\n";
         assert_eq!(forbidden_in(tree, CORE_FORBIDDEN), ["tokio"]);
+        let tree = "cloudproxy-core v0.1.0\ncloudproxy-testkit v0.1.0 (/x/core/testkit)\n";
+        assert_eq!(forbidden_in(tree, CORE_TEST_ONLY), ["cloudproxy-testkit"]);
         assert!(forbidden_in("cloudproxy-node v0.1.0\ntokio v1\n", NODE_FORBIDDEN).is_empty());
     }
 }

@@ -18,6 +18,9 @@
 //! Every lab is named `cpnl-<id>-...` (namespaces and links) and records what it made in its
 //! state file as it makes it (`state.rs`), so that `down` removes exactly that, also after a
 //! failure, an interrupt (the guard and the signal handlers of `up` and `run`) or a kill.
+// The lab runs real processes on real networks: its waits and timings are wall-clock ones
+// (clippy.toml disallows the system clocks for the simulation's sake).
+#![allow(clippy::disallowed_methods)]
 
 pub mod addr_map;
 pub mod diff;

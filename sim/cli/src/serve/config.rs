@@ -245,6 +245,11 @@ impl Default for RelaySection {
     }
 }
 
+/// A field whose value cannot work, and why.
+fn invalid(field: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { field, reason }
+}
+
 fn parse_ip(text: &str) -> IpAddr {
     text.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
@@ -309,7 +314,31 @@ impl ServeConfig {
 
     /// Checks every field and builds the plan.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        let invalid = |field: &'static str, reason: String| ConfigError::Invalid { field, reason };
+        let udp_ports = self.check_listeners()?;
+        let sdrtn = self.sdrtn_blocks()?;
+        let handed_out = self.relays_handed_out()?;
+        self.check_bounds()?;
+        let placeholder = TicketKey::from_bytes([0; 32]);
+        let ap = self.ap_config(placeholder.clone(), &handed_out, udp_ports.clone());
+        let relay = self.relay_config(placeholder, sdrtn, udp_ports);
+        let r = &self.relay;
+        Ok(Plan {
+            aps: self.ap.listen.clone(),
+            ap_ports: self.ap.ports.clone(),
+            ap,
+            relays: self.relay.listen.clone(),
+            relay_tcp_port: r.tcp_port,
+            relay,
+            max_queued_bytes_per_stream: r.max_queued_bytes_per_stream,
+            shutdown_grace: Duration::from_millis(r.shutdown_grace_ms),
+            metrics: self.metrics,
+            workers: resolve_workers(r.workers),
+            copy_tunnels: r.copy_tunnels,
+        })
+    }
+
+    /// Something to serve, addresses unique, ports usable; the relays' UDP port range.
+    fn check_listeners(&self) -> Result<RangeInclusive<u16>, ConfigError> {
         if self.ap.listen.is_empty() && self.relay.listen.is_empty() {
             return Err(invalid(
                 "ap.listen, relay.listen",
@@ -339,6 +368,11 @@ impl ServeConfig {
                 format!("includes relay.tcp_port {}", self.relay.tcp_port),
             ));
         }
+        Ok(udp_ports)
+    }
+
+    /// The SD-RTN blocks, at least one when relays run here.
+    fn sdrtn_blocks(&self) -> Result<Vec<Cidr>, ConfigError> {
         let mut sdrtn = Vec::new();
         for block in &self.sdrtn {
             sdrtn.push(
@@ -353,6 +387,11 @@ impl ServeConfig {
                 "no SD-RTN block: the relays would refuse every destination".into(),
             ));
         }
+        Ok(sdrtn)
+    }
+
+    /// The relays the access points hand out (those of this file's `[relay]` by default).
+    fn relays_handed_out(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         let mut handed_out = Vec::new();
         for text in &self.ap.relays {
             let addr = match text.parse::<SocketAddr>() {
@@ -389,6 +428,11 @@ impl ServeConfig {
                 "an unspecified address (0.0.0.0) cannot be handed to clients: list the relays' public addresses".into(),
             ));
         }
+        Ok(handed_out)
+    }
+
+    /// Every duration and bound above 0, every application id printable.
+    fn check_bounds(&self) -> Result<(), ConfigError> {
         for (field, value) in [
             ("ap.ticket_lifetime_ms", self.ap.ticket_lifetime_ms),
             ("ap.rate_window_ms", self.ap.rate_window_ms),
@@ -467,8 +511,16 @@ impl ServeConfig {
                 ));
             }
         }
+        Ok(())
+    }
 
-        let placeholder = TicketKey::from_bytes([0; 32]);
+    /// The access points' configuration.
+    fn ap_config(
+        &self,
+        key: TicketKey,
+        handed_out: &[SocketAddr],
+        udp_ports: RangeInclusive<u16>,
+    ) -> ApConfig {
         let relays: Vec<RelayInfo> = handed_out
             .iter()
             .map(|a| RelayInfo {
@@ -477,8 +529,8 @@ impl ServeConfig {
                 udp_port: 0,
             })
             .collect();
-        let mut ap = ApConfig::new(placeholder.clone(), relays);
-        ap.udp_ports = udp_ports.clone();
+        let mut ap = ApConfig::new(key, relays);
+        ap.udp_ports = udp_ports;
         ap.ticket_lifetime = Duration::from_millis(self.ap.ticket_lifetime_ms);
         ap.max_requests_per_ip = self.ap.max_requests_per_ip;
         ap.rate_window = Duration::from_millis(self.ap.rate_window_ms);
@@ -491,9 +543,18 @@ impl ServeConfig {
         ap.tcp_idle_timeout = Duration::from_millis(self.ap.tcp_idle_timeout_ms);
         ap.max_requests_per_tcp_connection = self.ap.max_requests_per_tcp_connection;
         ap.allowed_apps = (!self.ap.app_ids.is_empty()).then(|| self.ap.app_ids.clone());
+        ap
+    }
 
+    /// The relays' configuration.
+    fn relay_config(
+        &self,
+        key: TicketKey,
+        sdrtn: Vec<Cidr>,
+        udp_ports: RangeInclusive<u16>,
+    ) -> RelayConfig {
         let r = &self.relay;
-        let mut relay = RelayConfig::new(placeholder, sdrtn);
+        let mut relay = RelayConfig::new(key, sdrtn);
         relay.udp_ports = udp_ports;
         relay.keepalive_interval = Duration::from_millis(r.keepalive_interval_ms);
         relay.idle_timeout = Duration::from_millis(r.idle_timeout_ms);
@@ -505,20 +566,7 @@ impl ServeConfig {
         relay.max_buffered_bytes_per_session = r.max_buffered_bytes_per_session;
         relay.max_used_nonces = r.max_used_nonces;
         relay.max_udp_error_replies_per_sec = r.max_udp_error_replies_per_sec;
-
-        Ok(Plan {
-            aps: self.ap.listen.clone(),
-            ap_ports: self.ap.ports.clone(),
-            ap,
-            relays: self.relay.listen.clone(),
-            relay_tcp_port: r.tcp_port,
-            relay,
-            max_queued_bytes_per_stream: r.max_queued_bytes_per_stream,
-            shutdown_grace: Duration::from_millis(r.shutdown_grace_ms),
-            metrics: self.metrics,
-            workers: resolve_workers(r.workers),
-            copy_tunnels: r.copy_tunnels,
-        })
+        relay
     }
 
     /// The ticket key: from `key_file` (the command line's, else the config's), else from the

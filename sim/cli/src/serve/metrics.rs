@@ -78,36 +78,6 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// A gauge or counter with one sample per relay.
-fn per_relay(
-    out: &mut String,
-    relays: &[(String, RelayShared)],
-    name: &str,
-    kind: &str,
-    help: &str,
-    value: impl Fn(&RelayShared) -> u64,
-) {
-    let mut f = Family::head(out, name, kind, help);
-    for (ip, r) in relays {
-        f.sample(name, &[("relay", ip)], value(r));
-    }
-}
-
-/// A gauge or counter with one sample per access point.
-fn per_ap(
-    out: &mut String,
-    aps: &[(String, ApCounters)],
-    name: &str,
-    kind: &str,
-    help: &str,
-    value: impl Fn(&ApCounters) -> u64,
-) {
-    let mut f = Family::head(out, name, kind, help);
-    for (ip, c) in aps {
-        f.sample(name, &[("ap", ip)], value(c));
-    }
-}
-
 fn n(v: usize) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
@@ -141,6 +111,362 @@ fn ap_refusals(c: &ApCounters) -> [(&'static str, u64); 6] {
     ]
 }
 
+const GAUGE: &str = "gauge";
+const COUNTER: &str = "counter";
+
+/// Extra labels of one sample (the node's own label comes first, added by the renderer).
+type Labels<'a> = &'a [(&'static str, &'static str)];
+
+/// Takes one sample of a family: its extra labels and its value.
+type Sample<'a> = &'a mut dyn FnMut(Labels<'_>, u64);
+
+/// How a family reads one node (a relay's shared state, an access point's counters).
+enum Get<T: 'static> {
+    /// One sample.
+    One(fn(&T) -> u64),
+    /// Several samples, each with labels of its own, in order.
+    Many(fn(&T, Sample<'_>)),
+}
+
+/// One metric family with a sample (or several) per node: name, kind, help and getter.
+struct Metric<T: 'static> {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    get: Get<T>,
+}
+
+/// The relays' families, in the order they are rendered (see `docs/serving.md`).
+const RELAY_METRICS: &[Metric<RelayShared>] = &[
+    Metric {
+        name: "cloudproxy_relay_up",
+        kind: GAUGE,
+        help: "1 while the relay's sockets are bound and it serves.",
+        get: Get::One(|r| u64::from(r.listening)),
+    },
+    Metric {
+        name: "cloudproxy_relay_sessions",
+        kind: GAUGE,
+        help: "Sessions open now (tunnels still connecting upstream included).",
+        get: Get::One(|r| n(r.sessions)),
+    },
+    Metric {
+        name: "cloudproxy_relay_sessions_peak",
+        kind: GAUGE,
+        help: "Most sessions open at once since start.",
+        get: Get::One(|r| n(r.peak_sessions)),
+    },
+    Metric {
+        name: "cloudproxy_relay_connections",
+        kind: GAUGE,
+        help: "Client TCP connections open now, in any state.",
+        get: Get::One(|r| n(r.connections)),
+    },
+    Metric {
+        name: "cloudproxy_relay_connections_peak",
+        kind: GAUGE,
+        help: "Most client TCP connections open at once since start.",
+        get: Get::One(|r| n(r.peak_connections)),
+    },
+    Metric {
+        name: "cloudproxy_relay_buffered_bytes",
+        kind: GAUGE,
+        help: "Bytes the relay holds itself: partial frames and early tunnel bytes.",
+        get: Get::One(|r| n(r.buffered_bytes)),
+    },
+    Metric {
+        name: "cloudproxy_relay_buffered_bytes_peak",
+        kind: GAUGE,
+        help: "Most bytes the relay held at once since start.",
+        get: Get::One(|r| n(r.peak_buffered_bytes)),
+    },
+    Metric {
+        name: "cloudproxy_relay_queued_bytes",
+        kind: GAUGE,
+        help: "Bytes queued for writing on TCP connections (client and upstream).",
+        get: Get::One(|r| n(r.queued_bytes)),
+    },
+    Metric {
+        name: "cloudproxy_relay_queued_bytes_peak",
+        kind: GAUGE,
+        help: "Most bytes queued for writing at once since start.",
+        get: Get::One(|r| n(r.peak_queued_bytes)),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_allocations",
+        kind: GAUGE,
+        help: "Upstream UDP sockets open now (one per session sending media).",
+        get: Get::One(|r| n(r.udp_allocs)),
+    },
+    Metric {
+        name: "cloudproxy_relay_tcp_accepted_total",
+        kind: COUNTER,
+        help: "Client TCP connections accepted.",
+        get: Get::One(|r| r.counters.tcp_accepted),
+    },
+    Metric {
+        name: "cloudproxy_relay_sessions_opened_total",
+        kind: COUNTER,
+        help: "Sessions opened (TunnelAccept sent).",
+        get: Get::One(|r| r.counters.sessions_opened),
+    },
+    Metric {
+        name: "cloudproxy_relay_sessions_closed_total",
+        kind: COUNTER,
+        help: "Opened sessions that ended.",
+        get: Get::One(|r| r.counters.sessions_closed),
+    },
+    Metric {
+        name: "cloudproxy_relay_media_channels_opened_total",
+        kind: COUNTER,
+        help: "TCP media channels attached to a session (media over TCP).",
+        get: Get::One(|r| r.counters.media_channels_opened),
+    },
+    Metric {
+        name: "cloudproxy_relay_bytes_total",
+        kind: COUNTER,
+        help: "Bytes relayed: path=tunnel (signalling) or media (payloads), direction=up (client to SD-RTN) or down.",
+        get: Get::Many(|r, sample| {
+            let c = &r.counters;
+            sample(&[("path", "tunnel"), ("direction", "up")], c.tcp_bytes_up);
+            sample(&[("path", "tunnel"), ("direction", "down")], c.tcp_bytes_down);
+            sample(&[("path", "media"), ("direction", "up")], c.udp_bytes_up);
+            sample(&[("path", "media"), ("direction", "down")], c.udp_bytes_down);
+        }),
+    },
+    Metric {
+        name: "cloudproxy_relay_media_packets_total",
+        kind: COUNTER,
+        help: "Media datagrams relayed (over UDP or a media channel), by direction.",
+        get: Get::Many(|r, sample| {
+            sample(&[("direction", "up")], r.counters.udp_packets_up);
+            sample(&[("direction", "down")], r.counters.udp_packets_down);
+        }),
+    },
+    Metric {
+        name: "cloudproxy_relay_keepalives_total",
+        kind: COUNTER,
+        help: "Keepalives answered.",
+        get: Get::One(|r| r.counters.keepalives),
+    },
+    Metric {
+        name: "cloudproxy_relay_refusals_total",
+        kind: COUNTER,
+        help: "Requests refused, by cause (the ErrorCode the client is told).",
+        get: Get::Many(|r, sample| {
+            for (cause, v) in relay_refusals(&r.counters) {
+                sample(&[("cause", cause)], v);
+            }
+        }),
+    },
+    Metric {
+        name: "cloudproxy_relay_handshake_timeouts_total",
+        kind: COUNTER,
+        help: "Connections closed for not sending their first message in time.",
+        get: Get::One(|r| r.counters.handshake_timeouts),
+    },
+    Metric {
+        name: "cloudproxy_relay_idle_timeouts_total",
+        kind: COUNTER,
+        help: "Sessions closed for idleness.",
+        get: Get::One(|r| r.counters.idle_timeouts),
+    },
+    Metric {
+        name: "cloudproxy_relay_buffer_overflows_total",
+        kind: COUNTER,
+        help: "Sessions closed for sending too much before their upstream connected.",
+        get: Get::One(|r| r.counters.buffer_overflows),
+    },
+    Metric {
+        name: "cloudproxy_relay_stream_overflows_total",
+        kind: COUNTER,
+        help: "TCP connections cut because their peer did not read (write queue over its bound).",
+        get: Get::One(|r| r.stream_overflows),
+    },
+    Metric {
+        name: "cloudproxy_relay_tunnels",
+        kind: GAUGE,
+        help: "Tunnels spliced and running now (their bytes move without the relay machine).",
+        get: Get::One(|r| n(r.tunnels)),
+    },
+    Metric {
+        name: "cloudproxy_relay_tunnels_kernel_total",
+        kind: COUNTER,
+        help: "Tunnels that ran on the kernel's splice(2) (the others on the bounded copy), counted as they end.",
+        get: Get::One(|r| r.tunnels_kernel_total),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_send_dropped_total",
+        kind: COUNTER,
+        help: "Datagrams dropped because a socket's send queue was full (the relay never waits on a send).",
+        get: Get::One(|r| r.udp_send_dropped),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_bind_failures_total",
+        kind: COUNTER,
+        help: "Upstream UDP sockets that could not be opened (each ended its own session).",
+        get: Get::One(|r| r.counters.udp_bind_failures),
+    },
+    Metric {
+        name: "cloudproxy_relay_media_channels_replaced_total",
+        kind: COUNTER,
+        help: "Media channels replaced by a newer MediaChannelOpen of the same session.",
+        get: Get::One(|r| r.counters.media_channels_replaced),
+    },
+    Metric {
+        name: "cloudproxy_relay_handoffs_total",
+        kind: COUNTER,
+        help: "Media channels that landed on another worker than their session's, by direction (out: given away, in: taken over).",
+        get: Get::Many(|r, sample| {
+            sample(&[("direction", "out")], r.handoffs_out);
+            sample(&[("direction", "in")], r.handoffs_in);
+        }),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_dropped_total",
+        kind: COUNTER,
+        help: "Datagrams dropped, by origin (client: unknown session, stranger, malformed; upstream: outside SD-RTN, no path).",
+        get: Get::Many(|r, sample| {
+            sample(&[("from", "client")], r.counters.udp_dropped_from_client);
+            sample(&[("from", "upstream")], r.counters.udp_dropped_from_upstream);
+        }),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_error_replies_suppressed_total",
+        kind: COUNTER,
+        help: "Error datagrams not sent (rate limit, no amplification).",
+        get: Get::One(|r| r.counters.udp_error_replies_suppressed),
+    },
+];
+
+/// The access points' families, in the order they are rendered.
+const AP_METRICS: &[Metric<ApCounters>] = &[
+    Metric {
+        name: "cloudproxy_ap_requests_total",
+        kind: COUNTER,
+        help: "Messages with our protocol's magic received by the access point (UDP and TCP).",
+        get: Get::One(|c| c.requests),
+    },
+    Metric {
+        name: "cloudproxy_ap_answered_total",
+        kind: COUNTER,
+        help: "Requests answered with relays and a ticket.",
+        get: Get::One(|c| c.answered),
+    },
+    Metric {
+        name: "cloudproxy_ap_dropped_total",
+        kind: COUNTER,
+        help: "Messages without our magic, dropped unanswered.",
+        get: Get::One(|c| c.dropped),
+    },
+    Metric {
+        name: "cloudproxy_ap_refusals_total",
+        kind: COUNTER,
+        help: "Requests refused, by cause.",
+        get: Get::Many(|c, sample| {
+            for (cause, v) in ap_refusals(c) {
+                sample(&[("cause", cause)], v);
+            }
+        }),
+    },
+    Metric {
+        name: "cloudproxy_ap_error_replies_suppressed_total",
+        kind: COUNTER,
+        help: "Refusals not answered because the answer would be larger than the request.",
+        get: Get::One(|c| c.error_replies_suppressed),
+    },
+    Metric {
+        name: "cloudproxy_ap_rate_limit_silenced_total",
+        kind: COUNTER,
+        help: "Rate-limited requests not answered: the client was told RateLimited in this window.",
+        get: Get::One(|c| c.rate_limit_silenced),
+    },
+    Metric {
+        name: "cloudproxy_ap_tcp_accepted_total",
+        kind: COUNTER,
+        help: "TCP connections accepted by the access point.",
+        get: Get::One(|c| c.tcp_accepted),
+    },
+    Metric {
+        name: "cloudproxy_ap_tcp_refused_total",
+        kind: COUNTER,
+        help: "TCP connections closed at once, by the cap reached.",
+        get: Get::Many(|c, sample| {
+            sample(&[("cause", "total")], c.tcp_refused_total);
+            sample(&[("cause", "per_ip")], c.tcp_refused_per_ip);
+            sample(&[("cause", "per_prefix")], c.tcp_refused_per_prefix);
+        }),
+    },
+];
+
+/// Writes one family: its head, then the samples of every node, labelled `node_label`.
+fn family<T>(
+    out: &mut String,
+    metric: &Metric<T>,
+    node_label: &'static str,
+    nodes: &[(String, T)],
+) {
+    let name = metric.name;
+    let mut f = Family::head(out, name, metric.kind, metric.help);
+    for (node, state) in nodes {
+        match metric.get {
+            Get::One(value) => f.sample(name, &[(node_label, node)], value(state)),
+            Get::Many(samples) => samples(state, &mut |labels, value| {
+                let mut all = vec![(node_label, node.as_str())];
+                all.extend_from_slice(labels);
+                f.sample(name, &all, value);
+            }),
+        }
+    }
+}
+
+/// The relays' configured bounds, by name.
+fn relay_limits(out: &mut String, limits: &RelayConfig, max_queued_bytes_per_stream: usize) {
+    let name = "cloudproxy_relay_limit";
+    let help = "The configured bounds of every relay, by name.";
+    let mut f = Family::head(out, name, GAUGE, help);
+    for (limit, v) in [
+        ("max_sessions_total", n(limits.max_sessions_total)),
+        (
+            "max_sessions_per_client_ip",
+            n(limits.max_sessions_per_client_ip),
+        ),
+        ("max_pending_handshakes", n(limits.max_pending_handshakes)),
+        (
+            "max_pending_handshakes_per_client_ip",
+            n(limits.max_pending_handshakes_per_client_ip),
+        ),
+        (
+            "max_buffered_bytes_per_session",
+            n(limits.max_buffered_bytes_per_session),
+        ),
+        (
+            "max_queued_bytes_per_stream",
+            n(max_queued_bytes_per_stream),
+        ),
+        ("max_used_nonces", n(limits.max_used_nonces)),
+    ] {
+        f.sample(name, &[("limit", limit)], v);
+    }
+}
+
+/// The instance's own families: shutting down, and the process's memory and descriptors.
+fn process(out: &mut String, shutting_down: bool) {
+    let name = "cloudproxy_shutting_down";
+    let mut f = Family::head(out, name, GAUGE, "1 once a graceful shutdown has started.");
+    f.sample(name, &[], u64::from(shutting_down));
+    if let Some(rss) = resident_bytes() {
+        let name = "process_resident_memory_bytes";
+        let mut f = Family::head(out, name, GAUGE, "Resident memory size in bytes.");
+        f.sample(name, &[], rss);
+    }
+    if let Some(fds) = open_fds() {
+        let name = "process_open_fds";
+        let mut f = Family::head(out, name, GAUGE, "Number of open file descriptors.");
+        f.sample(name, &[], fds);
+    }
+}
+
 /// Renders every metric of `sources` in the Prometheus text format.
 pub fn render(sources: &Sources) -> String {
     let relays: Vec<(String, RelayShared)> = sources
@@ -154,431 +480,19 @@ pub fn render(sources: &Sources) -> String {
         .map(|(ip, c)| (ip.clone(), c.borrow().clone()))
         .collect();
     let mut out = String::new();
-    let o = &mut out;
-
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_up",
-        "gauge",
-        "1 while the relay's sockets are bound and it serves.",
-        |r| u64::from(r.listening),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_sessions",
-        "gauge",
-        "Sessions open now (tunnels still connecting upstream included).",
-        |r| n(r.sessions),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_sessions_peak",
-        "gauge",
-        "Most sessions open at once since start.",
-        |r| n(r.peak_sessions),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_connections",
-        "gauge",
-        "Client TCP connections open now, in any state.",
-        |r| n(r.connections),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_connections_peak",
-        "gauge",
-        "Most client TCP connections open at once since start.",
-        |r| n(r.peak_connections),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_buffered_bytes",
-        "gauge",
-        "Bytes the relay holds itself: partial frames and early tunnel bytes.",
-        |r| n(r.buffered_bytes),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_buffered_bytes_peak",
-        "gauge",
-        "Most bytes the relay held at once since start.",
-        |r| n(r.peak_buffered_bytes),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_queued_bytes",
-        "gauge",
-        "Bytes queued for writing on TCP connections (client and upstream).",
-        |r| n(r.queued_bytes),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_queued_bytes_peak",
-        "gauge",
-        "Most bytes queued for writing at once since start.",
-        |r| n(r.peak_queued_bytes),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_udp_allocations",
-        "gauge",
-        "Upstream UDP sockets open now (one per session sending media).",
-        |r| n(r.udp_allocs),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_tcp_accepted_total",
-        "counter",
-        "Client TCP connections accepted.",
-        |r| r.counters.tcp_accepted,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_sessions_opened_total",
-        "counter",
-        "Sessions opened (TunnelAccept sent).",
-        |r| r.counters.sessions_opened,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_sessions_closed_total",
-        "counter",
-        "Opened sessions that ended.",
-        |r| r.counters.sessions_closed,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_media_channels_opened_total",
-        "counter",
-        "TCP media channels attached to a session (media over TCP).",
-        |r| r.counters.media_channels_opened,
-    );
-    {
-        let name = "cloudproxy_relay_bytes_total";
-        let mut f = Family::head(o, name, "counter", "Bytes relayed: path=tunnel (signalling) or media (payloads), direction=up (client to SD-RTN) or down.");
-        for (ip, r) in &relays {
-            let c = &r.counters;
-            for (path, dir, v) in [
-                ("tunnel", "up", c.tcp_bytes_up),
-                ("tunnel", "down", c.tcp_bytes_down),
-                ("media", "up", c.udp_bytes_up),
-                ("media", "down", c.udp_bytes_down),
-            ] {
-                f.sample(
-                    name,
-                    &[("relay", ip), ("path", path), ("direction", dir)],
-                    v,
-                );
-            }
-        }
+    for metric in RELAY_METRICS {
+        family(&mut out, metric, "relay", &relays);
     }
-    {
-        let name = "cloudproxy_relay_media_packets_total";
-        let mut f = Family::head(
-            o,
-            name,
-            "counter",
-            "Media datagrams relayed (over UDP or a media channel), by direction.",
-        );
-        for (ip, r) in &relays {
-            f.sample(
-                name,
-                &[("relay", ip), ("direction", "up")],
-                r.counters.udp_packets_up,
-            );
-            f.sample(
-                name,
-                &[("relay", ip), ("direction", "down")],
-                r.counters.udp_packets_down,
-            );
-        }
-    }
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_keepalives_total",
-        "counter",
-        "Keepalives answered.",
-        |r| r.counters.keepalives,
-    );
-    {
-        let name = "cloudproxy_relay_refusals_total";
-        let mut f = Family::head(
-            o,
-            name,
-            "counter",
-            "Requests refused, by cause (the ErrorCode the client is told).",
-        );
-        for (ip, r) in &relays {
-            for (cause, v) in relay_refusals(&r.counters) {
-                f.sample(name, &[("relay", ip), ("cause", cause)], v);
-            }
-        }
-    }
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_handshake_timeouts_total",
-        "counter",
-        "Connections closed for not sending their first message in time.",
-        |r| r.counters.handshake_timeouts,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_idle_timeouts_total",
-        "counter",
-        "Sessions closed for idleness.",
-        |r| r.counters.idle_timeouts,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_buffer_overflows_total",
-        "counter",
-        "Sessions closed for sending too much before their upstream connected.",
-        |r| r.counters.buffer_overflows,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_stream_overflows_total",
-        "counter",
-        "TCP connections cut because their peer did not read (write queue over its bound).",
-        |r| r.stream_overflows,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_tunnels",
-        "gauge",
-        "Tunnels spliced and running now (their bytes move without the relay machine).",
-        |r| n(r.tunnels),
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_tunnels_kernel_total",
-        "counter",
-        "Tunnels that ran on the kernel's splice(2) (the others on the bounded copy), counted as they end.",
-        |r| r.tunnels_kernel_total,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_udp_send_dropped_total",
-        "counter",
-        "Datagrams dropped because a socket's send queue was full (the relay never waits on a send).",
-        |r| r.udp_send_dropped,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_udp_bind_failures_total",
-        "counter",
-        "Upstream UDP sockets that could not be opened (each ended its own session).",
-        |r| r.counters.udp_bind_failures,
-    );
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_media_channels_replaced_total",
-        "counter",
-        "Media channels replaced by a newer MediaChannelOpen of the same session.",
-        |r| r.counters.media_channels_replaced,
-    );
-    {
-        let name = "cloudproxy_relay_handoffs_total";
-        let mut f = Family::head(o, name, "counter", "Media channels that landed on another worker than their session's, by direction (out: given away, in: taken over).");
-        for (ip, r) in &relays {
-            f.sample(name, &[("relay", ip), ("direction", "out")], r.handoffs_out);
-            f.sample(name, &[("relay", ip), ("direction", "in")], r.handoffs_in);
-        }
-    }
-    {
-        let name = "cloudproxy_relay_workers";
-        let mut f = Family::head(
-            o,
-            name,
-            "gauge",
-            "Worker threads serving the relays (each runs one shard of every relay).",
-        );
-        f.sample(name, &[], u64::from(sources.workers));
-    }
-    {
-        let name = "cloudproxy_relay_udp_dropped_total";
-        let mut f = Family::head(o, name, "counter", "Datagrams dropped, by origin (client: unknown session, stranger, malformed; upstream: outside SD-RTN, no path).");
-        for (ip, r) in &relays {
-            f.sample(
-                name,
-                &[("relay", ip), ("from", "client")],
-                r.counters.udp_dropped_from_client,
-            );
-            f.sample(
-                name,
-                &[("relay", ip), ("from", "upstream")],
-                r.counters.udp_dropped_from_upstream,
-            );
-        }
-    }
-    per_relay(
-        o,
-        &relays,
-        "cloudproxy_relay_udp_error_replies_suppressed_total",
-        "counter",
-        "Error datagrams not sent (rate limit, no amplification).",
-        |r| r.counters.udp_error_replies_suppressed,
-    );
-
+    let name = "cloudproxy_relay_workers";
+    let help = "Worker threads serving the relays (each runs one shard of every relay).";
+    Family::head(&mut out, name, GAUGE, help).sample(name, &[], u64::from(sources.workers));
     if let Some(limits) = &sources.relay_limits {
-        let name = "cloudproxy_relay_limit";
-        let mut f = Family::head(
-            o,
-            name,
-            "gauge",
-            "The configured bounds of every relay, by name.",
-        );
-        for (limit, v) in [
-            ("max_sessions_total", n(limits.max_sessions_total)),
-            (
-                "max_sessions_per_client_ip",
-                n(limits.max_sessions_per_client_ip),
-            ),
-            ("max_pending_handshakes", n(limits.max_pending_handshakes)),
-            (
-                "max_pending_handshakes_per_client_ip",
-                n(limits.max_pending_handshakes_per_client_ip),
-            ),
-            (
-                "max_buffered_bytes_per_session",
-                n(limits.max_buffered_bytes_per_session),
-            ),
-            (
-                "max_queued_bytes_per_stream",
-                n(sources.max_queued_bytes_per_stream),
-            ),
-            ("max_used_nonces", n(limits.max_used_nonces)),
-        ] {
-            f.sample(name, &[("limit", limit)], v);
-        }
+        relay_limits(&mut out, limits, sources.max_queued_bytes_per_stream);
     }
-
-    per_ap(
-        o,
-        &aps,
-        "cloudproxy_ap_requests_total",
-        "counter",
-        "Messages with our protocol's magic received by the access point (UDP and TCP).",
-        |c| c.requests,
-    );
-    per_ap(
-        o,
-        &aps,
-        "cloudproxy_ap_answered_total",
-        "counter",
-        "Requests answered with relays and a ticket.",
-        |c| c.answered,
-    );
-    per_ap(
-        o,
-        &aps,
-        "cloudproxy_ap_dropped_total",
-        "counter",
-        "Messages without our magic, dropped unanswered.",
-        |c| c.dropped,
-    );
-    {
-        let name = "cloudproxy_ap_refusals_total";
-        let mut f = Family::head(o, name, "counter", "Requests refused, by cause.");
-        for (ip, c) in &aps {
-            for (cause, v) in ap_refusals(c) {
-                f.sample(name, &[("ap", ip), ("cause", cause)], v);
-            }
-        }
+    for metric in AP_METRICS {
+        family(&mut out, metric, "ap", &aps);
     }
-    per_ap(
-        o,
-        &aps,
-        "cloudproxy_ap_error_replies_suppressed_total",
-        "counter",
-        "Refusals not answered because the answer would be larger than the request.",
-        |c| c.error_replies_suppressed,
-    );
-    per_ap(
-        o,
-        &aps,
-        "cloudproxy_ap_rate_limit_silenced_total",
-        "counter",
-        "Rate-limited requests not answered: the client was told RateLimited in this window.",
-        |c| c.rate_limit_silenced,
-    );
-    per_ap(
-        o,
-        &aps,
-        "cloudproxy_ap_tcp_accepted_total",
-        "counter",
-        "TCP connections accepted by the access point.",
-        |c| c.tcp_accepted,
-    );
-    {
-        let name = "cloudproxy_ap_tcp_refused_total";
-        let help = "TCP connections closed at once, by the cap reached.";
-        let mut f = Family::head(o, name, "counter", help);
-        for (ip, c) in &aps {
-            for (cause, v) in [
-                ("total", c.tcp_refused_total),
-                ("per_ip", c.tcp_refused_per_ip),
-                ("per_prefix", c.tcp_refused_per_prefix),
-            ] {
-                f.sample(name, &[("ap", ip), ("cause", cause)], v);
-            }
-        }
-    }
-
-    let mut f = Family::head(
-        o,
-        "cloudproxy_shutting_down",
-        "gauge",
-        "1 once a graceful shutdown has started.",
-    );
-    f.sample(
-        "cloudproxy_shutting_down",
-        &[],
-        u64::from(sources.shutting_down.get()),
-    );
-    if let Some(rss) = resident_bytes() {
-        let mut f = Family::head(
-            o,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-        );
-        f.sample("process_resident_memory_bytes", &[], rss);
-    }
-    if let Some(fds) = open_fds() {
-        let mut f = Family::head(
-            o,
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-        );
-        f.sample("process_open_fds", &[], fds);
-    }
+    process(&mut out, sources.shutting_down.get());
     out
 }
 

@@ -3,6 +3,9 @@
 //!
 //! These tests need root, `ip` (iproute2) and `nft` (nftables), as CI has them: without them
 //! they fail with the reason and the install command, never pass silently.
+// Measures or bounds its waits on the wall clock (clippy.toml disallows the system clocks
+// for the simulation's sake).
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;

@@ -99,45 +99,8 @@ pub async fn run_attacker<N: Net>(
     );
     // UDP media to a forbidden destination on its own session, and to an unknown session.
     if let Some(session) = session {
-        let udp = net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?;
         let relay_udp = SocketAddr::new(relay.ip(), udp_port);
-        for (what, session_id, peer) in [
-            (
-                "UDP media to 10.0.0.1:53 on its own session",
-                session,
-                "10.0.0.1:53",
-            ),
-            (
-                "UDP media to 8.8.8.8:53 on its own session",
-                session,
-                "8.8.8.8:53",
-            ),
-            (
-                "UDP media on a made-up session",
-                session ^ 0xDEAD_BEEF,
-                "101.36.1.10:5001",
-            ),
-        ] {
-            let msg = Message::MediaData {
-                session_id,
-                peer: peer.parse().expect("valid"),
-                payload: vec![0; 64],
-            };
-            let _ = udp
-                .send_to(&msg.to_bytes().unwrap_or_default(), relay_udp)
-                .await;
-            let mut buf = [0u8; 2048];
-            let answer =
-                match tokio::time::timeout(Duration::from_millis(500), udp.recv_from(&mut buf))
-                    .await
-                {
-                    Ok(Ok((n, _))) => match Message::decode_datagram(&buf[..n]) {
-                        Ok(Message::Error { code, .. }) => code.to_string(),
-                        Ok(other) => format!("answered {:?}", other.message_type()),
-                        Err(_) => "garbage".into(),
-                    },
-                    _ => "no answer".into(),
-                };
+        for (what, answer) in udp_attempts(&net, relay_udp, session).await? {
             record(what.into(), answer);
         }
     }
@@ -151,6 +114,55 @@ pub async fn run_attacker<N: Net>(
         );
     }
     Ok(())
+}
+
+/// Media datagrams the relay must never pass on: to forbidden destinations on the attacker's
+/// own `session`, and on a made-up session. What it attempted, and the relay's answer to each.
+async fn udp_attempts<N: Net>(
+    net: &N,
+    relay_udp: SocketAddr,
+    session: u64,
+) -> io::Result<Vec<(&'static str, String)>> {
+    let udp = net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?;
+    let mut answers = Vec::new();
+    for (what, session_id, peer) in [
+        (
+            "UDP media to 10.0.0.1:53 on its own session",
+            session,
+            "10.0.0.1:53",
+        ),
+        (
+            "UDP media to 8.8.8.8:53 on its own session",
+            session,
+            "8.8.8.8:53",
+        ),
+        (
+            "UDP media on a made-up session",
+            session ^ 0xDEAD_BEEF,
+            "101.36.1.10:5001",
+        ),
+    ] {
+        let msg = Message::MediaData {
+            session_id,
+            peer: peer.parse().expect("valid"),
+            payload: vec![0; 64],
+        };
+        let _ = udp
+            .send_to(&msg.to_bytes().unwrap_or_default(), relay_udp)
+            .await;
+        let mut buf = [0u8; 2048];
+        let answer =
+            match tokio::time::timeout(Duration::from_millis(500), udp.recv_from(&mut buf)).await {
+                Ok(Ok((n, _))) => match Message::decode_datagram(&buf[..n]) {
+                    Ok(Message::Error { code, .. }) => code.to_string(),
+                    Ok(other) => format!("answered {:?}", other.message_type()),
+                    Err(_) => "garbage".into(),
+                },
+                _ => "no answer".into(),
+            };
+        answers.push((what, answer));
+    }
+    Ok(answers)
 }
 
 async fn get_ticket<N: Net>(net: &N, ap: SocketAddr) -> io::Result<Option<(Ticket, u16)>> {

@@ -11,7 +11,7 @@
 //!   increase across all its connections; a repeat or a step back is counted in
 //!   [`EdgeStats::signalling_out_of_order`]. When a connection ends, the uids it still owns
 //!   leave their channels. A line that is not a message ends only that connection.
-//! - **Media over UDP**: each datagram is one media packet (see [`crate::app`]). Its source
+//! - **Media over UDP**: each datagram is one media packet (see `cloudproxy_core::app`). Its source
 //!   becomes the sender's media sink (latest wins), and the packet is forwarded unchanged to
 //!   every *other* member of the sender's channel that has a sink.
 //! - **Media over TCP**: packets framed with [`encode_media_frame`]. The first intact packet
@@ -37,8 +37,8 @@ use cloudproxy_core::sdrtn::{encode_media_frame, MediaFrameReader, SdRtnEndpoint
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::app::{read_media, LineReader, Signal};
 use crate::net::{Listener, Net, Udp};
+use cloudproxy_core::app::{read_media, LineReader, Signal};
 
 /// The most members an edge holds (joins beyond are acknowledged but refused, and counted).
 pub const MAX_MEMBERS: usize = 10_000;

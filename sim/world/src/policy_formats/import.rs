@@ -446,6 +446,21 @@ fn assemble(chain: &Chain, notes: &mut Vec<String>) -> Result<ChainPolicy, Impor
         }
         return Err(r.untranslatable(deny_reason(r, !rules.is_empty())));
     }
+    let (default, dns) = chain_defaults(chain, &tail, dns)?;
+    Ok(ChainPolicy {
+        default,
+        dns,
+        rules,
+    })
+}
+
+/// A chain's default verdict (its tail rules', else its policy's) and DNS stance (what its
+/// port-53 denials say), each one for TCP and UDP or an error saying why not.
+fn chain_defaults(
+    chain: &Chain,
+    tail: &Tail,
+    dns: [bool; 2],
+) -> Result<(Verdict, DnsPolicy), ImportError> {
     let dns = match dns {
         [true, true] => DnsPolicy::Blocked,
         [false, false] => DnsPolicy::Public,
@@ -463,8 +478,8 @@ fn assemble(chain: &Chain, notes: &mut Vec<String>) -> Result<ChainPolicy, Impor
         Action::Accept => Verdict::Pass,
         _ => Verdict::Drop,
     };
-    let tcp = tail.tcp.map_or(fallback, |(v, _)| v);
-    let udp = tail.udp.map_or(fallback, |(v, _)| v);
+    let tcp = tail.tcp.as_ref().map_or(fallback, |(v, _)| *v);
+    let udp = tail.udp.as_ref().map_or(fallback, |(v, _)| *v);
     let default = match (tcp, udp) {
         (Verdict::Pass, Verdict::Pass) => Verdict::Pass,
         (Verdict::Pass, _) | (_, Verdict::Pass) => {
@@ -479,11 +494,7 @@ fn assemble(chain: &Chain, notes: &mut Vec<String>) -> Result<ChainPolicy, Impor
         }
         (tcp, _) => tcp,
     };
-    Ok(ChainPolicy {
-        default,
-        dns,
-        rules,
-    })
+    Ok((default, dns))
 }
 
 /// Loopback, connection-tracking and inbound-guard rules: `Ok(true)` when `r` is one (and

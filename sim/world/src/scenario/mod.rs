@@ -194,6 +194,7 @@ impl Scenario {
     pub fn run_with(&self, options: &RunOptions) -> RunResult {
         let (spec, swarm_kinds) = self.spec(options);
         // Wall time is for the report only; nothing simulated reads it.
+        #[allow(clippy::disallowed_methods)]
         let started = std::time::Instant::now();
         let outcome = run_world(&spec);
         let wall = started.elapsed();

@@ -19,11 +19,9 @@ fn spec() -> WorldSpec {
 /// A client that joined, heard `media` packets a second from uid `from` all along, and was
 /// never cut off.
 fn healthy(from: u32, media: u64) -> ClientReport {
-    let mut r = ClientReport {
-        join_time: Some(Duration::from_millis(30)),
-        state: Some(ConnectionState::Connected),
-        ..ClientReport::default()
-    };
+    let mut r = ClientReport::default();
+    r.join_time = Some(Duration::from_millis(30));
+    r.state = Some(ConnectionState::Connected);
     r.media_from.insert(from, StreamStats::default());
     r.media_per_second = (0..60).map(|s| (s, media)).collect();
     r

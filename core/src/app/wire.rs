@@ -9,6 +9,19 @@
 //! **Media** packets: `uid u32 | seq u32 | checksum u32 | payload`, big-endian, where the
 //! checksum is FNV-1a over `uid | seq | payload`. The edge forwards each packet unchanged to
 //! the other members of the sender's channel.
+//!
+//! ```
+//! use cloudproxy_core::app::{media_packet, read_media, LineReader, Signal};
+//!
+//! let packet = media_packet(7, 42, b"hello");
+//! let header = read_media(&packet).unwrap();
+//! assert_eq!((header.uid, header.seq, header.intact), (7, 42, true));
+//!
+//! let mut reader = LineReader::default();
+//! let line = Signal::Ack { seq: 3 }.to_line();
+//! assert_eq!(reader.push(&line[..4]), Ok(vec![]));
+//! assert_eq!(reader.push(&line[4..]), Ok(vec![Signal::Ack { seq: 3 }]));
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +73,8 @@ impl Signal {
     }
 }
 
-/// Cuts a signalling byte stream into messages.
+/// Cuts a signalling byte stream into messages. Holds at most [`MAX_LINE_LEN`] bytes of an
+/// unfinished line.
 #[derive(Debug, Default)]
 pub struct LineReader {
     buf: Vec<u8>,
@@ -85,8 +99,9 @@ impl LineReader {
         let mut out = Vec::new();
         while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buf.drain(..=end).collect();
-            let signal = serde_json::from_slice(&line[..line.len() - 1])
-                .map_err(|e| LineError::Invalid(e.to_string()))?;
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            let signal =
+                serde_json::from_slice(text).map_err(|e| LineError::Invalid(e.to_string()))?;
             out.push(signal);
         }
         if self.buf.len() > MAX_LINE_LEN {
@@ -132,17 +147,22 @@ pub struct MediaHeader {
 
 /// Reads a media packet's header; `None` when shorter than a header.
 pub fn read_media(packet: &[u8]) -> Option<MediaHeader> {
-    let header: &[u8; MEDIA_HEADER_LEN] = packet.get(..MEDIA_HEADER_LEN)?.try_into().ok()?;
-    let uid = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    let seq = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-    let sum = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-    let payload = &packet[MEDIA_HEADER_LEN..];
-    let intact = fnv1a(&[&header[..4], &header[4..8], payload]) == sum;
-    Some(MediaHeader { uid, seq, intact })
+    let (header, payload) = packet.split_first_chunk::<MEDIA_HEADER_LEN>()?;
+    let [u0, u1, u2, u3, s0, s1, s2, s3, c0, c1, c2, c3] = *header;
+    let (uid, seq) = ([u0, u1, u2, u3], [s0, s1, s2, s3]);
+    let sum = u32::from_be_bytes([c0, c1, c2, c3]);
+    let intact = fnv1a(&[&uid, &seq, payload]) == sum;
+    Some(MediaHeader {
+        uid: u32::from_be_bytes(uid),
+        seq: u32::from_be_bytes(seq),
+        intact,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::*;
 
     #[test]
@@ -160,6 +180,10 @@ mod tests {
         bad[14] ^= 1;
         assert!(!read_media(&bad).unwrap().intact);
         assert_eq!(read_media(&packet[..5]), None);
+        assert_eq!(
+            read_media(&packet[..MEDIA_HEADER_LEN]).map(|h| h.intact),
+            Some(false)
+        );
     }
 
     #[test]
@@ -170,6 +194,10 @@ mod tests {
             seq: 1,
         }
         .to_line();
+        assert_eq!(
+            stream,
+            b"{\"t\":\"join\",\"ch\":\"room\",\"uid\":1,\"seq\":1}\n"
+        );
         stream.extend(
             Signal::Msg {
                 seq: 2,
@@ -188,5 +216,9 @@ mod tests {
             LineReader::default().push(&[b'x'; MAX_LINE_LEN + 1]),
             Err(LineError::TooLong)
         );
+        assert!(matches!(
+            LineReader::default().push(b"{\"t\":\"nope\"}\n"),
+            Err(LineError::Invalid(_))
+        ));
     }
 }
