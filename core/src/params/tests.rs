@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
+use crate::http_connect::BasicCredentials;
 use crate::test_support::snapshot_settings;
 
 fn strict(text: &str) -> Result<ParamUpdate, ParamsError> {
@@ -161,7 +162,71 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown type",
-        r#"{"rtc.proxy_server":[3, "127.0.0.1", 1080]}"#,
+        r#"{"rtc.proxy_server":[4, "127.0.0.1", 1080]}"#,
+    ),
+    (
+        "five elements for a type other than 3",
+        r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080, "alice", "secret"]}"#,
+    ),
+    (
+        "http proxy with a user and no password",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice"]}"#,
+    ),
+    (
+        "http proxy with six elements",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", "secret", 1]}"#,
+    ),
+    (
+        "http proxy port 0",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 0]}"#,
+    ),
+    (
+        "http proxy port too large",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 70000]}"#,
+    ),
+    (
+        "http proxy host bracketed",
+        r#"{"rtc.proxy_server":[3, "[::1]", 3128]}"#,
+    ),
+    (
+        "http proxy host a URL",
+        r#"{"rtc.proxy_server":[3, "http://proxy.corp", 3128]}"#,
+    ),
+    (
+        "http proxy host a URL with credentials",
+        r#"{"rtc.proxy_server":[3, "http://alice:hunter2@proxy.corp:8080/", 3128]}"#,
+    ),
+    (
+        "http proxy host with a port",
+        r#"{"rtc.proxy_server":[3, "proxy.corp:3128", 3128]}"#,
+    ),
+    (
+        "http proxy host empty",
+        r#"{"rtc.proxy_server":[3, "", 3128]}"#,
+    ),
+    (
+        "http proxy host not a string",
+        r#"{"rtc.proxy_server":[3, 167772161, 3128]}"#,
+    ),
+    (
+        "http proxy user with a colon",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "al:ice", "secret"]}"#,
+    ),
+    (
+        "http proxy user empty",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "", "secret"]}"#,
+    ),
+    (
+        "http proxy user not a string",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, 7, "secret"]}"#,
+    ),
+    (
+        "http proxy password not a string",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", null]}"#,
+    ),
+    (
+        "http proxy password with a control character",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", "se\ncret"]}"#,
     ),
     (
         "negative type",
@@ -442,7 +507,7 @@ fn numbers_beyond_any_integer_are_out_of_range_and_name_the_range() {
         ),
         (
             r#"{"rtc.proxy_server":[1e30, "ap-proxy.agora.io", 0]}"#,
-            "expected 0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list)",
+            "expected 0 (SOCKS5), 1 (cloud proxy by domain), 2 (cloud proxy by IP list) or 3 (HTTP proxy)",
         ),
     ] {
         let message = error(text).to_string();
@@ -647,6 +712,90 @@ fn canonical_type_two_is_the_escaped_string_form() {
     );
 }
 
+// --- Type 3: an HTTP proxy (beyond the seed) ------------------------------------------------
+
+#[test]
+fn http_proxy_by_name_by_address_and_with_credentials() {
+    assert_eq!(
+        server(r#"{"rtc.proxy_server":[3, "Proxy.Corp.", 3128]}"#),
+        ProxyServer::HttpConnect {
+            host: ProxyHost::Domain("proxy.corp".into()),
+            port: 3128,
+            credentials: None
+        }
+    );
+    assert_eq!(
+        server(r#"{"rtc.proxy_server":[3, "2001:db8::8", 8080]}"#),
+        ProxyServer::HttpConnect {
+            host: ProxyHost::Ip(ip("2001:db8::8")),
+            port: 8080,
+            credentials: None
+        }
+    );
+    let with = server(r#"{"rtc.proxy_server":[3, "10.0.0.8", 3128, "alice", "s3cr:et"]}"#);
+    let ProxyServer::HttpConnect {
+        credentials: Some(credentials),
+        ..
+    } = &with
+    else {
+        panic!("{with:?}")
+    };
+    assert_eq!(
+        (credentials.user(), credentials.password()),
+        ("alice", "s3cr:et")
+    );
+    assert_eq!(with.proxy_type(), 3);
+    assert!(!with.is_cloud());
+}
+
+#[test]
+fn http_proxy_canonical_form_round_trips_and_printing_redacts_the_password() {
+    let mut config = ProxyConfig::default();
+    config.apply(
+        &strict(r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"alice","secret"]}"#)
+            .unwrap(),
+    );
+    assert_eq!(
+        config.canonical(),
+        r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"alice","secret"]}"#
+    );
+    let mut again = ProxyConfig::default();
+    again.apply(&strict(&config.canonical()).unwrap());
+    assert_eq!(again, config);
+    let printed = config.to_json_redacted().to_string();
+    assert!(!printed.contains("secret"), "{printed}");
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(!config.server.to_string().contains("secret"));
+    assert!(!format!("{:?}", config.server).contains("secret"));
+    // Without credentials the seed's three-element shape.
+    config.apply(&strict(r#"{"rtc.proxy_server":[3,"10.0.0.8",8080]}"#).unwrap());
+    assert_eq!(
+        config.server.to_json().to_string(),
+        r#"[3,"10.0.0.8",8080]"#
+    );
+}
+
+#[test]
+fn http_proxy_errors_never_quote_the_password() {
+    for text in [
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", "hunter2\u0007"]}"#,
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "", "hunter2"]}"#,
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "al:ice", "hunter2"]}"#,
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 0, "alice", "hunter2"]}"#,
+        r#"{"rtc.proxy_server":[3, "http://alice:hunter2@proxy.corp:8080/", 3128]}"#,
+    ] {
+        let message = error(text).to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    assert!(matches!(
+        error(r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", "hunter2\u0007"]}"#),
+        ParamsError::ProxyServer {
+            element: Element::Password,
+            ..
+        }
+    ));
+}
+
 // --- Properties -----------------------------------------------------------------------------
 
 fn arb_ip() -> impl Strategy<Value = IpAddr> {
@@ -680,6 +829,21 @@ fn arb_server() -> impl Strategy<Value = ProxyServer> {
             .prop_map(|(ips, port)| ProxyServer::CloudIpList {
                 ips: ips.into_iter().collect(),
                 port
+            }),
+        (
+            prop_oneof![
+                arb_ip().prop_map(ProxyHost::Ip),
+                arb_domain().prop_map(ProxyHost::Domain)
+            ],
+            1..=u16::MAX,
+            proptest::option::of(("[ -9;-~]{1,20}", "\\PC{0,20}")),
+        )
+            .prop_map(|(host, port, credentials)| ProxyServer::HttpConnect {
+                host,
+                port,
+                credentials: credentials.map(|(user, password)| {
+                    BasicCredentials::new(&user, &password).expect("valid credentials")
+                }),
             }),
     ]
 }

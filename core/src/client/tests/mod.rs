@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
+use crate::params::ProxyServer;
 use crate::sdrtn::SdRtnEndpoints;
 use crate::wire::{Message, RelayInfo, Ticket, TicketKey, RELAY_TCP_PORT};
 
