@@ -175,6 +175,12 @@ pub struct RelayCounters {
     pub udp_dropped_from_upstream: u64,
     /// `Error` datagrams not sent because of the rate limit or the no-amplification rule.
     pub udp_error_replies_suppressed: u64,
+    /// NAT rebindings followed: a session's UDP address moved to another port of the same IP
+    /// (docs/protocol.md §2.3).
+    pub udp_rebinds: u64,
+    /// Client datagrams dropped because they came from a session's retired UDP address
+    /// (also counted in `udp_dropped_from_client`).
+    pub udp_from_retired_address: u64,
     /// Inputs for ids the relay does not know (races with a close, or a confused driver).
     pub ignored_inputs: u64,
 }

@@ -50,6 +50,9 @@ impl Relay {
             self.udp_error_reply(local_port, from, ErrorCode::UnknownSession, data.len(), now);
             return;
         }
+        if !self.accept_udp_source(session_id, from) {
+            return;
+        }
         let path = MediaPath::Udp {
             local_port,
             addr: from,

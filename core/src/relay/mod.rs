@@ -84,6 +84,7 @@ mod allow;
 mod config;
 mod events;
 mod media;
+mod rebind;
 mod replay;
 mod session;
 mod tcp;

@@ -246,6 +246,7 @@ impl Relay {
                 phase: SessionPhase::Connecting,
                 channel: None,
                 udp: None,
+                retired_udp: Vec::new(),
                 media_path: None,
                 alloc: None,
                 last_activity: now,

@@ -17,10 +17,12 @@ use crate::params::ProxyServer;
 use crate::sdrtn::SdRtnEndpoints;
 use crate::wire::{Message, RelayInfo, Ticket, TicketKey, RELAY_TCP_PORT};
 
+mod beyond;
 mod cloud;
 mod failover;
 mod others;
 mod props;
+mod racing;
 
 /// The application id every test uses.
 const APP_ID: &str = "test-app";

@@ -13,6 +13,7 @@ use super::*;
 use crate::wire::{RelayInfo, Ticket, TicketKey};
 
 mod media;
+mod rebind;
 mod props;
 mod shutdown;
 mod tunnel;
