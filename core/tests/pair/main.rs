@@ -2,6 +2,7 @@
 //! through the AP, the relays, an SD-RTN edge, DNS, a SOCKS5 server and a firewall
 //! (see `world.rs`). Each test states what it proves.
 
+mod sdk;
 mod setup;
 mod world;
 

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use cloudproxy_core::client::{ClientConfig, ClientEvent, ConnectionState, ProxyClient};
+use cloudproxy_core::engine::{CloudProxyType, Engine};
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::params::ProxyServer;
 use cloudproxy_core::relay::{AccessPoint, ApConfig, Cidr, Relay, RelayConfig};
@@ -96,6 +97,40 @@ pub fn socks_policy(udp: bool) -> ServerPolicy {
 pub fn client(proxy: Option<ProxyServer>, seed: u64) -> ProxyClient {
     let config = ClientConfig::new(proxy, APP_ID, edge_endpoints());
     ProxyClient::new(config, Entropy::from_u64(seed), Instant::from_millis(1_000))
+}
+
+/// A client configured as the engine takes it at join: `setParameters` texts, then
+/// `setCloudProxy(cloud)` when given (beyond the seed).
+pub fn engine_client(params: &[&str], cloud: Option<CloudProxyType>, seed: u64) -> ProxyClient {
+    let mut engine = Engine::default();
+    for text in params {
+        engine.set_parameters(text).unwrap();
+    }
+    if let Some(kind) = cloud {
+        engine.set_cloud_proxy(kind).unwrap();
+    }
+    let taken = engine.join().unwrap().clone();
+    let config = ClientConfig::for_join(
+        &taken,
+        engine.cloud_proxy_in_force(),
+        APP_ID,
+        edge_endpoints(),
+    );
+    client_with(config, seed)
+}
+
+/// A client with a hand-made configuration, started at the world's start.
+pub fn client_with(config: ClientConfig, seed: u64) -> ProxyClient {
+    ProxyClient::new(config, Entropy::from_u64(seed), Instant::from_millis(1_000))
+}
+
+/// The client's join time (from its start to its first connection).
+pub fn join_time(world: &World, c: usize) -> Duration {
+    world.clients[c]
+        .machine
+        .stats()
+        .join_time
+        .unwrap_or_else(|| panic!("client {c} never joined: {:#?}", state_reasons(world, c)))
 }
 
 /// A ticket signed with the world's key, as an AP would issue it.

@@ -19,7 +19,11 @@ use cloudproxy_core::socks5::{
     ServerPolicy, ServerProgress,
 };
 use cloudproxy_core::time::Instant;
-use cloudproxy_core::wire::{AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_core::wire::{AP_PORTS, AP_TLS_PORT, RELAY_TCP_PORT, RELAY_TLS_PORT};
+
+mod http_proxy;
+
+pub use http_proxy::HttpProxy;
 
 /// Transport protocol, for firewall rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +72,27 @@ impl Firewall {
         let mut fw = Firewall::seed();
         fw.rules.as_mut().unwrap().retain(|r| r.0 == Proto::Tcp);
         fw
+    }
+
+    /// Only TCP to one host, on every port (the enterprise HTTP proxy): no UDP at all.
+    pub fn only_tcp(ip: IpAddr) -> Self {
+        Firewall {
+            rules: Some(vec![(Proto::Tcp, ip, 0..=65535)]),
+            reject: true,
+        }
+    }
+
+    /// A bank's: only TCP 443 to the access points and the relays, silently dropping the rest.
+    pub fn tcp_443_only() -> Self {
+        let rules = AP_IPS
+            .iter()
+            .chain(RELAY_IPS.iter())
+            .map(|a| (Proto::Tcp, a.parse().unwrap(), 443..=443))
+            .collect();
+        Firewall {
+            rules: Some(rules),
+            reject: false,
+        }
     }
 
     /// Only one host may be reached, on every port (the enterprise SOCKS5 server).
@@ -124,6 +149,8 @@ enum End {
     Edge(u64),
     SocksIn(u64),
     SocksUp(u64),
+    HttpIn(u64),
+    HttpUp(u64),
     Raw(u64),
 }
 
@@ -166,6 +193,12 @@ pub struct ClientNode {
     pub events: Vec<(Instant, ClientEvent)>,
     pub signalling_received: Vec<u8>,
     pub media_received: usize,
+    /// Datagrams the client sent.
+    pub udp_sent: usize,
+    /// Every TCP destination the client connected to.
+    pub tcp_destinations: BTreeSet<SocketAddr>,
+    /// The last datagram the client sent to each destination (to replay it).
+    pub last_udp_to: BTreeMap<SocketAddr, (SocketAddr, Vec<u8>)>,
 }
 
 /// A relay host: the machine plus its sockets.
@@ -223,6 +256,11 @@ pub struct World {
     /// Bytes received by raw (attacker) connections, by id.
     pub raw_received: BTreeMap<u64, Vec<u8>>,
     pub raw_closed: BTreeSet<u64>,
+    /// Hosts that are down without a trace: their SYNs and datagrams vanish (no refusal), as
+    /// turmoil's crashed hosts.
+    pub blackholed: BTreeSet<IpAddr>,
+    /// The enterprise HTTP proxy (type 3), if any.
+    pub http_proxy: Option<HttpProxy>,
 }
 
 impl World {
@@ -269,6 +307,8 @@ impl World {
             peers: BTreeMap::new(),
             raw_received: BTreeMap::new(),
             raw_closed: BTreeSet::new(),
+            blackholed: BTreeSet::new(),
+            http_proxy: None,
         }
     }
 
@@ -286,6 +326,9 @@ impl World {
             events: Vec::new(),
             signalling_received: Vec::new(),
             media_received: 0,
+            udp_sent: 0,
+            tcp_destinations: BTreeSet::new(),
+            last_udp_to: BTreeMap::new(),
         });
         let index = self.clients.len() - 1;
         self.drain_client(index);
@@ -449,18 +492,18 @@ impl World {
         let listener = if self.ap.is_some()
             && self.ap_ips.contains(&to.ip())
             && !self.dead_ap_ips.contains(&to.ip())
-            && AP_PORTS.contains(&to.port())
+            && (AP_PORTS.contains(&to.port()) || to.port() == AP_TLS_PORT)
         {
             let id = self.id();
             let conn = ApConn(id);
             let peer = from_addr;
             self.ap_input(ApInput::TcpAccepted { conn, peer });
             Some(End::Ap(id))
-        } else if let Some(r) = self
-            .relays
-            .iter()
-            .position(|r| r.ip == to.ip() && r.alive && to.port() == RELAY_TCP_PORT)
-        {
+        } else if let Some(r) = self.relays.iter().position(|r| {
+            r.ip == to.ip()
+                && r.alive
+                && (to.port() == RELAY_TCP_PORT || to.port() == RELAY_TLS_PORT)
+        }) {
             let id = self.id();
             self.relays[r].machine.handle_input(
                 RelayInput::TcpAccepted {
@@ -486,6 +529,10 @@ impl World {
                 },
             );
             Some(End::SocksIn(id))
+        } else if self.http_proxy.as_ref().is_some_and(|p| p.addr == to) {
+            let id = self.id();
+            self.http_proxy.as_mut().unwrap().accept(id);
+            Some(End::HttpIn(id))
         } else {
             None
         };
@@ -506,6 +553,9 @@ impl World {
 
     /// Opens a TCP connection from `from` (an end not yet connected) to `to`.
     fn connect(&mut self, from: End, from_ip: IpAddr, to: SocketAddr) {
+        if self.blackholed.contains(&to.ip()) {
+            return; // the SYN vanishes
+        }
         if self.is_client_ip(from_ip) && !self.firewall.allows(Proto::Tcp, to) {
             if self.firewall.reject {
                 self.send(Delivery::Failed { to: from });
@@ -534,6 +584,9 @@ impl World {
     }
 
     fn udp_send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        if self.blackholed.contains(&to.ip()) {
+            return;
+        }
         if self.is_client_ip(from.ip()) {
             if !self.firewall.allows(Proto::Udp, to) {
                 return;
@@ -697,6 +750,8 @@ impl World {
                 }
             }
             End::SocksIn(id) => self.socks_in(id, event),
+            End::HttpIn(id) => self.http_in(id, event),
+            End::HttpUp(id) => self.http_up(id, event),
             End::SocksUp(id) => {
                 let client_end = End::SocksIn(id);
                 match event {
@@ -811,11 +866,17 @@ impl World {
             match out {
                 ClientOutput::Resolve { name } => self.send(Delivery::Resolved { client: c, name }),
                 ClientOutput::TcpConnect { conn, to } => {
+                    self.clients[c].tcp_destinations.insert(to);
                     self.connect(End::Client(c, conn.0), client_ip, to)
                 }
                 ClientOutput::TcpSend { conn, data } => self.tcp_send(End::Client(c, conn.0), data),
                 ClientOutput::TcpClose { conn } => self.tcp_close(End::Client(c, conn.0)),
-                ClientOutput::UdpSend { to, data } => self.udp_send(udp, to, data),
+                ClientOutput::UdpSend { to, data } => {
+                    let node = &mut self.clients[c];
+                    node.udp_sent += 1;
+                    node.last_udp_to.insert(to, (udp, data.clone()));
+                    self.udp_send(udp, to, data)
+                }
                 ClientOutput::Event(event) => {
                     let node = &mut self.clients[c];
                     match &event {
@@ -936,6 +997,57 @@ impl World {
     /// Writes bytes on a raw connection.
     pub fn raw_send(&mut self, id: u64, data: Vec<u8>) {
         self.tcp_send(End::Raw(id), data);
+    }
+
+    /// Sends a datagram from any address on the enterprise network (an old NAT mapping, an
+    /// attacker), through the firewall.
+    pub fn raw_udp(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        self.udp_send(from, to, data);
+    }
+
+    /// A new firewall policy (a VPN came up, the administrator changed the rules): it starts
+    /// with no state, so replies on earlier flows are judged by the new rules too.
+    pub fn set_firewall(&mut self, firewall: Firewall) {
+        self.firewall = firewall;
+        self.flows.clear();
+    }
+
+    /// The client's NAT rebinds: its UDP traffic comes from a new port from now on. The client
+    /// is not told (a NAT is invisible).
+    pub fn rebind_client_port(&mut self, c: usize) -> (SocketAddr, SocketAddr) {
+        let node = &mut self.clients[c];
+        let old = SocketAddr::new(node.ip, node.udp_port);
+        node.udp_port += 1_000;
+        (old, SocketAddr::new(node.ip, node.udp_port))
+    }
+
+    /// The client moves to another address on the enterprise network (Wi-Fi to cellular, a
+    /// VPN): its connections from the old address die, and its driver reports the change.
+    pub fn change_client_ip(&mut self, c: usize, host: u8) {
+        self.clients[c].ip = IpAddr::from([
+            CLIENT_IP_BASE[0],
+            CLIENT_IP_BASE[1],
+            CLIENT_IP_BASE[2],
+            host,
+        ]);
+        let ends: Vec<End> = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|e| matches!(e, End::Client(i, _) if *i == c))
+            .collect();
+        let now = self.now;
+        self.clients[c].machine.handle_input(
+            ClientInput::NetworkChanged {
+                change: cloudproxy_core::client::NetworkChange::AddressChanged,
+            },
+            now,
+        );
+        // Whatever the client did not close itself is reset by the move.
+        for end in ends {
+            self.tcp_close(end);
+        }
+        self.drain_client(c);
     }
 }
 

@@ -132,7 +132,9 @@ fn http_proxy_without_credentials_fails_at_once_on_a_407() {
         ),
         "{reason:?}"
     );
-    assert!(reason.to_string().contains("configure the proxy's user name and password"));
+    assert!(reason
+        .to_string()
+        .contains("configure the proxy's user name and password"));
     assert_eq!(h.client.poll_timeout(), None);
     h.assert_quiet();
 }
@@ -309,7 +311,10 @@ fn for_join_maps_each_cloud_proxy_type() {
         config(Some(list.server.clone()))
     );
     let auto = ClientConfig::for_join(&list, Some(CloudProxyType::Automatic), APP_ID, sdrtn());
-    assert_eq!((auto.proxy.clone(), auto.fallback_proxy.clone()), (None, Some(list.server.clone())));
+    assert_eq!(
+        (auto.proxy.clone(), auto.fallback_proxy.clone()),
+        (None, Some(list.server.clone()))
+    );
     assert_eq!(auto.cloud_transport, CloudTransport::StandardThen443);
     assert!(auto.is_automatic() && auto.race.is_some() && auto.udp_loss_fallback);
     let udp = ClientConfig::for_join(&list, Some(CloudProxyType::ForceUdp), APP_ID, sdrtn());
@@ -394,10 +399,15 @@ fn the_automatic_ladder_ends_with_tcp_443_candidates() {
 fn an_address_change_reconnects_at_once_with_a_new_ticket() {
     let mut h = Harness::new(config(ip_list(&["10.1.0.1"], 8000)));
     let ap = addr("10.1.0.1:8000");
-    let first_req = request_id(&h.out.iter().find_map(|o| match o {
-        ClientOutput::UdpSend { data, .. } => Some(data.clone()),
-        _ => None,
-    }).unwrap());
+    let first_req = request_id(
+        &h.out
+            .iter()
+            .find_map(|o| match o {
+                ClientOutput::UdpSend { data, .. } => Some(data.clone()),
+                _ => None,
+            })
+            .unwrap(),
+    );
     let c = open_cloud(&mut h, ap, &[relay("10.2.0.1", 4600)], 4600);
     h.take_udp(addr("10.2.0.1:4600"));
     h.input(ClientInput::NetworkChanged {
@@ -440,7 +450,9 @@ fn a_port_change_sends_a_keepalive_at_once() {
         change: NetworkChange::PortChanged,
     });
     let keepalive = Message::decode_datagram(&h.take_udp(relay_udp)).unwrap();
-    assert!(matches!(keepalive, Message::Keepalive { session_id, .. } if session_id == c.session_id));
+    assert!(
+        matches!(keepalive, Message::Keepalive { session_id, .. } if session_id == c.session_id)
+    );
     h.assert_quiet();
     assert_eq!(h.client.state(), ConnectionState::Connected);
     assert_eq!(h.client.stats().network_changes, 1);

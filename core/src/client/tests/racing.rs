@@ -52,7 +52,11 @@ fn access_points_race_staggered_and_the_first_answer_wins() {
 
 #[test]
 fn a_refused_attempt_starts_the_next_at_once() {
-    let mut h = Harness::new(racing(ip_list(&["10.1.0.1", "10.1.0.2", "10.1.0.3"], 8000), 250, 4));
+    let mut h = Harness::new(racing(
+        ip_list(&["10.1.0.1", "10.1.0.2", "10.1.0.3"], 8000),
+        250,
+        4,
+    ));
     h.take_udp(addr("10.1.0.1:8000"));
     let c1 = h.take_connect(addr("10.1.0.1:8000"));
     h.advance(ms(40));
@@ -72,7 +76,12 @@ fn a_refused_attempt_starts_the_next_at_once() {
 
 #[test]
 fn racing_order_changes_address_and_port_and_reaches_the_third_host_at_500_ms() {
-    let aps = ["47.74.211.17", "52.80.192.229", "52.52.84.170", "47.96.234.219"];
+    let aps = [
+        "47.74.211.17",
+        "52.80.192.229",
+        "52.52.84.170",
+        "47.96.234.219",
+    ];
     let mut h = Harness::new(racing(ip_list(&aps, 0), 250, 4));
     let mut started = Vec::new();
     for _ in 0..3 {
@@ -88,7 +97,12 @@ fn racing_order_changes_address_and_port_and_reaches_the_third_host_at_500_ms() 
     let t0 = started[0].0;
     let got: Vec<(u64, String)> = started
         .iter()
-        .map(|(t, a)| (t.saturating_duration_since(t0).as_millis() as u64, a.to_string()))
+        .map(|(t, a)| {
+            (
+                t.saturating_duration_since(t0).as_millis() as u64,
+                a.to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -134,7 +148,10 @@ fn an_unanswered_race_fails_when_the_last_attempt_runs_out() {
     // Both refused at once; the round still waits out the last attempt for a UDP answer.
     assert!(h.out.is_empty());
     assert_eq!(h.fire_next_timer(), DEFAULT_AP_ATTEMPT_TIMEOUT);
-    assert_eq!(h.now.saturating_duration_since(start), DEFAULT_AP_ATTEMPT_TIMEOUT);
+    assert_eq!(
+        h.now.saturating_duration_since(start),
+        DEFAULT_AP_ATTEMPT_TIMEOUT
+    );
     assert_eq!(
         h.take_state(ConnectionState::Reconnecting),
         StateReason::ApUnreachable

@@ -13,8 +13,8 @@ use super::*;
 use crate::wire::{RelayInfo, Ticket, TicketKey};
 
 mod media;
-mod rebind;
 mod props;
+mod rebind;
 mod shutdown;
 mod tunnel;
 
