@@ -170,8 +170,8 @@ pub(super) enum HttpOpening {
         port: u16,
         deadline: Instant,
     },
-    /// The handshake.
-    Tunnel(HttpTunnel),
+    /// The handshake (boxed: the machine is large, a phase is moved around).
+    Tunnel(Box<HttpTunnel>),
 }
 
 impl HttpOpening {
@@ -221,7 +221,7 @@ impl HttpOpening {
         )
         .map_err(StateReason::HttpProxyFailed)?;
         let step = signalling_step(proxy, step);
-        Ok((HttpOpening::Tunnel(tunnel), step))
+        Ok((HttpOpening::Tunnel(Box::new(tunnel)), step))
     }
 
     /// When a timer fires.

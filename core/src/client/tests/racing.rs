@@ -85,7 +85,7 @@ fn racing_order_changes_address_and_port_and_reaches_the_third_host_at_500_ms() 
     let mut h = Harness::new(racing(ip_list(&aps, 0), 250, 4));
     let mut started = Vec::new();
     for _ in 0..3 {
-        let to = h.take(&"an AP datagram".to_string(), |o| match o {
+        let to = h.take("an AP datagram", |o| match o {
             ClientOutput::UdpSend { to, .. } => Some(*to),
             _ => None,
         });

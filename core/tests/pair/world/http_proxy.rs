@@ -149,8 +149,13 @@ fn judge(head: &[u8], credentials: Option<&BasicCredentials>) -> Verdict {
         return Verdict::Refuse("400 Bad Request");
     };
     if let Some(expected) = credentials {
-        let wanted = format!("proxy-authorization: {}", expected.header_value());
-        let given = lines.any(|l| l.to_ascii_lowercase() == wanted.to_ascii_lowercase());
+        // The field name is case-insensitive, its value (base64) is not.
+        let wanted = expected.header_value();
+        let given = lines.any(|l| {
+            l.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("proxy-authorization") && value.trim() == wanted
+            })
+        });
         if !given {
             return Verdict::Challenge;
         }
