@@ -3,11 +3,12 @@
 //!
 //! An attempt sends the `ApRequest` as one UDP datagram and over a fresh TCP connection
 //! (framed); a TCP-only candidate (port 443, [`CloudTransport`]) sends no datagram. An attempt
-//! lasts until an answer, its TCP connection failing, a refusal, or `ap_attempt_timeout` (its
-//! TCP connection is then closed). UDP answers from every candidate contacted in the round
-//! count, so an answer that arrives late still wins. The round fails once every candidate was
-//! tried, none is in flight and the last attempt's time is up (a UDP answer may still come
-//! until then).
+//! is in flight until an answer, its TCP connection failing, a refusal, or `ap_attempt_timeout`
+//! (its TCP connection is then closed). UDP answers from every candidate contacted in the round
+//! count, so an answer that arrives late still wins. An attempt keeps the round alive until its
+//! time is up or it is refused, even after its TCP connection failed (a UDP answer may still
+//! come); without racing, starting the next attempt ends that for the previous ones. The round
+//! fails once every candidate was tried and none keeps it alive.
 //!
 //! When attempts start is the [`Stagger`]'s business: without racing one at a time, in
 //! address-major order (every port of the first address, then the second...), the next
@@ -94,6 +95,8 @@ struct Attempt {
     deadline: Instant,
     /// Still in flight (counted by the stagger).
     live: bool,
+    /// Keeps the round alive until `deadline` (a UDP answer may still come).
+    alive_until_deadline: bool,
 }
 
 /// One round of questions to the access point.
@@ -106,6 +109,9 @@ pub(super) struct ApQuery {
     /// The started attempts: `attempts[i]` is for `candidates[i]`.
     attempts: Vec<Attempt>,
     stagger: Stagger,
+    /// Whether attempts overlap (racing); without, a new attempt ends the previous ones'
+    /// hold on the round.
+    racing: bool,
     /// The last refusal heard, which becomes the round's failure reason.
     refusal: Option<ErrorCode>,
 }
@@ -148,6 +154,7 @@ impl ApQuery {
             stagger: Stagger::new(candidates.len(), config, now),
             candidates,
             attempts: Vec::new(),
+            racing: config.race.is_some(),
             refusal: None,
         };
         match query.advance(config, io, now) {
@@ -156,20 +163,15 @@ impl ApQuery {
         }
     }
 
-    /// When a timer of the round fires: an attempt's time, the next start, or the round's end.
+    /// When a timer of the round fires: an attempt's time, or the next start.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let live = self
+        let attempts = self
             .attempts
             .iter()
-            .filter(|a| a.live)
+            .filter(|a| a.live || a.alive_until_deadline)
             .map(|a| a.deadline)
             .min();
-        let end = self
-            .stagger
-            .exhausted()
-            .then(|| self.attempts.iter().map(|a| a.deadline).max())
-            .flatten();
-        [live, self.stagger.next_start(), end]
+        [attempts, self.stagger.next_start()]
             .into_iter()
             .flatten()
             .min()
@@ -208,8 +210,9 @@ impl ApQuery {
         now: Instant,
     ) -> ApStep {
         for i in 0..self.attempts.len() {
-            if self.attempts[i].live && self.attempts[i].deadline <= now {
+            if self.attempts[i].deadline <= now {
                 self.end_attempt(i, io, now);
+                self.attempts[i].alive_until_deadline = false;
             }
         }
         self.advance(config, io, now)
@@ -265,6 +268,9 @@ impl ApQuery {
                 if decoded.is_err() && !refused {
                     io.ignored();
                 }
+                if refused {
+                    self.attempts[index].alive_until_deadline = false;
+                }
                 if refused || decoded.is_err() {
                     self.end_attempt(index, io, now);
                     self.advance(config, io, now)
@@ -308,11 +314,11 @@ impl ApQuery {
             Heard::Refused(code) if code == ErrorCode::UnknownApp => {
                 ApStep::Failed(StateReason::ApRefused(code))
             }
-            Heard::Refused(_) if self.attempts[index].live => {
+            Heard::Refused(_) => {
+                self.attempts[index].alive_until_deadline = false;
                 self.end_attempt(index, io, now);
                 self.advance(config, io, now)
             }
-            Heard::Refused(_) => ApStep::Pending,
         })
     }
 
@@ -376,16 +382,25 @@ impl ApQuery {
                 io.udp(target.addr, self.request.clone());
             }
             let conn = io.connect(target.addr);
+            if !self.racing {
+                for earlier in &mut self.attempts {
+                    earlier.alive_until_deadline = false;
+                }
+            }
             self.attempts.push(Attempt {
                 target,
                 conn: Some(conn),
                 reader: FrameReader::new(),
                 deadline: now + ClientConfig::timer(config.ap_attempt_timeout),
                 live: true,
+                alive_until_deadline: true,
             });
         }
-        let over =
-            self.stagger.exhausted() && self.attempts.iter().map(|a| a.deadline).max() <= Some(now);
+        let over = self.stagger.exhausted()
+            && !self
+                .attempts
+                .iter()
+                .any(|a| a.alive_until_deadline && a.deadline > now);
         if over {
             self.close(io);
             return ApStep::Failed(

@@ -224,3 +224,55 @@ fn the_same_race_runs_the_same_way_every_time() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn without_racing_a_refusal_of_the_last_attempt_ends_the_round_at_once() {
+    let refusal = encode(&Message::Error {
+        code: crate::wire::ErrorCode::RateLimited,
+        reason: String::new(),
+    });
+    let mut h = Harness::new(config(ip_list(&["10.1.0.1", "10.1.0.2"], 8000)));
+    let (a, b) = (addr("10.1.0.1:8000"), addr("10.1.0.2:8000"));
+    h.take_udp(a);
+    let ca = h.take_connect(a);
+    h.input(ClientInput::TcpFailed {
+        conn: ca,
+        reason: "refused",
+    });
+    h.take_udp(b);
+    h.take_connect(b);
+    // The first attempt's UDP could still answer, but it no longer holds the round: the last
+    // attempt's refusal ends it now, as the seed-era client did.
+    h.udp_data(b, &refusal);
+    h.take_close(ConnId(2));
+    assert_eq!(
+        h.take_state(ConnectionState::Reconnecting),
+        StateReason::ApRefused(crate::wire::ErrorCode::RateLimited)
+    );
+}
+
+#[test]
+fn racing_an_earlier_attempt_still_holds_the_round_after_a_refusal() {
+    let refusal = encode(&Message::Error {
+        code: crate::wire::ErrorCode::RateLimited,
+        reason: String::new(),
+    });
+    let mut h = Harness::new(racing(ip_list(&["10.1.0.1", "10.1.0.2"], 8000), 250, 4));
+    let (a, b) = (addr("10.1.0.1:8000"), addr("10.1.0.2:8000"));
+    let req = request_id(&h.take_udp(a));
+    let ca = h.take_connect(a);
+    h.input(ClientInput::TcpFailed {
+        conn: ca,
+        reason: "refused",
+    });
+    h.take_udp(b);
+    h.take_connect(b);
+    h.udp_data(b, &refusal);
+    h.take_close(ConnId(2));
+    h.assert_quiet();
+    // A's UDP answer, within its time, still wins.
+    h.advance(ms(500));
+    h.udp_data(a, &ap_answer(req, &[relay("10.2.0.1", 4600)]));
+    h.take_connect(addr("10.2.0.1:4000"));
+    h.assert_quiet();
+}
