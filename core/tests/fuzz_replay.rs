@@ -8,7 +8,9 @@
 //!   target of its folder's name (a folder without a target, or a target without a corpus
 //!   file, fails the test);
 //! - the committed named seeds are exactly what `fuzz/src/targets/seeds.rs` builds (regenerate
-//!   them with `cargo run --manifest-path fuzz/Cargo.toml --example write_seeds`).
+//!   them with `cargo run --manifest-path fuzz/Cargo.toml --example write_seeds`, or, on
+//!   stable without building libFuzzer, `FUZZ_WRITE_SEEDS=1 cargo test -p cloudproxy-core
+//!   --test fuzz_replay`).
 
 #[path = "../../fuzz/src/targets/mod.rs"]
 mod targets;
@@ -110,9 +112,15 @@ fn regressions_replay() {
 
 #[test]
 fn committed_seeds_are_up_to_date() {
-    let hint = "regenerate with `cargo run --manifest-path fuzz/Cargo.toml --example write_seeds`";
+    let hint = "regenerate with `cargo run --manifest-path fuzz/Cargo.toml --example write_seeds` \
+                (or `FUZZ_WRITE_SEEDS=1 cargo test -p cloudproxy-core --test fuzz_replay`)";
     for seed in targets::seeds::all() {
         let path = fuzz_dir().join("corpus").join(seed.target).join(seed.name);
+        if std::env::var_os("FUZZ_WRITE_SEEDS").is_some() {
+            // The same files write_seeds writes, on stable and without libFuzzer.
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &seed.bytes).unwrap();
+        }
         let committed =
             fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; {hint}", path.display()));
         assert!(

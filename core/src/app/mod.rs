@@ -316,8 +316,9 @@ impl App {
                 return self.event(AppEvent::JoinRefused { code, error });
             }
         };
-        let mut client_config = ClientConfig::new(
-            config.active_server().cloned(),
+        let mut client_config = ClientConfig::for_join(
+            &config,
+            self.engine.cloud_proxy_in_force(),
             self.config.app_id.clone(),
             self.sdrtn,
         );

@@ -1,14 +1,22 @@
 //! Asking the access point (AP) for relays and a ticket: one round over every address and
 //! port, each attempt over UDP and TCP at once.
 //!
-//! Candidates are address-major: every port of the first address (in [`AP_PORTS`] order when
-//! the configured port is 0), then the second address, and so on; the candidate that answered
-//! the previous round, if any, goes first. An attempt sends the `ApRequest` as one UDP datagram
-//! and over a fresh TCP connection (framed). It lasts until an answer, its TCP connection
-//! failing (the next attempt starts at once), or `ap_attempt_timeout` (its TCP connection is
-//! closed and the next attempt starts). UDP answers from every candidate contacted in the round
-//! count, so an answer that arrives late still wins. The round fails when the last attempt
-//! ends without an answer.
+//! An attempt sends the `ApRequest` as one UDP datagram and over a fresh TCP connection
+//! (framed); a TCP-only candidate (port 443, [`CloudTransport`]) sends no datagram. An attempt
+//! is in flight until an answer, its TCP connection failing, a refusal, or `ap_attempt_timeout`
+//! (its TCP connection is then closed). UDP answers from every candidate contacted in the round
+//! count, so an answer that arrives late still wins. An attempt keeps the round alive until its
+//! time is up or it is refused, even after its TCP connection failed (a UDP answer may still
+//! come); without racing, starting the next attempt ends that for the previous ones. The round
+//! fails once every candidate was tried and none keeps it alive.
+//!
+//! When attempts start is the [`Stagger`]'s business: without racing one at a time, in
+//! address-major order (every port of the first address, then the second...), the next
+//! starting when the previous ends, as the seed-era client did; with racing (RFC 8305,
+//! **beyond the seed**) staggered, bounded in flight, in an order that changes address and port
+//! at each step ([`ap_order`]). Either way the candidate that answered the previous round, if
+//! any, goes first; the first answer wins and the attempts still in flight are closed
+//! (counted in [`ClientStats::race_attempts_cancelled`](super::ClientStats)).
 //!
 //! The request is padded to [`AP_REQUEST_PADDED_LEN`](crate::wire::AP_REQUEST_PADDED_LEN)
 //! bytes ([`Message::padded_ap_request`]): an access point answers nothing shorter, so that
@@ -19,10 +27,13 @@ use std::time::Duration;
 
 use crate::entropy::Entropy;
 use crate::time::Instant;
-use crate::wire::{ErrorCode, FrameReader, Message, RelayInfo, Ticket, AP_PORTS, FLAG_UDP_MEDIA};
+use crate::wire::{
+    ErrorCode, FrameReader, Message, RelayInfo, Ticket, AP_PORTS, AP_TLS_PORT, FLAG_UDP_MEDIA,
+};
 
-use super::config::ClientConfig;
+use super::config::{ClientConfig, CloudTransport};
 use super::io::{read_frames, Io};
+use super::race::{ap_order, Stagger};
 use super::types::{ConnId, StateReason};
 use super::TcpEvent;
 
@@ -40,6 +51,9 @@ pub(super) struct ApGrant {
     pub(super) relays: Vec<RelayInfo>,
     /// The candidate that answered.
     pub(super) answered_by: SocketAddr,
+    /// The answer came from a TCP-only (port 443) candidate: use the relays on their TLS port,
+    /// over TCP only.
+    pub(super) tcp_443: bool,
 }
 
 /// What a round did with an input or a timer.
@@ -63,14 +77,26 @@ enum Heard {
     Refused(ErrorCode),
 }
 
-/// The attempt in flight.
+/// One access point address and port to ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Candidate {
+    addr: SocketAddr,
+    /// Also ask over UDP (not on the TCP-only 443 port).
+    udp: bool,
+}
+
+/// One started attempt.
 #[derive(Debug)]
 struct Attempt {
-    target: SocketAddr,
+    target: Candidate,
     /// The TCP connection, until it fails, closes or is closed.
     conn: Option<ConnId>,
     reader: FrameReader,
     deadline: Instant,
+    /// Still in flight (counted by the stagger).
+    live: bool,
+    /// Keeps the round alive until `deadline` (a UDP answer may still come).
+    alive_until_deadline: bool,
 }
 
 /// One round of questions to the access point.
@@ -79,10 +105,13 @@ pub(super) struct ApQuery {
     request_id: u32,
     /// The encoded `ApRequest`, the same for every attempt of the round.
     request: Vec<u8>,
-    candidates: Vec<SocketAddr>,
-    /// How many candidates have been contacted (they are `candidates[..next]`).
-    next: usize,
-    current: Option<Attempt>,
+    candidates: Vec<Candidate>,
+    /// The started attempts: `attempts[i]` is for `candidates[i]`.
+    attempts: Vec<Attempt>,
+    stagger: Stagger,
+    /// Whether attempts overlap (racing); without, a new attempt ends the previous ones'
+    /// hold on the round.
+    racing: bool,
     /// The last refusal heard, which becomes the round's failure reason.
     refusal: Option<ErrorCode>,
 }
@@ -99,74 +128,97 @@ impl ApQuery {
         now: Instant,
     ) -> Result<ApQuery, StateReason> {
         let request_id = (entropy.next_u64() >> 32) as u32;
+        let flags = match config.cloud_transport {
+            CloudTransport::Tcp443Only => 0,
+            _ => FLAG_UDP_MEDIA,
+        };
         // Padded to the largest answer it can earn: access points answer nothing shorter.
-        let request = Message::padded_ap_request(request_id, &config.app_id, FLAG_UDP_MEDIA)
+        let request = Message::padded_ap_request(request_id, &config.app_id, flags)
             .to_bytes()
             .map_err(|e| StateReason::InvalidConfig(format!("app_id {:?}: {e}", config.app_id)))?;
-        let ports: Vec<u16> = if port == 0 {
-            AP_PORTS.to_vec()
-        } else {
-            vec![port]
-        };
-        let mut candidates: Vec<SocketAddr> = Vec::new();
-        for ip in ips {
-            for p in &ports {
-                let c = SocketAddr::new(*ip, *p);
-                if candidates.len() < MAX_CANDIDATES && !candidates.contains(&c) {
-                    candidates.push(c);
-                }
-            }
-        }
+        let mut candidates = candidates(ips, port, config);
         if candidates.is_empty() {
             return Err(StateReason::InvalidConfig(
                 "no access point address to ask".to_owned(),
             ));
         }
-        if let Some(pos) = preferred.and_then(|p| candidates.iter().position(|c| *c == p)) {
+        if let Some(pos) = preferred.and_then(|p| candidates.iter().position(|c| c.addr == p)) {
             let first = candidates.remove(pos);
             candidates.insert(0, first);
         }
         io.stats.ap_queries = io.stats.ap_queries.saturating_add(1);
+        io.new_race();
         let mut query = ApQuery {
             request_id,
             request,
+            stagger: Stagger::new(candidates.len(), config, now),
             candidates,
-            next: 0,
-            current: None,
+            attempts: Vec::new(),
+            racing: config.race.is_some(),
             refusal: None,
         };
-        match query.next_attempt(config, io, now) {
+        match query.advance(config, io, now) {
             ApStep::Failed(reason) => Err(reason),
             _ => Ok(query),
         }
     }
 
-    /// When the current attempt runs out.
+    /// When a timer of the round fires: an attempt's time, or the next start.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.current.as_ref().map(|a| a.deadline)
+        let attempts = self
+            .attempts
+            .iter()
+            .filter(|a| a.live || a.alive_until_deadline)
+            .map(|a| a.deadline)
+            .min();
+        [attempts, self.stagger.next_start()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Closes the attempt's connection, if open.
+    /// Closes every attempt's connection still open.
     pub(super) fn close(&mut self, io: &mut Io) {
-        if let Some(conn) = self.current.as_mut().and_then(|a| a.conn.take()) {
-            io.close(conn);
+        for attempt in &mut self.attempts {
+            attempt.live = false;
+            if let Some(conn) = attempt.conn.take() {
+                io.close(conn);
+            }
         }
     }
 
-    /// Handles the attempt's timer.
+    /// The round was won: closes the attempts still open, as losers of the race.
+    fn cancel_losers(&mut self, io: &mut Io) {
+        for attempt in &mut self.attempts {
+            attempt.live = false;
+            if let Some(conn) = attempt.conn.take() {
+                io.cancel(conn);
+            }
+        }
+        for attempt in &self.attempts {
+            if attempt.target.udp {
+                io.note_loser_source(attempt.target.addr);
+            }
+        }
+    }
+
+    /// Handles the round's timers.
     pub(super) fn on_timeout(
         &mut self,
         config: &ClientConfig,
         io: &mut Io,
         now: Instant,
     ) -> ApStep {
-        match self.deadline() {
-            Some(deadline) if deadline <= now => self.next_attempt(config, io, now),
-            _ => ApStep::Pending,
+        for i in 0..self.attempts.len() {
+            if self.attempts[i].deadline <= now {
+                self.end_attempt(i, io, now);
+                self.attempts[i].alive_until_deadline = false;
+            }
         }
+        self.advance(config, io, now)
     }
 
-    /// Handles an event on a TCP connection; `None` when it is not the attempt's connection.
+    /// Handles an event on a TCP connection; `None` when it is no attempt's connection.
     pub(super) fn on_tcp(
         &mut self,
         conn: ConnId,
@@ -175,22 +227,24 @@ impl ApQuery {
         io: &mut Io,
         now: Instant,
     ) -> Option<ApStep> {
-        let attempt = self.current.as_mut().filter(|a| a.conn == Some(conn))?;
-        let target = attempt.target;
+        let index = self.attempts.iter().position(|a| a.conn == Some(conn))?;
+        let target = self.attempts[index].target.addr;
         Some(match event {
             TcpEvent::Connected => {
                 io.send(conn, self.request.clone());
                 ApStep::Pending
             }
             TcpEvent::Failed | TcpEvent::Closed => {
-                attempt.conn = None;
-                self.tcp_gone(config, io, now)
+                // Already gone: nothing to close.
+                self.attempts[index].conn = None;
+                self.end_attempt(index, io, now);
+                self.advance(config, io, now)
             }
             TcpEvent::Data(mut data) => {
                 let mut msgs = Vec::new();
                 let request_id = self.request_id;
                 let decoded = read_frames(
-                    &mut attempt.reader,
+                    &mut self.attempts[index].reader,
                     &mut data,
                     |m| is_final(m, request_id),
                     &mut msgs,
@@ -200,7 +254,9 @@ impl ApQuery {
                     match self.on_message(msg, target, now) {
                         Heard::Nothing => io.ignored(),
                         Heard::Granted(grant) => {
-                            self.close(io);
+                            self.attempts[index].conn = None;
+                            io.close(conn);
+                            self.cancel_losers(io);
                             return Some(ApStep::Granted(grant));
                         }
                         Heard::Refused(code) if code == ErrorCode::UnknownApp => {
@@ -209,12 +265,15 @@ impl ApQuery {
                         Heard::Refused(_) => refused = true,
                     }
                 }
-                if refused {
-                    self.next_attempt(config, io, now)
-                } else if decoded.is_err() {
+                if decoded.is_err() && !refused {
                     io.ignored();
-                    self.close(io);
-                    self.tcp_gone(config, io, now)
+                }
+                if refused {
+                    self.attempts[index].alive_until_deadline = false;
+                }
+                if refused || decoded.is_err() {
+                    self.end_attempt(index, io, now);
+                    self.advance(config, io, now)
                 } else {
                     ApStep::Pending
                 }
@@ -231,9 +290,10 @@ impl ApQuery {
         io: &mut Io,
         now: Instant,
     ) -> Option<ApStep> {
-        if !self.candidates.get(..self.next)?.contains(&from) {
-            return None;
-        }
+        let index = self
+            .attempts
+            .iter()
+            .position(|a| a.target.udp && a.target.addr == from)?;
         let Ok(msg) = Message::decode_datagram(data) else {
             io.ignored();
             return Some(ApStep::Pending);
@@ -244,16 +304,21 @@ impl ApQuery {
                 ApStep::Pending
             }
             Heard::Granted(grant) => {
-                self.close(io);
+                // The winner's own TCP attempt is not a loser.
+                if let Some(conn) = self.attempts[index].conn.take() {
+                    io.close(conn);
+                }
+                self.cancel_losers(io);
                 ApStep::Granted(grant)
             }
             Heard::Refused(code) if code == ErrorCode::UnknownApp => {
                 ApStep::Failed(StateReason::ApRefused(code))
             }
-            Heard::Refused(_) if self.current.as_ref().is_some_and(|a| a.target == from) => {
-                self.next_attempt(config, io, now)
+            Heard::Refused(_) => {
+                self.attempts[index].alive_until_deadline = false;
+                self.end_attempt(index, io, now);
+                self.advance(config, io, now)
             }
-            Heard::Refused(_) => ApStep::Pending,
         })
     }
 
@@ -271,11 +336,16 @@ impl ApQuery {
                 if relays.is_empty() {
                     return Heard::Nothing;
                 }
+                let tcp_443 = self
+                    .candidates
+                    .iter()
+                    .any(|c| c.addr == from && !c.udp && from.port() == AP_TLS_PORT);
                 Heard::Granted(ApGrant {
                     ticket,
                     expires_at: now + Duration::from_millis(u64::from(ticket_lifetime_ms)),
                     relays,
                     answered_by: from,
+                    tcp_443,
                 })
             }
             Message::Error { code, .. } => {
@@ -287,38 +357,93 @@ impl ApQuery {
         }
     }
 
-    /// The attempt's TCP connection is gone: start the next attempt at once, or, on the last
-    /// one, wait for its timer (a UDP answer may still come).
-    fn tcp_gone(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) -> ApStep {
-        if self.next < self.candidates.len() {
-            self.next_attempt(config, io, now)
-        } else {
-            ApStep::Pending
+    /// Ends attempt `i` (closing its connection if still open); the next may start at once.
+    fn end_attempt(&mut self, i: usize, io: &mut Io, now: Instant) {
+        let Some(attempt) = self.attempts.get_mut(i) else {
+            return;
+        };
+        if let Some(conn) = attempt.conn.take() {
+            io.close(conn);
+        }
+        if attempt.live {
+            attempt.live = false;
+            self.stagger.ended(now);
         }
     }
 
-    /// Ends the current attempt and starts the next, or fails the round.
-    fn next_attempt(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) -> ApStep {
-        self.close(io);
-        let Some(target) = self.candidates.get(self.next).copied() else {
-            self.current = None;
+    /// Starts every attempt that is due, or fails the round when nothing is left to wait for.
+    fn advance(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) -> ApStep {
+        while let Some(index) = self.stagger.start_due(now) {
+            let Some(target) = self.candidates.get(index).copied() else {
+                break;
+            };
+            io.note_tried(format!("AP {}", target.addr));
+            if target.udp {
+                io.udp(target.addr, self.request.clone());
+            }
+            let conn = io.connect(target.addr);
+            if !self.racing {
+                for earlier in &mut self.attempts {
+                    earlier.alive_until_deadline = false;
+                }
+            }
+            self.attempts.push(Attempt {
+                target,
+                conn: Some(conn),
+                reader: FrameReader::new(),
+                deadline: now + ClientConfig::timer(config.ap_attempt_timeout),
+                live: true,
+                alive_until_deadline: true,
+            });
+        }
+        let over = self.stagger.exhausted()
+            && !self
+                .attempts
+                .iter()
+                .any(|a| a.alive_until_deadline && a.deadline > now);
+        if over {
+            self.close(io);
             return ApStep::Failed(
                 self.refusal
                     .map_or(StateReason::ApUnreachable, StateReason::ApRefused),
             );
-        };
-        self.next += 1;
-        io.note_tried(format!("AP {target}"));
-        io.udp(target, self.request.clone());
-        let conn = io.connect(target);
-        self.current = Some(Attempt {
-            target,
-            conn: Some(conn),
-            reader: FrameReader::new(),
-            deadline: now + ClientConfig::timer(config.ap_attempt_timeout),
-        });
+        }
         ApStep::Pending
     }
+}
+
+/// The round's candidates for `ips` × the ports for `port` (0: the default ports), as the
+/// transport says.
+fn candidates(ips: &[IpAddr], port: u16, config: &ClientConfig) -> Vec<Candidate> {
+    let racing = config.race.is_some();
+    let ports: Vec<u16> = if port == 0 {
+        AP_PORTS.to_vec()
+    } else {
+        vec![port]
+    };
+    let standard = |out: &mut Vec<Candidate>| {
+        for addr in ap_order(ips, &ports, racing, MAX_CANDIDATES) {
+            out.push(Candidate { addr, udp: true });
+        }
+    };
+    let tls = |out: &mut Vec<Candidate>| {
+        for addr in ap_order(ips, &[AP_TLS_PORT], racing, MAX_CANDIDATES) {
+            let c = Candidate { addr, udp: false };
+            if out.len() < MAX_CANDIDATES && !out.iter().any(|o| o.addr == addr) {
+                out.push(c);
+            }
+        }
+    };
+    let mut out = Vec::new();
+    match config.cloud_transport {
+        CloudTransport::Standard => standard(&mut out),
+        CloudTransport::Tcp443Only => tls(&mut out),
+        CloudTransport::StandardThen443 => {
+            standard(&mut out);
+            tls(&mut out);
+        }
+    }
+    out
 }
 
 /// Whether `msg` ends an attempt's TCP stream: our answer or a refusal.

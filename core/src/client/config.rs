@@ -3,7 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::params::ProxyServer;
+use crate::engine::CloudProxyType;
+use crate::params::{ProxyConfig, ProxyServer};
 use crate::sdrtn::SdRtnEndpoints;
 use crate::socks5::Credentials;
 
@@ -57,6 +58,80 @@ pub struct ClientConfig {
     /// Most application signalling bytes queued while not connected; beyond it, whole
     /// `SendSignalling` calls are dropped (and counted). Default 256 KiB.
     pub max_pending_signalling: usize,
+    /// **Beyond the seed** (RFC 8305 Happy Eyeballs): race the access-point candidates and the
+    /// relays instead of trying them one at a time. `None` (the default): one attempt at a
+    /// time, as the seed-era client. [`ClientConfig::for_join`] sets it for every cloud proxy
+    /// type.
+    pub race: Option<RaceConfig>,
+    /// **Beyond the seed** (automatic mode: Agora 4.x `setCloudProxy(NONE_PROXY)`, ZEGO's
+    /// smart proxy): with [`proxy`](Self::proxy) `None`, try SD-RTN directly first and, when
+    /// that gives no connection within [`direct_probe_timeout`](Self::direct_probe_timeout),
+    /// fall back to this cloud proxy for the rest of the call (until the address changes).
+    /// Default `None`.
+    pub fallback_proxy: Option<ProxyServer>,
+    /// Automatic mode: how long the direct attempt may take before the fallback. Default 1 s
+    /// (ZEGO's smart proxy probes 1 s).
+    pub direct_probe_timeout: Duration,
+    /// **Beyond the seed**: how the cloud proxy is reached (the seed's ports, or TCP 443).
+    /// Default [`CloudTransport::Standard`].
+    pub cloud_transport: CloudTransport,
+    /// **Beyond the seed** (a VPN that comes up mid-call and blocks UDP): when UDP media to the
+    /// relay stops being answered, probe it for [`udp_probe_timeout`](Self::udp_probe_timeout)
+    /// after the first missed keepalive, then move media to a TCP media channel on the same
+    /// session instead of waiting for [`keepalive_misses`](Self::keepalive_misses) and
+    /// reconnecting. Default `false` (the seed-era behaviour).
+    pub udp_loss_fallback: bool,
+}
+
+/// How attempts race (RFC 8305 §5, "Happy Eyeballs"): the next attempt starts `stagger`
+/// after the previous one, or at once when an attempt fails; at most `max_in_flight` are under
+/// way; the first answer wins and the others are closed.
+///
+/// Access-point candidates are ordered so that consecutive attempts change both the address
+/// and the port (address `i` of round `r` uses port `(i + r) mod ports`): a dead host and a
+/// blocked port each cost one stagger, not a whole row. The order and the stagger are pure
+/// functions of the configuration and the answers: no clock, no randomness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaceConfig {
+    /// Delay between the starts of two attempts ("Connection Attempt Delay"). Default 250 ms,
+    /// RFC 8305's recommendation; at least 1 ms.
+    pub stagger: Duration,
+    /// Most attempts in flight at once. Default 4; at least 1.
+    pub max_in_flight: usize,
+}
+
+/// Default of [`RaceConfig::stagger`].
+pub const DEFAULT_RACE_STAGGER: Duration = Duration::from_millis(250);
+/// Default of [`RaceConfig::max_in_flight`].
+pub const DEFAULT_RACE_MAX_IN_FLIGHT: usize = 4;
+/// Default of [`ClientConfig::direct_probe_timeout`].
+pub const DEFAULT_DIRECT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Default for RaceConfig {
+    fn default() -> Self {
+        RaceConfig {
+            stagger: DEFAULT_RACE_STAGGER,
+            max_in_flight: DEFAULT_RACE_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// How the client reaches the cloud proxy's access points and relays (**beyond the seed**
+/// except `Standard`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CloudTransport {
+    /// The seed's: the access point on [`AP_PORTS`](crate::wire::AP_PORTS) over UDP and TCP,
+    /// the relay on [`RELAY_TCP_PORT`](crate::wire::RELAY_TCP_PORT) and its UDP media port.
+    #[default]
+    Standard,
+    /// Force TCP (Agora's "TLS 443", Zoom's TCP 443): the access point and the relay on TCP
+    /// port 443 only ([`AP_TLS_PORT`](crate::wire::AP_TLS_PORT),
+    /// [`RELAY_TLS_PORT`](crate::wire::RELAY_TLS_PORT)), media on a TCP media channel, no UDP
+    /// at all. TLS itself is the drivers' (phase 2): the client's bytes are the same.
+    Tcp443Only,
+    /// `Standard`, then TCP 443 as the last candidates (the automatic ladder's last step): an
+    /// access point that answers on 443 means the relays are used on 443 too, over TCP only.
+    StandardThen443,
 }
 
 /// Default of [`ClientConfig::ap_attempt_timeout`].
@@ -111,12 +186,60 @@ impl ClientConfig {
             give_up_after: DEFAULT_GIVE_UP_AFTER,
             max_reconnect_attempts: None,
             max_pending_signalling: DEFAULT_MAX_PENDING_SIGNALLING,
+            race: None,
+            fallback_proxy: None,
+            direct_probe_timeout: DEFAULT_DIRECT_PROBE_TIMEOUT,
+            cloud_transport: CloudTransport::Standard,
+            udp_loss_fallback: false,
         }
     }
 
-    /// The proxy type number of the SDK grammar (0, 1, 2), `None` when the proxy is off.
+    /// The configuration for a join: `config` is the one the engine took
+    /// ([`Engine::join`](crate::engine::Engine::join)), `cloud` its cloud proxy type
+    /// ([`Engine::cloud_proxy_in_force`](crate::engine::Engine::cloud_proxy_in_force)).
+    ///
+    /// Without a cloud proxy type this is exactly `ClientConfig::new(config.active_server(),
+    /// ..)`, the seed's behaviour. With one (every field beyond the seed):
+    ///
+    /// | type | `proxy` | `fallback_proxy` | `cloud_transport` |
+    /// |---|---|---|---|
+    /// | automatic | `None` (direct first) | the cloud server | `StandardThen443` |
+    /// | force UDP | the cloud server | `None` | `Standard` |
+    /// | force TCP | the cloud server | `None` | `Tcp443Only` |
+    ///
+    /// and racing ([`RaceConfig::default`]) and the mid-call UDP loss fallback on.
+    pub fn for_join(
+        config: &ProxyConfig,
+        cloud: Option<CloudProxyType>,
+        app_id: impl Into<String>,
+        sdrtn: SdRtnEndpoints,
+    ) -> Self {
+        let Some(kind) = cloud else {
+            return ClientConfig::new(config.active_server().cloned(), app_id, sdrtn);
+        };
+        let server = crate::engine::cloud::cloud_server(config);
+        let (proxy, fallback, transport) = match kind {
+            CloudProxyType::Automatic => (None, Some(server), CloudTransport::StandardThen443),
+            CloudProxyType::ForceUdp => (Some(server), None, CloudTransport::Standard),
+            CloudProxyType::ForceTcp => (Some(server), None, CloudTransport::Tcp443Only),
+        };
+        ClientConfig {
+            fallback_proxy: fallback,
+            cloud_transport: transport,
+            race: Some(RaceConfig::default()),
+            udp_loss_fallback: true,
+            ..ClientConfig::new(proxy, app_id, sdrtn)
+        }
+    }
+
+    /// The proxy type number of the SDK grammar (0, 1, 2, 3), `None` when the proxy is off.
     pub fn proxy_type(&self) -> Option<u8> {
         self.proxy.as_ref().map(ProxyServer::proxy_type)
+    }
+
+    /// Whether this is automatic mode: no proxy, a fallback cloud proxy.
+    pub fn is_automatic(&self) -> bool {
+        self.proxy.is_none() && self.fallback_proxy.is_some()
     }
 
     /// A duration from the configuration, at least [`MIN_TIMER`].

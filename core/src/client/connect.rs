@@ -1,16 +1,20 @@
 //! Opening the signalling path: a tunnel through a relay (types 1 and 2), a SOCKS5 CONNECT
-//! (type 0), or a plain TCP connection to the edge (proxy off).
+//! (type 0), or a plain TCP connection to the edge (proxy off, and the first step of automatic
+//! mode). The HTTP proxy (type 3) has its own module, `http`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::socks5::{Address, ClientHandshake, ClientProgress, Command, Credentials};
 use crate::time::Instant;
-use crate::wire::{ErrorCode, FrameReader, Message};
+use crate::wire::{ErrorCode, FrameReader, Message, RelayInfo, RELAY_TLS_PORT};
 
 use super::ap::ApGrant;
-use super::config::{ClientConfig, DEFAULT_KEEPALIVE_INTERVAL, MIN_KEEPALIVE_INTERVAL};
+use super::config::{
+    ClientConfig, CloudTransport, DEFAULT_KEEPALIVE_INTERVAL, MIN_KEEPALIVE_INTERVAL,
+};
 use super::io::{read_frames, Io};
+use super::race::Stagger;
 use super::types::{ConnId, StateReason};
 use super::TcpEvent;
 
@@ -32,6 +36,11 @@ pub(super) enum Route {
     Socks {
         /// The server.
         server: SocketAddr,
+    },
+    /// Through an enterprise HTTP proxy (type 3, beyond the seed): `CONNECT` tunnels, TCP only.
+    Http {
+        /// The proxy's address (resolved).
+        proxy: SocketAddr,
     },
     /// Straight to the edge.
     Direct,
@@ -70,20 +79,29 @@ fn needs_new_ticket(code: ErrorCode) -> bool {
     )
 }
 
-/// Opening a tunnel through one of the relays of an [`ApGrant`], trying them in turn.
+/// One relay being tried.
+#[derive(Debug)]
+struct TunnelAttempt {
+    relay_tcp: SocketAddr,
+    relay_udp: Option<SocketAddr>,
+    /// The connection, until it fails, closes or is closed.
+    conn: Option<ConnId>,
+    reader: FrameReader,
+    deadline: Instant,
+}
+
+/// Opening a tunnel through one of the relays of an [`ApGrant`]: one at a time in turn, or
+/// racing them (**beyond the seed**, [`ClientConfig::race`]): the first `TunnelAccept` wins
+/// and the others are closed.
 #[derive(Debug)]
 pub(super) struct TunnelOpening {
     grant: ApGrant,
     destination: SocketAddr,
     /// Relay indexes, in the order to try them.
     order: Vec<usize>,
-    /// How many of `order` have been tried.
-    tried: usize,
-    /// The relay being tried, its connection and stream.
-    relay_tcp: SocketAddr,
-    conn: Option<ConnId>,
-    reader: FrameReader,
-    deadline: Instant,
+    stagger: Stagger,
+    /// The attempts in flight.
+    attempts: Vec<TunnelAttempt>,
     /// Why the last relay failed.
     last_failure: StateReason,
 }
@@ -105,7 +123,7 @@ impl TunnelOpening {
             grant
                 .relays
                 .iter()
-                .position(|r| SocketAddr::new(r.addr, r.tcp_port) == a)
+                .position(|r| relay_addrs(r, &grant, config).0 == a)
         });
         let start = match lost {
             Some(p) => (p + 1) % n.max(1),
@@ -115,45 +133,47 @@ impl TunnelOpening {
         let mut opening = TunnelOpening {
             grant,
             destination: config.sdrtn.signalling,
+            stagger: Stagger::new(order.len(), config, now),
             order,
-            tried: 0,
-            relay_tcp: config.sdrtn.signalling,
-            conn: None,
-            reader: FrameReader::new(),
-            deadline: now,
+            attempts: Vec::new(),
             last_failure: StateReason::RelayUnreachable,
         };
-        match opening.next_relay(config, io, now) {
+        match opening.advance(config, io, now) {
             OpenStep::Failed(reason) => Err(reason),
             _ => Ok(opening),
         }
     }
 
-    /// When the relay being tried runs out of time.
-    pub(super) fn deadline(&self) -> Instant {
-        self.deadline
+    /// When a timer fires: an attempt's time or the next start.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let attempts = self.attempts.iter().map(|a| a.deadline).min();
+        [attempts, self.stagger.next_start()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Closes the connection, if open.
+    /// Closes every connection still open.
     pub(super) fn close(&mut self, io: &mut Io) {
-        if let Some(conn) = self.conn.take() {
-            io.close(conn);
+        for attempt in self.attempts.drain(..) {
+            if let Some(conn) = attempt.conn {
+                io.close(conn);
+            }
         }
     }
 
-    /// Handles the timer.
+    /// Handles the timers.
     pub(super) fn on_timeout(
         &mut self,
         config: &ClientConfig,
         io: &mut Io,
         now: Instant,
     ) -> OpenStep {
-        if self.deadline <= now {
+        while let Some(i) = self.attempts.iter().position(|a| a.deadline <= now) {
             self.last_failure = StateReason::RelayUnreachable;
-            self.next_relay(config, io, now)
-        } else {
-            OpenStep::Pending
+            self.end_attempt(i, io, now);
         }
+        self.advance(config, io, now)
     }
 
     /// Handles an event on a connection; `None` when it is not ours.
@@ -165,9 +185,7 @@ impl TunnelOpening {
         io: &mut Io,
         now: Instant,
     ) -> Option<OpenStep> {
-        if self.conn != Some(conn) {
-            return None;
-        }
+        let i = self.attempts.iter().position(|a| a.conn == Some(conn))?;
         Some(match event {
             TcpEvent::Connected => {
                 let open = Message::TunnelOpen {
@@ -178,31 +196,36 @@ impl TunnelOpening {
                 OpenStep::Pending
             }
             TcpEvent::Failed | TcpEvent::Closed => {
-                self.conn = None;
+                // Already gone: nothing to close.
+                self.attempts[i].conn = None;
                 self.last_failure = StateReason::RelayUnreachable;
-                self.next_relay(config, io, now)
+                self.end_attempt(i, io, now);
+                self.advance(config, io, now)
             }
             TcpEvent::Data(mut data) => {
                 let mut msgs = Vec::new();
-                let decoded = read_frames(&mut self.reader, &mut data, |_| true, &mut msgs);
+                let reader = &mut self.attempts[i].reader;
+                let decoded = read_frames(reader, &mut data, |_| true, &mut msgs);
                 match (msgs.pop(), decoded) {
-                    (Some(msg), _) => self.on_message(msg, data, config, io, now),
+                    (Some(msg), _) => self.on_message(i, msg, data, config, io, now),
                     (None, Ok(())) => OpenStep::Pending,
                     (None, Err(e)) => {
                         self.last_failure = StateReason::ProtocolViolation(format!(
                             "relay {}: {e}",
-                            self.relay_tcp
+                            self.attempts[i].relay_tcp
                         ));
-                        self.next_relay(config, io, now)
+                        self.end_attempt(i, io, now);
+                        self.advance(config, io, now)
                     }
                 }
             }
         })
     }
 
-    /// Acts on the relay's first message; `rest` is the input not pushed into the reader.
+    /// Acts on relay `i`'s first message; `rest` is the input not pushed into the reader.
     fn on_message(
         &mut self,
+        i: usize,
         msg: Message,
         rest: &[u8],
         config: &ClientConfig,
@@ -216,10 +239,16 @@ impl TunnelOpening {
                 keepalive_interval_ms,
                 ..
             } => {
-                let Some(conn) = self.conn.take() else {
+                let mut winner = self.attempts.remove(i);
+                let Some(conn) = winner.conn.take() else {
                     return OpenStep::Pending;
                 };
-                let mut early = self.reader.take_rest();
+                for loser in self.attempts.drain(..) {
+                    if let Some(conn) = loser.conn {
+                        io.cancel(conn);
+                    }
+                }
+                let mut early = winner.reader.take_rest();
                 early.extend_from_slice(rest);
                 let relayed = if keepalive_interval_ms == 0 {
                     DEFAULT_KEEPALIVE_INTERVAL
@@ -230,11 +259,14 @@ impl TunnelOpening {
                     .keepalive_interval
                     .unwrap_or(relayed)
                     .max(MIN_KEEPALIVE_INTERVAL);
+                let relay_udp = (udp_port != 0)
+                    .then_some(winner.relay_udp)
+                    .flatten()
+                    .map(|a| SocketAddr::new(a.ip(), udp_port));
                 OpenStep::Open(Established {
                     route: Route::Cloud {
-                        relay_tcp: self.relay_tcp,
-                        relay_udp: (udp_port != 0)
-                            .then(|| SocketAddr::new(self.relay_tcp.ip(), udp_port)),
+                        relay_tcp: winner.relay_tcp,
+                        relay_udp,
                         session_id,
                         keepalive_interval,
                     },
@@ -248,39 +280,82 @@ impl TunnelOpening {
             }
             Message::Error { code, .. } => {
                 self.last_failure = StateReason::TunnelRefused(code);
-                self.next_relay(config, io, now)
+                self.end_attempt(i, io, now);
+                self.advance(config, io, now)
             }
             other => {
                 self.last_failure = StateReason::ProtocolViolation(format!(
                     "relay {} answered TunnelOpen with {:?}",
-                    self.relay_tcp,
+                    self.attempts[i].relay_tcp,
                     other.message_type()
                 ));
-                self.next_relay(config, io, now)
+                self.end_attempt(i, io, now);
+                self.advance(config, io, now)
             }
         }
     }
 
-    /// Closes the current relay's connection and tries the next relay, or fails.
-    fn next_relay(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) -> OpenStep {
-        self.close(io);
-        if now >= self.grant.expires_at {
-            return OpenStep::Failed(StateReason::TunnelRefused(ErrorCode::TicketExpired));
+    /// Ends attempt `i`, closing its connection if still open.
+    fn end_attempt(&mut self, i: usize, io: &mut Io, now: Instant) {
+        if i < self.attempts.len() {
+            let attempt = self.attempts.remove(i);
+            if let Some(conn) = attempt.conn {
+                io.close(conn);
+            }
+            self.stagger.ended(now);
         }
-        let Some(relay) = self
-            .order
-            .get(self.tried)
-            .and_then(|i| self.grant.relays.get(*i))
-        else {
+    }
+
+    /// Starts every relay attempt that is due, or fails when none is left.
+    fn advance(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) -> OpenStep {
+        loop {
+            if self.stagger.next_start().is_some_and(|t| t <= now) && now >= self.grant.expires_at {
+                self.close(io);
+                return OpenStep::Failed(StateReason::TunnelRefused(ErrorCode::TicketExpired));
+            }
+            let Some(k) = self.stagger.start_due(now) else {
+                break;
+            };
+            let Some(relay) = self
+                .order
+                .get(k)
+                .and_then(|i| self.grant.relays.get(*i))
+                .cloned()
+            else {
+                break;
+            };
+            let (relay_tcp, relay_udp) = relay_addrs(&relay, &self.grant, config);
+            io.note_tried(format!("relay {relay_tcp}"));
+            self.attempts.push(TunnelAttempt {
+                relay_tcp,
+                relay_udp,
+                conn: Some(io.connect(relay_tcp)),
+                reader: FrameReader::new(),
+                deadline: now + ClientConfig::timer(config.connect_timeout),
+            });
+        }
+        if self.stagger.exhausted() {
             return OpenStep::Failed(self.last_failure.clone());
-        };
-        self.tried += 1;
-        self.relay_tcp = SocketAddr::new(relay.addr, relay.tcp_port);
-        io.note_tried(format!("relay {}", self.relay_tcp));
-        self.conn = Some(io.connect(self.relay_tcp));
-        self.reader = FrameReader::new();
-        self.deadline = now + ClientConfig::timer(config.connect_timeout);
+        }
         OpenStep::Pending
+    }
+}
+
+/// Where to reach `relay`: its TCP address (port 443 when the client may only use TCP 443)
+/// and its UDP media address family, if UDP may be used.
+fn relay_addrs(
+    relay: &RelayInfo,
+    grant: &ApGrant,
+    config: &ClientConfig,
+) -> (SocketAddr, Option<SocketAddr>) {
+    let tls = grant.tcp_443 || config.cloud_transport == CloudTransport::Tcp443Only;
+    if tls {
+        (SocketAddr::new(relay.addr, RELAY_TLS_PORT), None)
+    } else {
+        (
+            SocketAddr::new(relay.addr, relay.tcp_port),
+            Some(SocketAddr::new(relay.addr, relay.udp_port)),
+        )
     }
 }
 
@@ -405,12 +480,18 @@ pub(super) struct DirectOpening {
 }
 
 impl DirectOpening {
-    /// Connects to the edge.
-    pub(super) fn start(config: &ClientConfig, io: &mut Io, now: Instant) -> DirectOpening {
+    /// Connects to the edge, giving it `timeout` (the connect timeout, or automatic mode's
+    /// probe time).
+    pub(super) fn start(
+        config: &ClientConfig,
+        timeout: Duration,
+        io: &mut Io,
+        now: Instant,
+    ) -> DirectOpening {
         io.note_tried(format!("edge {}", config.sdrtn.signalling));
         DirectOpening {
             conn: Some(io.connect(config.sdrtn.signalling)),
-            deadline: now + ClientConfig::timer(config.connect_timeout),
+            deadline: now + ClientConfig::timer(timeout),
         }
     }
 

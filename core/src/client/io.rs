@@ -10,6 +10,9 @@ use super::types::{ClientEvent, ClientOutput, ClientStats, ConnId};
 
 /// How many distinct "what was tried" entries the give-up text keeps.
 const MAX_TRIED: usize = 12;
+/// How many losers of races (connections, UDP sources) are remembered, to count their late
+/// answers.
+const MAX_LOSERS: usize = 64;
 
 /// Outputs waiting for [`ProxyClient::poll_output`](super::ProxyClient::poll_output), and the
 /// bookkeeping shared by the client's parts.
@@ -22,6 +25,10 @@ pub(super) struct Io {
     pub(super) stats: ClientStats,
     /// What the current run of attempts contacted, for the give-up text (bounded).
     pub(super) tried: Vec<String>,
+    /// Connections closed as losers of a race, latest last (bounded).
+    cancelled: VecDeque<ConnId>,
+    /// UDP sources of the last won access-point round (bounded).
+    loser_sources: Vec<SocketAddr>,
 }
 
 impl Io {
@@ -58,6 +65,43 @@ impl Io {
         self.out.push_back(ClientOutput::TcpClose { conn });
     }
 
+    /// Closes a connection that lost a race, remembering it to count its late answers.
+    pub(super) fn cancel(&mut self, conn: ConnId) {
+        self.close(conn);
+        self.stats.race_attempts_cancelled = self.stats.race_attempts_cancelled.saturating_add(1);
+        if self.cancelled.len() == MAX_LOSERS {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(conn);
+    }
+
+    /// A new access-point round: its candidates may answer again.
+    pub(super) fn new_race(&mut self) {
+        self.loser_sources.clear();
+    }
+
+    /// Remembers a UDP source of a won access-point round, to count its late answers.
+    pub(super) fn note_loser_source(&mut self, from: SocketAddr) {
+        if self.loser_sources.len() < MAX_LOSERS && !self.loser_sources.contains(&from) {
+            self.loser_sources.push(from);
+        }
+    }
+
+    /// Counts an ignored input on `conn`, and a late answer when `conn` lost a race.
+    pub(super) fn ignored_tcp(&mut self, conn: ConnId) {
+        self.ignored();
+        if self.cancelled.contains(&conn) {
+            self.stats.race_late_answers = self.stats.race_late_answers.saturating_add(1);
+        }
+    }
+
+    /// Counts an ignored datagram, and a late answer when it comes from a race's loser.
+    pub(super) fn ignored_udp(&mut self, from: SocketAddr) {
+        self.ignored();
+        if self.loser_sources.contains(&from) {
+            self.stats.race_late_answers = self.stats.race_late_answers.saturating_add(1);
+        }
+    }
     /// Sends a datagram.
     pub(super) fn udp(&mut self, to: SocketAddr, data: Vec<u8>) {
         self.out.push_back(ClientOutput::UdpSend { to, data });

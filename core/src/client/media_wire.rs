@@ -18,6 +18,10 @@ pub(super) enum MediaRoute {
     Socks {
         server: SocketAddr,
     },
+    /// Through an HTTP proxy (type 3): TCP only.
+    Http {
+        proxy: SocketAddr,
+    },
     Direct,
 }
 
@@ -49,7 +53,8 @@ pub(super) fn encode_udp(route: &MediaRoute, peer: SocketAddr, payload: &[u8]) -
             encode_udp_datagram(&Address::Ip(peer), payload, &mut out);
             out
         }
-        MediaRoute::Direct => payload.to_vec(),
+        // An HTTP proxy has no UDP path; never used, raw like direct.
+        MediaRoute::Direct | MediaRoute::Http { .. } => payload.to_vec(),
     }
 }
 
@@ -65,7 +70,7 @@ pub(super) fn encode_tcp(route: &MediaRoute, peer: SocketAddr, payload: &[u8]) -
             };
             let _ = msg.encode(&mut out);
         }
-        MediaRoute::Socks { .. } | MediaRoute::Direct => {
+        MediaRoute::Socks { .. } | MediaRoute::Direct | MediaRoute::Http { .. } => {
             let _ = encode_media_frame(payload, &mut out);
         }
     }

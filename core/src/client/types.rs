@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::http_connect::HttpConnectError;
 use crate::socks5::Socks5Error;
 use crate::wire::ErrorCode;
 
@@ -80,6 +81,26 @@ pub enum ClientInput<'a> {
     },
     /// The application: leave the channel and tear everything down.
     Leave,
+    /// **Beyond the seed**: the driver saw the local network change (see [`NetworkChange`]).
+    NetworkChanged {
+        /// What changed.
+        change: NetworkChange,
+    },
+}
+
+/// A change of the local network, for [`ClientInput::NetworkChanged`] (**beyond the seed**).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkChange {
+    /// The UDP socket's local port changed, the address did not (the driver re-bound the
+    /// socket, or saw a NAT rebinding). The relay keeps the session and follows the new port
+    /// (docs/protocol.md §2.3); the client sends a keepalive at once so that it learns the new
+    /// address without waiting for the next interval.
+    PortChanged,
+    /// The local IP address changed (Wi-Fi to cellular, a VPN came up, DHCP renewed to a new
+    /// address). Every connection and the ticket are bound to the old address: the client
+    /// closes everything and reconnects at once with a new ticket (automatic mode starts from
+    /// the direct attempt again).
+    AddressChanged,
 }
 
 /// Something for the driver to do, from [`ProxyClient::poll_output`](super::ProxyClient::poll_output).
@@ -125,6 +146,11 @@ pub enum ClientOutput {
 }
 
 /// What the application hears about, in the order it happened.
+///
+/// `ConnectionStateChanged` is emitted only when the state really changes, with one exception
+/// (Agora's `onConnectionStateChanged(CONNECTING, SETTING_PROXY_SERVER)`): in automatic mode,
+/// the fallback from the direct attempt to the cloud proxy is reported as a change to the
+/// state the client is already in, with the reason [`StateReason::FallbackToProxy`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientEvent {
     /// The connection state changed (emitted only when the state really changes).
@@ -136,9 +162,10 @@ pub enum ClientEvent {
     },
     /// The path to SD-RTN through a proxy is up.
     ProxyConnected {
-        /// 0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list).
+        /// 0 (SOCKS5), 1 (cloud proxy by domain), 2 (cloud proxy by IP list) or 3 (HTTP
+        /// proxy); in automatic mode, the type of the cloud proxy it fell back to.
         proxy_type: u8,
-        /// The relay in use (for SOCKS5: the SOCKS5 server).
+        /// The relay in use (for SOCKS5 and HTTP proxies: the proxy).
         relay: SocketAddr,
         /// Time since [`ProxyClient::new`](super::ProxyClient::new).
         elapsed: Duration,
@@ -228,21 +255,56 @@ pub enum StateReason {
     GaveUp(String),
     /// The application left.
     Left,
+    /// **Beyond the seed**: the HTTP proxy (type 3) refused or failed the `CONNECT` tunnel.
+    /// Fatal when retrying cannot help: authentication required, rejected or unsupported, a
+    /// refusal other than 502, 503 and 504, an answer that is not HTTP/1.x, an invalid
+    /// target or invalid credentials.
+    HttpProxyFailed(HttpConnectError),
+    /// **Beyond the seed** (automatic mode; the Web SDK's `join-fallback-to-proxy`, Agora's
+    /// `SETTING_PROXY_SERVER`): no direct connection to SD-RTN within the probe time, so the
+    /// client falls back to the cloud proxy.
+    FallbackToProxy {
+        /// How long the direct attempt ran: the probe time, or less when it was refused at once.
+        after: Duration,
+        /// Why the direct attempt failed.
+        cause: Box<StateReason>,
+    },
+    /// **Beyond the seed**: the local address changed ([`NetworkChange::AddressChanged`]): the
+    /// connection and the ticket were bound to the old one.
+    NetworkChanged,
 }
 
 impl StateReason {
     /// Whether retrying cannot help: the client goes straight to `Failed`.
     pub(super) fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            StateReason::ApRefused(ErrorCode::UnknownApp)
-                | StateReason::InvalidConfig(_)
-                | StateReason::Socks5Refused(
-                    Socks5Error::NoAcceptableMethod
-                        | Socks5Error::AuthRejected { .. }
-                        | Socks5Error::UnexpectedMethod(_)
-                )
-        )
+        match self {
+            StateReason::HttpProxyFailed(error) => http_error_is_fatal(error),
+            other => matches!(
+                other,
+                StateReason::ApRefused(ErrorCode::UnknownApp)
+                    | StateReason::InvalidConfig(_)
+                    | StateReason::Socks5Refused(
+                        Socks5Error::NoAcceptableMethod
+                            | Socks5Error::AuthRejected { .. }
+                            | Socks5Error::UnexpectedMethod(_)
+                    )
+            ),
+        }
+    }
+}
+
+/// Whether an HTTP proxy's failure is final (see [`StateReason::HttpProxyFailed`]).
+fn http_error_is_fatal(error: &HttpConnectError) -> bool {
+    match error {
+        HttpConnectError::Refused { status, .. } => !matches!(status, 502..=504),
+        HttpConnectError::AuthRequired { .. }
+        | HttpConnectError::AuthRejected { .. }
+        | HttpConnectError::AuthUnsupported { .. }
+        | HttpConnectError::NotHttp { .. }
+        | HttpConnectError::UnsupportedVersion { .. }
+        | HttpConnectError::InvalidTarget { .. }
+        | HttpConnectError::InvalidCredentials { .. } => true,
+        _ => false,
     }
 }
 
@@ -265,6 +327,15 @@ impl fmt::Display for StateReason {
             StateReason::InvalidConfig(detail) => write!(f, "invalid configuration: {detail}"),
             StateReason::GaveUp(detail) => write!(f, "gave up: {detail}"),
             StateReason::Left => f.write_str("left"),
+            StateReason::HttpProxyFailed(err) => write!(f, "HTTP proxy: {err}"),
+            StateReason::FallbackToProxy { after, cause } => write!(
+                f,
+                "no direct connection to SD-RTN after {} ms ({cause}): falling back to the cloud proxy",
+                after.as_millis()
+            ),
+            StateReason::NetworkChanged => f.write_str(
+                "the local address changed: reconnecting with a new ticket",
+            ),
         }
     }
 }
@@ -313,4 +384,17 @@ pub struct ClientStats {
     pub signalling_dropped_bytes: u64,
     /// Inputs ignored: stale connection ids, unexpected or invalid datagrams.
     pub ignored_inputs: u64,
+    /// Racing (beyond the seed): attempts still in flight closed because another attempt of
+    /// the same race won (access points and relays).
+    pub race_attempts_cancelled: u64,
+    /// Racing: inputs from the losers of a race after it was won (late answers, bytes on their
+    /// closed connections), ignored (and counted in `ignored_inputs` too).
+    pub race_late_answers: u64,
+    /// Automatic mode (beyond the seed): fallbacks from the direct attempt to the cloud proxy.
+    pub fallbacks_to_proxy: u32,
+    /// Network changes reported with [`ClientInput::NetworkChanged`] and acted upon.
+    pub network_changes: u32,
+    /// Mid-call fallbacks from UDP to TCP media on the same relay session (beyond the seed,
+    /// [`ClientConfig::udp_loss_fallback`](super::ClientConfig::udp_loss_fallback)).
+    pub udp_loss_fallbacks: u32,
 }

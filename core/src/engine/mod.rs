@@ -3,13 +3,22 @@
 //! The proxy keys may be set only before joining a channel or after leaving it. The
 //! configuration in force during a call is the one taken at `join`; changes made later (after
 //! leaving) apply from the next join.
+//!
+//! **Beyond the seed** (Agora 4.x `setCloudProxy`): [`Engine::set_cloud_proxy`] chooses
+//! automatic, force-UDP or force-TCP mode ([`CloudProxyType`], module [`cloud`]), under the
+//! same rule (idle only, code -4 otherwise) and Agora's own: a forced type changes to another
+//! only through automatic (code -5 otherwise). Until it is called, the engine behaves exactly
+//! as the seed's.
 
+pub mod cloud;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 
 use crate::params::{self, Mode, ParamUpdate, ParamsError, ProxyConfig};
+
+pub use cloud::CloudProxyType;
 
 /// The return codes of the SDK family, as `setParameters`, `joinChannel` and `leaveChannel`
 /// return them.
@@ -19,8 +28,12 @@ pub enum Code {
     Ok,
     /// `-2`: an argument is invalid.
     InvalidArgument,
-    /// `-4`: not supported in the current state (proxy keys while in a channel).
+    /// `-4`: not supported in the current state (proxy keys or `setCloudProxy` while in a
+    /// channel).
     NotSupported,
+    /// `-5`: the call is refused (`setCloudProxy` from one forced type to another without
+    /// automatic in between).
+    Refused,
     /// `-17`: join rejected, the engine is already in a channel.
     JoinRejected,
     /// `-18`: leave rejected, the engine is not in a channel.
@@ -34,6 +47,7 @@ impl Code {
             Code::Ok => 0,
             Code::InvalidArgument => -2,
             Code::NotSupported => -4,
+            Code::Refused => -5,
             Code::JoinRejected => -17,
             Code::LeaveRejected => -18,
         }
@@ -64,6 +78,30 @@ pub enum EngineError {
         /// The engine's state.
         state: EngineState,
     },
+    /// `setCloudProxy` while in a channel (code -4).
+    #[error(
+        "setCloudProxy({requested}): the cloud proxy type can only be set before joining a \
+         channel or after leaving it, and the engine is {state}"
+    )]
+    CloudProxyInChannel {
+        /// The type asked for.
+        requested: CloudProxyType,
+        /// The engine's state.
+        state: EngineState,
+    },
+    /// `setCloudProxy` from one forced type to another (code -5): Agora's rule is to go through
+    /// automatic first.
+    #[error(
+        "setCloudProxy({requested}): the cloud proxy type is {current}; to change it, call \
+         setCloudProxy(0) (automatic) first, then setCloudProxy({})",
+        .requested.as_i32()
+    )]
+    CloudProxyTypeChange {
+        /// The type in place.
+        current: CloudProxyType,
+        /// The type asked for.
+        requested: CloudProxyType,
+    },
     /// `join` while already in a channel (code -17).
     #[error("join: the engine is {state}; leave the channel first")]
     JoinRejected {
@@ -83,7 +121,10 @@ impl EngineError {
     pub fn code(&self) -> Code {
         match self {
             EngineError::InvalidParams(_) => Code::InvalidArgument,
-            EngineError::ProxyKeysInChannel { .. } => Code::NotSupported,
+            EngineError::ProxyKeysInChannel { .. } | EngineError::CloudProxyInChannel { .. } => {
+                Code::NotSupported
+            }
+            EngineError::CloudProxyTypeChange { .. } => Code::Refused,
             EngineError::JoinRejected { .. } => Code::JoinRejected,
             EngineError::LeaveRejected { .. } => Code::LeaveRejected,
         }
@@ -163,6 +204,10 @@ pub struct Engine {
     mode: Mode,
     config: ProxyConfig,
     in_force: Option<ProxyConfig>,
+    /// `setCloudProxy`'s type, `None` until it is called (the seed's behaviour).
+    cloud_proxy: Option<CloudProxyType>,
+    /// The type taken at join, while in a channel.
+    cloud_in_force: Option<CloudProxyType>,
 }
 
 impl Engine {
@@ -184,9 +229,48 @@ impl Engine {
         &self.config
     }
 
-    /// The configuration taken at join, while in a channel (`Joining`, `Joined`, `Leaving`).
+    /// The configuration taken at join, while in a channel (`Joining`, `Joined`, `Leaving`):
+    /// [`config`](Self::config), mapped by the cloud proxy type when one was set
+    /// ([`CloudProxyType::map`]).
     pub fn config_in_force(&self) -> Option<&ProxyConfig> {
         self.in_force.as_ref()
+    }
+
+    /// The cloud proxy type set with [`set_cloud_proxy`](Self::set_cloud_proxy), `None` if it
+    /// was never called.
+    pub fn cloud_proxy(&self) -> Option<CloudProxyType> {
+        self.cloud_proxy
+    }
+
+    /// The cloud proxy type taken at join, while in a channel.
+    pub fn cloud_proxy_in_force(&self) -> Option<CloudProxyType> {
+        self.cloud_in_force
+    }
+
+    /// `setCloudProxy(type)` (**beyond the seed**, Agora 4.x): refused while in a channel
+    /// (code -4), and from one forced type to another (code -5: set
+    /// [`Automatic`](CloudProxyType::Automatic) first). Setting the type in place again is
+    /// accepted and changes nothing. A refused call changes nothing.
+    pub fn set_cloud_proxy(&mut self, requested: CloudProxyType) -> Result<(), EngineError> {
+        if self.state != EngineState::Idle {
+            return Err(EngineError::CloudProxyInChannel {
+                requested,
+                state: self.state,
+            });
+        }
+        match self.cloud_proxy {
+            Some(current)
+                if current != requested
+                    && current != CloudProxyType::Automatic
+                    && requested != CloudProxyType::Automatic =>
+            {
+                Err(EngineError::CloudProxyTypeChange { current, requested })
+            }
+            _ => {
+                self.cloud_proxy = Some(requested);
+                Ok(())
+            }
+        }
     }
 
     /// `setParameters(text)`: all or nothing. Proxy keys are refused (code -4) unless the engine
@@ -219,13 +303,19 @@ impl Engine {
         })
     }
 
-    /// `joinChannel`: takes the current configuration into force and starts joining.
+    /// `joinChannel`: takes the current configuration (mapped by the cloud proxy type, if one
+    /// was set) into force and starts joining.
     pub fn join(&mut self) -> Result<&ProxyConfig, EngineError> {
         if self.state != EngineState::Idle {
             return Err(EngineError::JoinRejected { state: self.state });
         }
         self.state = EngineState::Joining;
-        Ok(self.in_force.insert(self.config.clone()))
+        self.cloud_in_force = self.cloud_proxy;
+        let config = match self.cloud_proxy {
+            None => self.config.clone(),
+            Some(kind) => kind.map(&self.config),
+        };
+        Ok(self.in_force.insert(config))
     }
 
     /// The connection is up: `Joining` becomes `Joined`. Returns whether the state changed.
@@ -250,6 +340,7 @@ impl Engine {
         let changed = self.transition(EngineState::Leaving, EngineState::Idle);
         if changed {
             self.in_force = None;
+            self.cloud_in_force = None;
         }
         changed
     }

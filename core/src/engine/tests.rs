@@ -119,12 +119,97 @@ fn compat_mode_engine_accepts_the_seed_type_two_example() {
     assert!(Engine::new(Mode::Compat).set_parameters(seed).is_ok());
 }
 
+// --- setCloudProxy (beyond the seed) ---------------------------------------------------------
+
+#[test]
+fn a_fresh_engine_has_no_cloud_proxy_type_and_joins_as_the_seed() {
+    let mut engine = Engine::default();
+    engine.set_parameters(SOCKS).unwrap();
+    assert_eq!(engine.cloud_proxy(), None);
+    let taken = engine.join().unwrap().clone();
+    assert_eq!(&taken, engine.config());
+    assert_eq!(engine.cloud_proxy_in_force(), None);
+}
+
+#[test]
+fn cloud_proxy_types_map_onto_the_proxy_config() {
+    use crate::params::ProxyServer;
+    let list = r#"{"rtc.proxy_server":[2,"[\"1.1.1.1\"]",0]}"#;
+    for (kind, enabled) in [
+        (CloudProxyType::ForceUdp, true),
+        (CloudProxyType::ForceTcp, true),
+        (CloudProxyType::Automatic, false),
+    ] {
+        // The cloud server chosen with setParameters is the one used...
+        let mut engine = Engine::default();
+        engine.set_parameters(list).unwrap();
+        engine.set_cloud_proxy(kind).unwrap();
+        let taken = engine.join().unwrap().clone();
+        assert_eq!(taken.enabled, enabled, "{kind}");
+        assert_eq!(taken.server.proxy_type(), 2, "{kind}");
+        assert_eq!(engine.cloud_proxy_in_force(), Some(kind));
+        // ... and a SOCKS5 server is not the cloud proxy: the default is.
+        let mut engine = Engine::default();
+        engine.set_parameters(SOCKS).unwrap();
+        engine.set_parameters(ENABLE).unwrap();
+        engine.set_cloud_proxy(kind).unwrap();
+        assert_eq!(engine.join().unwrap().server, ProxyServer::default_cloud());
+        // The configuration as set is untouched.
+        assert_eq!(engine.config().server.proxy_type(), 0);
+        engine.leave().unwrap();
+        engine.on_left();
+        assert_eq!(engine.cloud_proxy_in_force(), None);
+        assert_eq!(engine.cloud_proxy(), Some(kind));
+    }
+}
+
+#[test]
+fn cloud_proxy_in_a_channel_is_minus_4_and_changes_nothing() {
+    let mut engine = joined_engine();
+    let err = engine
+        .set_cloud_proxy(CloudProxyType::ForceTcp)
+        .unwrap_err();
+    assert_eq!(err.code().as_i32(), -4);
+    assert_eq!(engine.cloud_proxy(), None);
+    assert_eq!(
+        err.to_string(),
+        "setCloudProxy(2 (force-tcp)): the cloud proxy type can only be set before joining a \
+         channel or after leaving it, and the engine is joined"
+    );
+}
+
+#[test]
+fn changing_between_forced_types_needs_automatic_first() {
+    let mut engine = Engine::default();
+    engine.set_cloud_proxy(CloudProxyType::ForceUdp).unwrap();
+    // The same type again is fine.
+    engine.set_cloud_proxy(CloudProxyType::ForceUdp).unwrap();
+    let err = engine
+        .set_cloud_proxy(CloudProxyType::ForceTcp)
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Refused);
+    assert_eq!(err.code().as_i32(), -5);
+    assert_eq!(engine.cloud_proxy(), Some(CloudProxyType::ForceUdp));
+    assert_eq!(
+        err.to_string(),
+        "setCloudProxy(2 (force-tcp)): the cloud proxy type is 1 (force-udp); to change it, \
+         call setCloudProxy(0) (automatic) first, then setCloudProxy(2)"
+    );
+    engine.set_cloud_proxy(CloudProxyType::Automatic).unwrap();
+    engine.set_cloud_proxy(CloudProxyType::ForceTcp).unwrap();
+    assert_eq!(engine.cloud_proxy(), Some(CloudProxyType::ForceTcp));
+    assert_eq!(CloudProxyType::from_i32(2), Some(CloudProxyType::ForceTcp));
+    assert_eq!(CloudProxyType::from_i32(3), None);
+    assert_eq!(CloudProxyType::from_i32(-1), None);
+}
+
 // --- The reference model --------------------------------------------------------------------
 
 /// One engine operation.
 #[derive(Clone, Debug)]
 enum Op {
     Set(&'static str),
+    Cloud(CloudProxyType),
     Join,
     Joined,
     Leave,
@@ -157,6 +242,12 @@ const CALLS: &[(&str, Option<bool>, Option<&str>, bool)] = &[
         false,
     ),
     ("not json", None, None, false),
+    (
+        r#"{"rtc.proxy_server":[3,"proxy.corp",3128,"u","p"]}"#,
+        None,
+        Some("http"),
+        true,
+    ),
 ];
 
 /// A deliberately simple restatement of the rules.
@@ -166,6 +257,8 @@ struct Model {
     state: u8,
     enabled: bool,
     server: &'static str,
+    /// setCloudProxy's type, as its integer.
+    cloud: Option<i32>,
 }
 
 impl Model {
@@ -186,6 +279,17 @@ impl Model {
                     self.server = s;
                 }
                 0
+            }
+            Op::Cloud(_) if self.state != 0 => -4,
+            Op::Cloud(kind) => {
+                let asked = kind.as_i32();
+                match self.cloud {
+                    Some(current) if current != asked && current != 0 && asked != 0 => -5,
+                    _ => {
+                        self.cloud = Some(asked);
+                        0
+                    }
+                }
             }
             Op::Join if self.state == 0 => {
                 self.state = 1;
@@ -218,7 +322,8 @@ fn server_label(server: &crate::params::ProxyServer) -> &'static str {
         0 => "socks",
         1 if server == &crate::params::ProxyServer::default_cloud() => "",
         1 => "domain",
-        _ => "list",
+        2 => "list",
+        _ => "http",
     }
 }
 
@@ -229,6 +334,12 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Joined),
         1 => Just(Op::Leave),
         1 => Just(Op::Left),
+        1 => proptest::sample::select(vec![
+            CloudProxyType::Automatic,
+            CloudProxyType::ForceUdp,
+            CloudProxyType::ForceTcp,
+        ])
+        .prop_map(Op::Cloud),
     ]
 }
 
@@ -244,6 +355,7 @@ proptest! {
             let expected = model.step(op);
             let code = match op {
                 Op::Set(text) => engine.set_parameters(text).map(|_| ()).map_err(|e| e.code()),
+                Op::Cloud(kind) => engine.set_cloud_proxy(*kind).map_err(|e| e.code()),
                 Op::Join => engine.join().map(|c| in_force_at_join = Some(c.clone())).map_err(|e| e.code()),
                 Op::Joined => { engine.on_joined(); Ok(()) }
                 Op::Leave => engine.leave().map_err(|e| e.code()),
@@ -254,10 +366,23 @@ proptest! {
             prop_assert_eq!(engine.state() as u8, model.state);
             prop_assert_eq!(engine.config().enabled, model.enabled);
             prop_assert_eq!(server_label(&engine.config().server), model.server);
+            prop_assert_eq!(engine.cloud_proxy().map(CloudProxyType::as_i32), model.cloud);
             if model.state == 0 {
                 prop_assert_eq!(engine.config_in_force(), None);
             } else {
                 prop_assert_eq!(engine.config_in_force(), in_force_at_join.as_ref());
+            }
+            if let (Op::Join, 0, Some(taken)) = (op, expected, &in_force_at_join) {
+                // The configuration taken: the seed's as set, or mapped by the cloud type.
+                let (enabled, label) = match model.cloud {
+                    None => (model.enabled, model.server),
+                    Some(kind) => (
+                        kind != 0,
+                        if model.server == "domain" || model.server == "list" { model.server } else { "" },
+                    ),
+                };
+                prop_assert_eq!(taken.enabled, enabled);
+                prop_assert_eq!(server_label(&taken.server), label);
             }
         }
     }

@@ -143,6 +143,12 @@ impl BasicCredentials {
         &self.user
     }
 
+    /// The password (for the canonical `setParameters` form, which must re-parse to the same
+    /// configuration; `Debug` never shows it).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
     /// The `Proxy-Authorization` field value: `Basic base64(user ":" password)`.
     pub fn header_value(&self) -> String {
         let mut pair = Vec::with_capacity(self.user.len() + 1 + self.password.len());

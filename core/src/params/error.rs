@@ -19,6 +19,7 @@ pub const MAX_MESSAGE_CHARS: usize = 800;
 
 /// Which element of `"rtc.proxy_server"` an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Element {
     /// The value as a whole (not an array, wrong length).
     Whole,
@@ -28,6 +29,11 @@ pub enum Element {
     Host,
     /// Element 2, the port.
     Port,
+    /// Element 3 of a type-3 server, the HTTP proxy's user name (beyond the seed).
+    User,
+    /// Element 4 of a type-3 server, the HTTP proxy's password (beyond the seed; never
+    /// quoted in an error).
+    Password,
 }
 
 impl fmt::Display for Element {
@@ -37,6 +43,8 @@ impl fmt::Display for Element {
             Element::Type => "element 0 (type)",
             Element::Host => "element 1 (host)",
             Element::Port => "element 2 (port)",
+            Element::User => "element 3 (user)",
+            Element::Password => "element 4 (password)",
         })
     }
 }

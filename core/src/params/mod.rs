@@ -9,7 +9,11 @@
 //!   - `1`, cloud proxy by domain: host a DNS name, port `0` (the default access-point ports)
 //!     or `1..=65535`;
 //!   - `2`, cloud proxy by IP list: host a string holding a JSON array of IP literals (a native
-//!     JSON array is accepted too), 1 to 64 distinct addresses, port as for type 1.
+//!     JSON array is accepted too), 1 to 64 distinct addresses, port as for type 1;
+//!   - `3`, an enterprise HTTP proxy (**beyond the seed**, from ByteRTC's HTTP tunnel proxy):
+//!     host an IP literal or a DNS name, port `1..=65535`, and optionally a user name and a
+//!     password as elements 3 and 4 (`[3, "proxy.corp", 3128, "alice", "secret"]`), sent with
+//!     Basic authentication when the proxy asks. Signalling and TCP media only: no UDP.
 //!
 //! Every other key belongs to another SDK feature: it is accepted, ignored and listed in
 //! [`ParamUpdate::ignored`]; one that looks like a misspelt proxy key (`rtc.enable_proxi`,
@@ -36,6 +40,7 @@
 mod compat;
 mod error;
 mod host;
+mod http;
 mod source;
 mod suggest;
 mod toplevel;
@@ -50,8 +55,10 @@ use serde_json::{json, Value};
 
 pub use error::{Element, ParamsError, MAX_EXCERPT_CHARS, MAX_FIX_CHARS, MAX_MESSAGE_CHARS};
 pub use host::{MAX_DNS_LABEL_LEN, MAX_DNS_NAME_LEN, MAX_IP_LIST_LEN};
+pub use http::ProxyHost;
 pub use suggest::{KeySuggestion, MAX_SUGGESTION_DISTANCE};
 
+use crate::http_connect::BasicCredentials;
 use error::{describe, kind_of};
 
 /// The largest `setParameters` text accepted, in bytes.
@@ -93,6 +100,18 @@ pub enum ProxyServer {
         /// The access-point port, `0` for the default ports.
         port: u16,
     },
+    /// Type 3 (**beyond the seed**, from ByteRTC's HTTP tunnel proxy): an enterprise HTTP
+    /// proxy that opens TCP tunnels with `CONNECT`. Signalling and TCP media go through it;
+    /// UDP media cannot.
+    HttpConnect {
+        /// The proxy's address or name.
+        host: ProxyHost,
+        /// The proxy's port, 1..=65535.
+        port: u16,
+        /// The user name and password for Basic `Proxy-Authorization`, sent only when the
+        /// proxy answers `407` offering Basic.
+        credentials: Option<BasicCredentials>,
+    },
 }
 
 impl ProxyServer {
@@ -105,18 +124,38 @@ impl ProxyServer {
         }
     }
 
-    /// The `proxy_type` number of the grammar: 0, 1 or 2.
+    /// The `proxy_type` number of the grammar: 0, 1, 2 or 3.
     pub fn proxy_type(&self) -> u8 {
         match self {
             ProxyServer::Socks5(_) => 0,
             ProxyServer::CloudDomain { .. } => 1,
             ProxyServer::CloudIpList { .. } => 2,
+            ProxyServer::HttpConnect { .. } => 3,
         }
     }
 
-    /// The `[type, host, port]` array of the canonical form. A type-2 host is always the
-    /// escaped-string form.
+    /// Whether this is the cloud proxy (type 1 or 2).
+    pub fn is_cloud(&self) -> bool {
+        matches!(
+            self,
+            ProxyServer::CloudDomain { .. } | ProxyServer::CloudIpList { .. }
+        )
+    }
+
+    /// The `[type, host, port]` array of the canonical form (`[3, host, port, user,
+    /// password]` for an HTTP proxy with credentials, the password in clear so that the form
+    /// re-parses to the same server). A type-2 host is always the escaped-string form.
     pub fn to_json(&self) -> Value {
+        self.json(false)
+    }
+
+    /// [`to_json`](Self::to_json) with an HTTP proxy's password shown as `"<redacted>"`: for
+    /// logs and tools. It does not re-parse to the same server.
+    pub fn to_json_redacted(&self) -> Value {
+        self.json(true)
+    }
+
+    fn json(&self, redact: bool) -> Value {
         match self {
             ProxyServer::Socks5(addr) => json!([0, addr.ip().to_string(), addr.port()]),
             ProxyServer::CloudDomain { domain, port } => json!([1, domain, port]),
@@ -124,13 +163,19 @@ impl ProxyServer {
                 let list: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
                 json!([2, Value::from(list).to_string(), port])
             }
+            ProxyServer::HttpConnect {
+                host,
+                port,
+                credentials,
+            } => http::to_json(host, *port, credentials.as_ref(), redact),
         }
     }
 }
 
 impl fmt::Display for ProxyServer {
+    /// The redacted JSON form (an HTTP proxy's password never shows).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_json())
+        write!(f, "{}", self.to_json_redacted())
     }
 }
 
@@ -174,6 +219,12 @@ impl ProxyConfig {
     /// The configuration as a setParameters JSON object (see [`ProxyConfig::canonical`]).
     pub fn to_json(&self) -> Value {
         json!({ KEY_ENABLE_PROXY: self.enabled, KEY_PROXY_SERVER: self.server.to_json() })
+    }
+
+    /// [`to_json`](Self::to_json) with an HTTP proxy's password shown as `"<redacted>"`, for
+    /// printing (the engine CLI, logs, reports).
+    pub fn to_json_redacted(&self) -> Value {
+        json!({ KEY_ENABLE_PROXY: self.enabled, KEY_PROXY_SERVER: self.server.to_json_redacted() })
     }
 
     /// The canonical form: the configuration printed as one setParameters object, e.g.
@@ -293,17 +344,21 @@ fn parse_proxy_server(value: &Value) -> Result<ProxyServer, ParamsError> {
             ),
         ));
     };
-    let [kind, host, port] = items.as_slice() else {
+    let (kind, host, port, credentials) = match items.as_slice() {
+        [kind, host, port] => (kind, host, port, None),
+        [kind, host, port, user, password] => (kind, host, port, Some((user, password))),
+        _ => return Err(wrong_length(items)),
+    };
+    let kind = integer(kind, Element::Type, TYPE_RANGE)?;
+    if credentials.is_some() && kind != 3 {
         return Err(ParamsError::server(
             Element::Whole,
             format!(
-                "expected 3 elements [type, host, port], found {} element{}",
-                items.len(),
-                if items.len() == 1 { "" } else { "s" }
+                "expected 3 elements [type, host, port] for type {kind}, found 5 elements: only \
+                 type 3 (HTTP proxy) takes a user name and a password as elements 3 and 4"
             ),
         ));
-    };
-    let kind = integer(kind, Element::Type, TYPE_RANGE)?;
+    }
     match kind {
         0 => {
             let ip = match host {
@@ -345,11 +400,47 @@ fn parse_proxy_server(value: &Value) -> Result<ProxyServer, ParamsError> {
             let port = port_number(port, true)?;
             Ok(ProxyServer::CloudIpList { ips, port })
         }
+        3 => {
+            let host = http::parse_host(host)?;
+            let port = http::parse_port(port)?;
+            let credentials = credentials
+                .map(|(user, password)| http::parse_credentials(user, password))
+                .transpose()?;
+            Ok(ProxyServer::HttpConnect {
+                host,
+                port,
+                credentials,
+            })
+        }
         other => Err(ParamsError::server(
             Element::Type,
             format!("unknown proxy type {other}: expected {TYPE_RANGE}"),
         )),
     }
+}
+
+/// The error for an array that is neither `[type, host, port]` nor a type-3 server with
+/// credentials.
+fn wrong_length(items: &[Value]) -> ParamsError {
+    let n = items.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let is_http = items
+        .first()
+        .and_then(Value::as_u64)
+        .is_some_and(|kind| kind == 3);
+    let reason = if is_http && n == 4 {
+        "type 3 (HTTP proxy) takes [3, host, port] or [3, host, port, user, password], found 4 \
+         elements: give both the user name and the password, or neither"
+            .to_owned()
+    } else if is_http {
+        format!(
+            "type 3 (HTTP proxy) takes [3, host, port] or [3, host, port, user, password], \
+             found {n} element{plural}"
+        )
+    } else {
+        format!("expected 3 elements [type, host, port], found {n} element{plural}")
+    };
+    ParamsError::server(Element::Whole, reason)
 }
 
 fn expected_string(found: &Value, what: &str) -> ParamsError {
@@ -360,11 +451,12 @@ fn expected_string(found: &Value, what: &str) -> ParamsError {
 }
 
 /// The proxy types, as errors name them.
-const TYPE_RANGE: &str = "0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list)";
+const TYPE_RANGE: &str =
+    "0 (SOCKS5), 1 (cloud proxy by domain), 2 (cloud proxy by IP list) or 3 (HTTP proxy)";
 
 /// A non-negative JSON integer written without fraction or exponent; `range` is what the
 /// element accepts, named when the number is too large for any integer.
-fn integer(value: &Value, element: Element, range: &str) -> Result<u64, ParamsError> {
+pub(crate) fn integer(value: &Value, element: Element, range: &str) -> Result<u64, ParamsError> {
     let Value::Number(n) = value else {
         return Err(ParamsError::server(
             element,

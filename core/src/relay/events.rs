@@ -182,6 +182,12 @@ pub struct RelayCounters {
     pub udp_dropped_from_upstream: u64,
     /// `Error` datagrams not sent because of the rate limit or the no-amplification rule.
     pub udp_error_replies_suppressed: u64,
+    /// NAT rebindings followed: a session's UDP address moved to another port of the same IP
+    /// (docs/protocol.md §2.3).
+    pub udp_rebinds: u64,
+    /// Client datagrams dropped because they came from a session's retired UDP address
+    /// (also counted in `udp_dropped_from_client`).
+    pub udp_from_retired_address: u64,
     /// Inputs for ids the relay does not know (races with a close, or a confused driver).
     pub ignored_inputs: u64,
     /// Tunnels handed to the driver to move their bytes ([`RelayOutput::Splice`](super::RelayOutput::Splice)).
@@ -254,6 +260,8 @@ impl RelayCounters {
             udp_bind_failures,
             media_channels_replaced,
             handoffs,
+            udp_rebinds,
+            udp_from_retired_address,
         } = other;
         self.tcp_accepted += tcp_accepted;
         self.sessions_opened += sessions_opened;
@@ -288,6 +296,8 @@ impl RelayCounters {
         self.udp_bind_failures += udp_bind_failures;
         self.media_channels_replaced += media_channels_replaced;
         self.handoffs += handoffs;
+        self.udp_rebinds += udp_rebinds;
+        self.udp_from_retired_address += udp_from_retired_address;
     }
 
     /// Counts one refusal with `code`.

@@ -55,6 +55,9 @@ impl Relay {
             }
             return;
         }
+        if !self.accept_udp_source(session_id, from) {
+            return;
+        }
         let path = MediaPath::Udp {
             local_port,
             addr: from,

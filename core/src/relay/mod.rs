@@ -104,6 +104,7 @@ mod config;
 mod events;
 mod ledger;
 mod media;
+mod rebind;
 mod replay;
 mod session;
 mod tcp;

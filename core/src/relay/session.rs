@@ -144,6 +144,8 @@ pub(super) struct Session {
     pub(super) channel: Option<ClientConn>,
     /// The latest UDP path a valid packet came from.
     pub(super) udp: Option<MediaPath>,
+    /// UDP addresses the session rebound away from: refused from now on (`rebind.rs`).
+    pub(super) retired_udp: Vec<SocketAddr>,
     /// Where media toward the client goes: the path the client used last.
     pub(super) media_path: Option<MediaPath>,
     /// The upstream UDP socket, once media was sent.

@@ -256,6 +256,7 @@ impl Relay {
                 phase: SessionPhase::Connecting,
                 channel: None,
                 udp: None,
+                retired_udp: Vec::new(),
                 media_path: None,
                 alloc: None,
                 last_activity: now,

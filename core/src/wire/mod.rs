@@ -88,3 +88,11 @@ pub const AP_PORTS: [u16; 4] = [1080, 8000, 25000, 9700];
 pub const RELAY_TCP_PORT: u16 = 4000;
 /// The range the relay's per-session UDP media ports are taken from.
 pub const RELAY_UDP_PORTS: RangeInclusive<u16> = 4500..=4650;
+/// **Beyond the seed** (Agora's force-TCP "TLS 443", Zoom's TCP 443): the access point's TCP
+/// port for clients that may only reach TCP 443. It carries exactly the protocol of
+/// [`AP_PORTS`] over TCP (one framed `ApRequest`, one answer), inside TLS once the drivers add
+/// it (docs/protocol.md §12). No UDP on it.
+pub const AP_TLS_PORT: u16 = 443;
+/// **Beyond the seed**: the relay's TCP port for clients that may only reach TCP 443: tunnels
+/// and media channels exactly as on [`RELAY_TCP_PORT`], inside TLS once the drivers add it.
+pub const RELAY_TLS_PORT: u16 = 443;

@@ -790,6 +790,8 @@ fn padded_ap_request_vector() {
 fn constants_and_helpers() {
     assert_eq!(AP_PORTS, [1080, 8000, 25000, 9700]);
     assert_eq!(RELAY_TCP_PORT, 4000);
+    assert_eq!((AP_TLS_PORT, RELAY_TLS_PORT), (443, 443));
+    assert!(!AP_PORTS.contains(&AP_TLS_PORT) && !RELAY_UDP_PORTS.contains(&RELAY_TLS_PORT));
     assert_eq!(
         (*RELAY_UDP_PORTS.start(), *RELAY_UDP_PORTS.end()),
         (4500, 4650)

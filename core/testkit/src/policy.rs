@@ -306,6 +306,38 @@ impl Policy {
         }
     }
 
+    /// Only TCP to one host, on every port, and rejected otherwise (an enterprise whose one
+    /// way out is its HTTP proxy): no UDP at all; the resolver answers.
+    pub fn only_tcp_to(ip: std::net::IpAddr) -> Policy {
+        Policy {
+            default: Verdict::Reject,
+            dns: DnsPolicy::Public,
+            rules: vec![Rule {
+                proto: Proto::Tcp,
+                to: vec![Cidr::host(ip)],
+                ports: vec![1..=65535],
+            }],
+        }
+    }
+
+    /// A bank's: only TCP 443 to the access points and the relays, silently dropping the rest.
+    pub fn tcp_443_only() -> Policy {
+        let to = seed::ap_ips()
+            .into_iter()
+            .chain(seed::relay_ips())
+            .map(Cidr::host)
+            .collect();
+        Policy {
+            default: Verdict::Drop,
+            dns: DnsPolicy::Public,
+            rules: vec![Rule {
+                proto: Proto::Tcp,
+                to,
+                ports: vec![443..=443],
+            }],
+        }
+    }
+
     /// The verdict for a new outbound flow.
     pub fn verdict(&self, proto: Proto, dst: SocketAddr) -> Verdict {
         if self.rules.iter().any(|r| r.matches(proto, dst)) {

@@ -4,6 +4,7 @@
 //! what it proves; the applications' tests are in `apps.rs`.
 
 mod apps;
+mod sdk;
 mod setup;
 
 use std::time::Duration;

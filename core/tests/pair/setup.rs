@@ -7,6 +7,15 @@ use std::time::Duration;
 use cloudproxy_core::client::{ClientEvent, ConnectionState};
 use cloudproxy_testkit::pair::World;
 
+/// The client's join time (from its start to its first connection).
+pub fn join_time(world: &World, c: usize) -> Duration {
+    world.clients[c]
+        .machine
+        .stats()
+        .join_time
+        .unwrap_or_else(|| panic!("client {c} never joined: {:#?}", state_reasons(world, c)))
+}
+
 /// The reasons of every state change the client reported, as text.
 pub fn state_reasons(world: &World, c: usize) -> Vec<String> {
     world.clients[c]

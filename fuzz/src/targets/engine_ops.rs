@@ -8,14 +8,18 @@
 //! - `join`: `0` in `idle` (taking the configuration into force), else `-17`;
 //! - `leave`: `0` in `joining` or `joined`, else `-18`;
 //! - the connection callbacks (`on_joined`, `on_left`) move `joining → joined` and
-//!   `leaving → idle` (dropping the configuration in force) and do nothing elsewhere.
+//!   `leaving → idle` (dropping the configuration in force) and do nothing elsewhere;
+//! - `setCloudProxy(type)` (beyond the seed): `-4` outside `idle`, `-5` from one forced type
+//!   to another, else `0`; once set, `join` takes the configuration mapped by the type (on with
+//!   the cloud server for a forced type, off with it for automatic; the cloud server is the
+//!   configured one when it is a cloud proxy, else the default).
 //!
 //! The model uses the grammar ([`parse`]) to know what a text means: the grammar itself is
 //! the `params` target's business.
 
 use arbitrary::{Arbitrary, Unstructured};
-use cloudproxy_core::engine::{Code, Engine, EngineError, EngineState};
-use cloudproxy_core::params::{parse, Mode, ProxyConfig};
+use cloudproxy_core::engine::{CloudProxyType, Code, Engine, EngineError, EngineState};
+use cloudproxy_core::params::{parse, Mode, ProxyConfig, ProxyServer};
 
 use super::input::{self, Writer};
 
@@ -36,6 +40,9 @@ pub const TEXTS: &[&str] = &[
     r#"{"rtc.enable_proxy":true,"rtc.enable_proxy":false}"#,
     "not json",
     "",
+    // Beyond the seed: an HTTP proxy (type 3), with and without credentials.
+    r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128]}"#,
+    r#"{"rtc.proxy_server":[3,"10.0.0.8",8080,"alice","secret"]}"#,
 ];
 
 /// What a `setParameters` call is given.
@@ -70,16 +77,20 @@ pub enum Op {
     Leave,
     /// The connection was torn down (`on_left`).
     Left,
+    /// `setCloudProxy(type)` (beyond the seed): 0, 1, 2, or an out-of-range value (refused by
+    /// the API's type, so it is not called).
+    Cloud(u8),
 }
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match input::tag(u, 6) {
+        Ok(match input::tag(u, 7) {
             0 => Op::Set(Text::Known(input::byte(u))),
             1 => Op::Set(Text::Raw(input::short_bytes(u))),
             2 => Op::Join,
             3 => Op::Joined,
             4 => Op::Leave,
+            6 => Op::Cloud(input::byte(u)),
             _ => Op::Left,
         })
     }
@@ -95,6 +106,7 @@ impl Op {
             Op::Joined => w.byte(3),
             Op::Leave => w.byte(4),
             Op::Left => w.byte(5),
+            Op::Cloud(kind) => w.byte(6).byte(*kind),
         };
     }
 }
@@ -136,6 +148,24 @@ struct Model {
     state: EngineState,
     config: ProxyConfig,
     in_force: Option<ProxyConfig>,
+    /// setCloudProxy's type, as its integer.
+    cloud: Option<i32>,
+}
+
+impl Model {
+    /// The configuration `join` takes.
+    fn taken(&self) -> ProxyConfig {
+        match self.cloud {
+            None => self.config.clone(),
+            Some(kind) => ProxyConfig {
+                enabled: kind != 0,
+                server: match self.config.server.proxy_type() {
+                    1 | 2 => self.config.server.clone(),
+                    _ => ProxyServer::default_cloud(),
+                },
+            },
+        }
+    }
 }
 
 /// The target: see the module docs.
@@ -151,11 +181,16 @@ pub fn run(data: &[u8]) {
     for (i, op) in script.ops.iter().enumerate() {
         let code = step(&mut engine, &mut model, mode, op);
         assert!(
-            [0, -2, -4, -17, -18].contains(&code),
+            [0, -2, -4, -5, -17, -18].contains(&code),
             "op {i} {op:?}: unknown code {code}"
         );
         assert_eq!(engine.state(), model.state, "op {i} {op:?}: state");
         assert_eq!(engine.config(), &model.config, "op {i} {op:?}: config");
+        assert_eq!(
+            engine.cloud_proxy().map(CloudProxyType::as_i32),
+            model.cloud,
+            "op {i} {op:?}: cloud proxy type"
+        );
         assert_eq!(
             engine.config_in_force(),
             model.in_force.as_ref(),
@@ -199,7 +234,7 @@ fn step(engine: &mut Engine, model: &mut Model, mode: Mode, op: &Op) -> i32 {
             let got = engine.join().cloned();
             let expected = if model.state == EngineState::Idle {
                 model.state = EngineState::Joining;
-                model.in_force = Some(model.config.clone());
+                model.in_force = Some(model.taken());
                 assert_eq!(
                     got.as_ref().ok(),
                     model.in_force.as_ref(),
@@ -221,6 +256,23 @@ fn step(engine: &mut Engine, model: &mut Model, mode: Mode, op: &Op) -> i32 {
                 _ => Code::LeaveRejected,
             };
             code_of(got, expected, "leave")
+        }
+        Op::Cloud(value) => {
+            let Some(kind) = CloudProxyType::from_i32(i32::from(*value)) else {
+                assert!(*value > 2, "{value} is a cloud proxy type");
+                return 0;
+            };
+            let asked = kind.as_i32();
+            let got = engine.set_cloud_proxy(kind);
+            let expected = match model.cloud {
+                _ if model.state != EngineState::Idle => Code::NotSupported,
+                Some(current) if current != asked && current != 0 && asked != 0 => Code::Refused,
+                _ => {
+                    model.cloud = Some(asked);
+                    Code::Ok
+                }
+            };
+            code_of(got, expected, &format!("setCloudProxy({asked})"))
         }
         Op::Joined => {
             let changed = model.state == EngineState::Joining;

@@ -142,6 +142,7 @@ impl LoadArgs {
             Some(ProxyServer::Socks5(addr)) => {
                 return Err(format!("--params: {addr} is a SOCKS5 server (type 0); load speaks the cloud proxy (type 1 or 2)"))
             }
+            Some(server @ ProxyServer::HttpConnect { .. }) => return Err(format!("--params: {server} is an HTTP proxy (type 3); load speaks the cloud proxy (type 1 or 2)")),
             Some(ProxyServer::CloudDomain { domain, port }) => (
                 dns.get(domain)
                     .cloned()

@@ -13,13 +13,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
+use crate::params::ProxyServer;
 use crate::sdrtn::SdRtnEndpoints;
 use crate::wire::{Message, RelayInfo, Ticket, TicketKey, RELAY_TCP_PORT};
 
+mod beyond;
 mod cloud;
 mod failover;
 mod others;
 mod props;
+mod racing;
 
 /// The application id every test uses.
 const APP_ID: &str = "test-app";

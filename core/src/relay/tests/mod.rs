@@ -15,6 +15,7 @@ use crate::wire::{RelayInfo, Ticket, TicketKey};
 mod dataplane;
 mod media;
 mod props;
+mod rebind;
 mod shutdown;
 mod tunnel;
 

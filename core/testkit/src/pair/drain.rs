@@ -18,13 +18,19 @@ impl World {
             match out {
                 Ok(ClientOutput::Resolve { name }) => self.resolve(c, name),
                 Ok(ClientOutput::TcpConnect { conn, to }) => {
+                    self.clients[c].tcp_destinations.insert(to);
                     self.connect(End::Client(c, conn.0), client_ip, to)
                 }
                 Ok(ClientOutput::TcpSend { conn, data }) => {
                     self.tcp_send(End::Client(c, conn.0), data)
                 }
                 Ok(ClientOutput::TcpClose { conn }) => self.tcp_close(End::Client(c, conn.0)),
-                Ok(ClientOutput::UdpSend { to, data }) => self.udp_send(udp, to, data),
+                Ok(ClientOutput::UdpSend { to, data }) => {
+                    let node = &mut self.clients[c];
+                    node.udp_sent += 1;
+                    node.last_udp_to.insert(to, (udp, data.clone()));
+                    self.udp_send(udp, to, data)
+                }
                 Ok(ClientOutput::Event(event)) => {
                     let node = &mut self.clients[c];
                     match &event {

@@ -20,8 +20,10 @@
 //! assert_eq!(world.clients[alice].machine.state(), ConnectionState::Connected);
 //! ```
 
+mod controls;
 mod drain;
 mod edge;
+mod http_proxy;
 mod net;
 mod setup;
 mod socks;
@@ -34,7 +36,7 @@ use std::time::Duration;
 use cloudproxy_core::ap::{AccessPoint, ApEvent};
 use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput, ClientReport};
 use cloudproxy_core::client::{
-    ClientEvent, ClientInput, ClientOutput, ConnectionState, MediaPath, ProxyClient,
+    ClientEvent, ClientInput, ClientOutput, ClientStats, ConnectionState, MediaPath, ProxyClient,
 };
 use cloudproxy_core::relay::Relay;
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
@@ -45,6 +47,7 @@ use crate::policy::Policy;
 use crate::seed;
 
 pub use edge::EdgeMode;
+pub use http_proxy::HttpProxy;
 pub use setup::*;
 
 use edge::EdgeState;
@@ -88,6 +91,12 @@ impl Machine {
     pub fn media_path(&self) -> MediaPath {
         self.client()
             .map_or(MediaPath::None, ProxyClient::media_path)
+    }
+
+    /// The proxy client's counters (all zero for an application out of a channel).
+    pub fn stats(&self) -> ClientStats {
+        self.client()
+            .map_or_else(ClientStats::default, |c| c.stats().clone())
     }
 
     /// The machine's next deadline.
@@ -146,6 +155,12 @@ pub struct ClientNode {
     pub signalling_received: Vec<u8>,
     /// Media datagrams a bare proxy client received.
     pub media_received: usize,
+    /// Datagrams the client sent.
+    pub udp_sent: usize,
+    /// Every TCP destination the client connected to.
+    pub tcp_destinations: BTreeSet<SocketAddr>,
+    /// The last datagram the client sent to each destination, with its source (to replay it).
+    pub last_udp_to: BTreeMap<SocketAddr, (SocketAddr, Vec<u8>)>,
 }
 
 /// A relay host: the machine plus its sockets.
@@ -209,6 +224,11 @@ pub struct World {
     pub raw_received: BTreeMap<u64, Vec<u8>>,
     /// Raw connections that were closed or refused.
     pub raw_closed: BTreeSet<u64>,
+    /// Hosts that are down without a trace: their SYNs and datagrams vanish (no refusal), as
+    /// turmoil's crashed hosts.
+    pub blackholed: BTreeSet<IpAddr>,
+    /// The enterprise HTTP proxy (type 3), if any.
+    pub http_proxy: Option<HttpProxy>,
 }
 
 impl World {
@@ -255,6 +275,8 @@ impl World {
             peers: BTreeMap::new(),
             raw_received: BTreeMap::new(),
             raw_closed: BTreeSet::new(),
+            blackholed: BTreeSet::new(),
+            http_proxy: None,
         }
     }
 
@@ -282,6 +304,9 @@ impl World {
             report: ClientReport::default(),
             signalling_received: Vec::new(),
             media_received: 0,
+            udp_sent: 0,
+            tcp_destinations: BTreeSet::new(),
+            last_udp_to: BTreeMap::new(),
         });
         let index = self.clients.len() - 1;
         self.drain_client(index);

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use cloudproxy_core::ap::{ApConn, ApInput};
 use cloudproxy_core::client::{ClientInput, ConnId};
 use cloudproxy_core::relay::{AllocId, ClientConn, RelayInput, UpstreamConn};
-use cloudproxy_core::wire::{AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_core::wire::{AP_PORTS, AP_TLS_PORT, RELAY_TCP_PORT, RELAY_TLS_PORT};
 
 use super::World;
 use crate::policy::{DnsPolicy, Proto, Verdict};
@@ -23,6 +23,8 @@ pub(super) enum End {
     Edge(u64),
     SocksIn(u64),
     SocksUp(u64),
+    HttpIn(u64),
+    HttpUp(u64),
     Raw(u64),
 }
 
@@ -129,17 +131,17 @@ impl World {
         let listener = if self.ap.is_some()
             && self.ap_ips.contains(&to.ip())
             && !self.dead_ap_ips.contains(&to.ip())
-            && AP_PORTS.contains(&to.port())
+            && (AP_PORTS.contains(&to.port()) || to.port() == AP_TLS_PORT)
         {
             let id = self.id();
             let (conn, peer) = (ApConn(id), from_addr);
             self.ap_input(ApInput::TcpAccepted { conn, peer });
             Some(End::Ap(id))
-        } else if let Some(r) = self
-            .relays
-            .iter()
-            .position(|r| r.ip == to.ip() && r.alive && to.port() == RELAY_TCP_PORT)
-        {
+        } else if let Some(r) = self.relays.iter().position(|r| {
+            r.ip == to.ip()
+                && r.alive
+                && (to.port() == RELAY_TCP_PORT || to.port() == RELAY_TLS_PORT)
+        }) {
             let id = self.id();
             let input = RelayInput::TcpAccepted {
                 conn: ClientConn(id),
@@ -155,6 +157,12 @@ impl World {
             let id = self.id();
             self.socks_accept(id);
             Some(End::SocksIn(id))
+        } else if self.http_proxy.as_ref().is_some_and(|p| p.addr == to) {
+            let id = self.id();
+            if let Some(proxy) = self.http_proxy.as_mut() {
+                proxy.accept(id);
+            }
+            Some(End::HttpIn(id))
         } else {
             None
         };
@@ -176,6 +184,9 @@ impl World {
     /// Opens a TCP connection from `from` (an end not yet connected) to `to`, through the
     /// firewall when it starts inside the enterprise.
     pub(super) fn connect(&mut self, from: End, from_ip: IpAddr, to: SocketAddr) {
+        if self.blackholed.contains(&to.ip()) {
+            return; // the SYN vanishes
+        }
         if self.is_client_ip(from_ip) {
             match self.policy.verdict(Proto::Tcp, to) {
                 Verdict::Pass => {}
@@ -207,6 +218,9 @@ impl World {
     /// Sends a datagram; one from inside the enterprise passes the firewall first and opens a
     /// flow for the replies.
     pub(super) fn udp_send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        if self.blackholed.contains(&to.ip()) {
+            return;
+        }
         if self.is_client_ip(from.ip()) {
             if self.policy.verdict(Proto::Udp, to) != Verdict::Pass {
                 return;
@@ -331,6 +345,8 @@ impl World {
             End::Edge(id) => self.edge_tcp(id, event),
             End::SocksIn(id) => self.socks_in(id, event),
             End::SocksUp(id) => self.socks_up(id, event),
+            End::HttpIn(id) => self.http_in(id, event),
+            End::HttpUp(id) => self.http_up(id, event),
             End::Raw(id) => match event {
                 EndEvent::Data(data) => self.raw_received.entry(id).or_default().extend(data),
                 EndEvent::Closed | EndEvent::Failed => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cloudproxy_core::ap::{AccessPoint, ApConfig};
 use cloudproxy_core::app::AppConfig;
 use cloudproxy_core::client::{ClientConfig, ProxyClient};
+use cloudproxy_core::engine::{CloudProxyType, Engine};
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::params::ProxyServer;
 use cloudproxy_core::relay::{Relay, RelayConfig};
@@ -105,6 +106,39 @@ pub fn socks_policy(udp: bool) -> ServerPolicy {
 /// A bare proxy client for `proxy` (none: proxy off), started at the world's first instant.
 pub fn client(proxy: Option<ProxyServer>, seed: u64) -> ProxyClient {
     let config = ClientConfig::new(proxy, APP_ID, seed::edge_endpoints());
+    ProxyClient::new(config, Entropy::from_u64(seed), Instant::from_millis(1_000))
+}
+
+/// A client configured as the engine takes it at join: `setParameters` texts, then
+/// `setCloudProxy(cloud)` when given (beyond the seed). Panics on a text the engine refuses
+/// (a bug of the test).
+pub fn engine_client(params: &[&str], cloud: Option<CloudProxyType>, seed: u64) -> ProxyClient {
+    let mut engine = Engine::default();
+    for text in params {
+        if let Err(e) = engine.set_parameters(text) {
+            panic!("the test's parameters {text:?} are refused: {e}");
+        }
+    }
+    if let Some(kind) = cloud {
+        if let Err(e) = engine.set_cloud_proxy(kind) {
+            panic!("setCloudProxy({kind:?}) is refused: {e}");
+        }
+    }
+    let taken = match engine.join() {
+        Ok(taken) => taken.clone(),
+        Err(e) => panic!("join is refused: {e}"),
+    };
+    let config = ClientConfig::for_join(
+        &taken,
+        engine.cloud_proxy_in_force(),
+        APP_ID,
+        seed::edge_endpoints(),
+    );
+    client_with(config, seed)
+}
+
+/// A client with a hand-made configuration, started at the world's start.
+pub fn client_with(config: ClientConfig, seed: u64) -> ProxyClient {
     ProxyClient::new(config, Entropy::from_u64(seed), Instant::from_millis(1_000))
 }
 

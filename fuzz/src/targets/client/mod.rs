@@ -1,9 +1,10 @@
 //! `client`: the SDK's [`ProxyClient`] fed arbitrary network input at arbitrary times.
 //!
 //! Input: a [`Setup`] (3 bytes: proxy off, SOCKS5, cloud by domain or by IP list, and a few
-//! knobs), then [`Op`]s: DNS answers and failures, TCP connects, failures, closes and data,
-//! UDP datagrams, application commands, and time passing (timers called early, late or on
-//! time). Data is arbitrary bytes or a structurally valid answer built from the input's fields
+//! knobs; a fourth for what is beyond the seed: the HTTP proxy, automatic mode, racing, TCP
+//! 443 only, the UDP loss fallback), then [`Op`]s: DNS answers and failures, TCP connects,
+//! failures, closes and data, UDP datagrams, application commands, network changes, and time
+//! passing (timers called early, late or on time). Data is arbitrary bytes or a structurally valid answer built from the input's fields
 //! and what the client asked (the last `ApRequest`'s id, the last keepalive's sequence
 //! number): `ApResponse`, `TunnelAccept`, media, keepalive acks, errors, closes, SOCKS5
 //! replies, SD-RTN media frames, cut or glued together.
@@ -18,9 +19,13 @@
 //!   about (configuration, SD-RTN, DNS answers) or whose bytes it received (access-point
 //!   answers and SOCKS5 replies, including those the input cuts and glues into new ones);
 //! - **states**: each `ConnectionStateChanged` is a real change along the documented
-//!   transitions, and the last one is [`ProxyClient::state`]; in `Failed` and after `Leave`
-//!   nothing is resolved, connected or sent;
-//! - **counters**: media and signalling counters add up with what went in and came out.
+//!   transitions (or, in automatic mode, the one documented report of the same state with
+//!   `FallbackToProxy`), and the last one is [`ProxyClient::state`]; in `Failed` and after
+//!   `Leave` nothing is resolved, connected or sent;
+//! - **counters**: media and signalling counters add up with what went in and came out;
+//! - **beyond the seed**: through an HTTP proxy, and over TCP 443 only, nothing goes over UDP
+//!   (and with TCP 443 only every connection is to port 443); connections open at once stay
+//!   within the race's bound plus two (signalling and media).
 
 mod script;
 
@@ -29,7 +34,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use cloudproxy_core::client::{
-    ClientEvent, ClientInput, ClientOutput, ConnId, ConnectionState, ProxyClient,
+    ClientEvent, ClientInput, ClientOutput, ConnId, ConnectionState, NetworkChange, ProxyClient,
+    StateReason,
 };
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::sdrtn::encode_media_frame;
@@ -41,7 +47,10 @@ use cloudproxy_core::wire::{
 
 use super::input;
 
-pub use script::{addresses, relays, sdrtn, socks5_server, Op, Payload, Script, Setup};
+pub use script::{
+    addresses, http_proxy, relays, sdrtn, socks5_server, Op, Payload, Script, Setup,
+    HTTP_PROXY_NAME,
+};
 
 /// The world around the client, and what it has seen of it.
 struct World {
@@ -83,6 +92,7 @@ struct World {
     media_events: u64,
     signalling_events_bytes: u64,
     ticket: Ticket,
+    setup: Setup,
 }
 
 /// The target: see the module docs.
@@ -103,6 +113,7 @@ impl World {
             sdrtn().media_udp.ip(),
             sdrtn().media_tcp.ip(),
             socks5_server().ip(),
+            http_proxy().ip(),
         ]
         .into_iter()
         .collect();
@@ -142,6 +153,7 @@ impl World {
             media_events: 0,
             signalling_events_bytes: 0,
             ticket,
+            setup: *setup,
         };
         world.drain(false);
         world
@@ -164,10 +176,14 @@ impl World {
             Op::Resolved { name, addrs } => {
                 let name = self.name(*name);
                 let all = addresses();
-                let addrs: Vec<IpAddr> = addrs
+                let mut addrs: Vec<IpAddr> = addrs
                     .iter()
                     .map(|&i| all[usize::from(i) % all.len()])
                     .collect();
+                if name == HTTP_PROXY_NAME && !addrs.is_empty() {
+                    // The enterprise resolver knows its own proxy.
+                    addrs.insert(0, http_proxy().ip());
+                }
                 self.told.extend(addrs.iter().copied());
                 let input = ClientInput::Resolved {
                     name: &name,
@@ -235,6 +251,15 @@ impl World {
             Op::Wait { ms } => {
                 self.now = now + Duration::from_millis(u64::from(*ms));
                 self.client.handle_timeout(self.now);
+            }
+            Op::NetworkChanged { kind } => {
+                let change = if kind & 1 == 1 {
+                    NetworkChange::AddressChanged
+                } else {
+                    NetworkChange::PortChanged
+                };
+                self.client
+                    .handle_input(ClientInput::NetworkChanged { change }, now);
             }
             Op::WaitForTimer => {
                 if let Some(at) = self.client.poll_timeout() {
@@ -379,6 +404,13 @@ impl World {
                 out.extend(self.bytes(b));
                 out
             }
+            Payload::Http { kind } => match kind {
+                0 => b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec(),
+                1 => b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                       Proxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n"
+                    .to_vec(),
+                n => format!("HTTP/1.1 {} Refused\r\n\r\n", 400 + u16::from(*n)).into_bytes(),
+            },
         }
     }
 
@@ -411,7 +443,19 @@ impl World {
                         assert!(conn > *last, "TcpConnect reuses {conn} (last {last})");
                     }
                     assert!(self.was_told(to.ip()), "TcpConnect to {to}, never told");
+                    if self.setup.is_tcp_443_only() {
+                        assert_eq!(to.port(), 443, "TCP 443 only, yet TcpConnect to {to}");
+                    }
                     self.conns.push(conn);
+                    let open = self
+                        .conns
+                        .iter()
+                        .filter(|c| {
+                            !self.closed_by_client.contains(c) && !self.closed_by_peer.contains(c)
+                        })
+                        .count();
+                    let bound = self.setup.max_in_flight() + 2;
+                    assert!(open <= bound, "{open} connections open, bound {bound}");
                 }
                 ClientOutput::TcpSend { conn, data } => {
                     assert!(!quiet, "TcpSend on {conn} in state {}", self.state);
@@ -442,6 +486,10 @@ impl World {
                 ClientOutput::UdpSend { to, data } => {
                     assert!(!quiet, "UdpSend to {to} in state {}", self.state);
                     assert!(self.was_told(to.ip()), "UdpSend to {to}, never told");
+                    assert!(
+                        !self.setup.is_http() && !self.setup.is_tcp_443_only(),
+                        "UdpSend to {to} through an HTTP proxy or over TCP 443 only"
+                    );
                     if !self.udp_peers.contains(&to) {
                         self.udp_peers.push(to);
                     }
@@ -490,6 +538,15 @@ impl World {
                 let from = self.state;
                 let first = self.changes == 0;
                 self.changes += 1;
+                let fallback = matches!(reason, StateReason::FallbackToProxy { .. });
+                if fallback {
+                    assert!(
+                        from == state && matches!(state, Connecting | Reconnecting),
+                        "a fallback reported as {from} -> {state}"
+                    );
+                    assert!(self.setup.d & 3 == 3, "a fallback outside automatic mode");
+                    return;
+                }
                 let allowed = matches!(
                     (from, state),
                     (Disconnected, Connecting) if first

@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use cloudproxy_core::client::ClientConfig;
-use cloudproxy_core::params::ProxyServer;
+use cloudproxy_core::client::{ClientConfig, CloudTransport, RaceConfig};
+use cloudproxy_core::http_connect::BasicCredentials;
+use cloudproxy_core::params::{ProxyHost, ProxyServer};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use cloudproxy_core::socks5::Credentials;
 use cloudproxy_core::wire::RelayInfo;
@@ -29,6 +30,14 @@ pub fn sdrtn() -> SdRtnEndpoints {
 pub fn socks5_server() -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 5], 1080))
 }
+
+/// The enterprise HTTP proxy (type 3, beyond the seed).
+pub fn http_proxy() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 8], 3128))
+}
+
+/// The HTTP proxy's DNS name.
+pub const HTTP_PROXY_NAME: &str = "proxy.corp";
 
 /// Addresses DNS answers and SOCKS5 replies pick from.
 pub fn addresses() -> [IpAddr; 5] {
@@ -56,32 +65,63 @@ pub fn relays() -> [RelayInfo; 4] {
     ]
 }
 
-/// The client's configuration, from the first 3 bytes of the input.
+/// The client's configuration, from the first 3 bytes of the input (4 when bit 7 of the first
+/// is set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Setup {
     /// Bits 0-1: proxy off, SOCKS5, cloud by domain, cloud by IP list. Bit 2: the access
     /// point's port is 8000 instead of 0 (the defaults). Bit 3: SOCKS5 credentials. Bit 4: at
     /// most 2 reconnect attempts. Bit 5: a 50 ms keepalive interval. Bit 6: an application id
-    /// that cannot be encoded.
+    /// that cannot be encoded. Bit 7: a fourth byte, `d`, follows.
     pub a: u8,
     /// Bits 0-3: give up after 1..=16 s. Bits 4-7: the connect and AP timeouts, 100 ms ×
     /// (1..=16).
     pub b: u8,
     /// The seed of the client's entropy.
     pub c: u8,
+    /// Beyond the seed (read only when bit 7 of `a` is set, else 0). Bits 0-1: as `a` says,
+    /// an HTTP proxy (type 3) by address, an HTTP proxy by name with credentials, or automatic
+    /// mode (direct first, the cloud proxy of `a` as the fallback, the default domain when
+    /// `a` names none). Bit 2: racing (100 ms apart, 3 in flight). Bits 3-4: the cloud
+    /// transport: the seed's, TCP 443 only, the seed's then 443, the seed's. Bit 5: the
+    /// mid-call UDP loss fallback.
+    pub d: u8,
 }
 
 impl Setup {
     fn decode(u: &mut Unstructured<'_>) -> Setup {
-        Setup {
-            a: input::byte(u),
-            b: input::byte(u),
-            c: input::byte(u),
-        }
+        let a = input::byte(u);
+        let b = input::byte(u);
+        let c = input::byte(u);
+        let d = if a & 0x80 == 0x80 { input::byte(u) } else { 0 };
+        Setup { a, b, c, d }
     }
 
     fn encode(&self, w: &mut Writer) {
         w.byte(self.a).byte(self.b).byte(self.c);
+        if self.a & 0x80 == 0x80 {
+            w.byte(self.d);
+        }
+    }
+
+    /// Whether the client talks through an HTTP proxy (no UDP, ever).
+    pub(super) fn is_http(&self) -> bool {
+        matches!(self.d & 3, 1 | 2)
+    }
+
+    /// Whether the cloud proxy is reached over TCP 443 only (no UDP, only port 443), and the
+    /// client talks to nothing else.
+    pub(super) fn is_tcp_443_only(&self) -> bool {
+        self.d & 3 == 0 && (self.d >> 3) & 3 == 1 && self.a & 2 == 2
+    }
+
+    /// Most attempts of one race in flight.
+    pub(super) fn max_in_flight(&self) -> usize {
+        if self.d & 4 == 4 {
+            3
+        } else {
+            1
+        }
     }
 
     pub(super) fn config(&self) -> ClientConfig {
@@ -120,7 +160,47 @@ impl Setup {
         config.resolve_timeout = step;
         config.udp_probe_timeout = step;
         config.max_pending_signalling = 1024;
+        self.beyond(&mut config);
         config
+    }
+
+    /// The beyond-the-seed knobs of `d`.
+    fn beyond(&self, config: &mut ClientConfig) {
+        match self.d & 3 {
+            1 => {
+                config.proxy = Some(ProxyServer::HttpConnect {
+                    host: ProxyHost::Ip(http_proxy().ip()),
+                    port: http_proxy().port(),
+                    credentials: None,
+                });
+            }
+            2 => {
+                config.proxy = Some(ProxyServer::HttpConnect {
+                    host: ProxyHost::Domain(HTTP_PROXY_NAME.to_owned()),
+                    port: http_proxy().port(),
+                    credentials: BasicCredentials::new("alice", "secret").ok(),
+                });
+            }
+            3 => {
+                config.fallback_proxy = Some(match config.proxy.take() {
+                    Some(server) if server.is_cloud() => server,
+                    _ => ProxyServer::default_cloud(),
+                });
+            }
+            _ => {}
+        }
+        if self.d & 4 == 4 {
+            config.race = Some(RaceConfig {
+                stagger: Duration::from_millis(100),
+                max_in_flight: 3,
+            });
+        }
+        config.cloud_transport = match (self.d >> 3) & 3 {
+            1 => CloudTransport::Tcp443Only,
+            2 => CloudTransport::StandardThen443,
+            _ => CloudTransport::Standard,
+        };
+        config.udp_loss_fallback = self.d & 32 == 32;
     }
 }
 
@@ -208,11 +288,17 @@ pub enum Payload {
     },
     /// Two payloads back to back.
     Concat(Box<Payload>, Box<Payload>),
+    /// An HTTP proxy's answer to `CONNECT` (beyond the seed): `200`, a `407` offering Basic
+    /// (the connection kept, `Content-Length: 0`), or another status.
+    Http {
+        /// 0: 200, 1: 407, else the status `400 + kind` (`503` is retried, `403` is not).
+        kind: u8,
+    },
 }
 
 impl Payload {
     fn decode(u: &mut Unstructured<'_>, depth: u8) -> Payload {
-        match input::tag(u, 14) {
+        match input::tag(u, 15) {
             0 => Payload::Raw(input::short_bytes(u)),
             1 => Payload::ApResponse {
                 relays: input::short_bytes(u),
@@ -262,6 +348,9 @@ impl Payload {
                 Box::new(Payload::decode(u, depth - 1)),
                 Box::new(Payload::decode(u, depth - 1)),
             ),
+            14 => Payload::Http {
+                kind: input::byte(u),
+            },
             _ => Payload::Raw(Vec::new()),
         }
     }
@@ -321,6 +410,9 @@ impl Payload {
                 w.byte(13);
                 a.encode(w);
                 b.encode(w);
+            }
+            Payload::Http { kind } => {
+                w.byte(14).byte(*kind);
             }
         }
     }
@@ -390,11 +482,17 @@ pub enum Op {
     },
     /// The clock jumps to the client's next deadline and `handle_timeout` is called.
     WaitForTimer,
+    /// The driver reports a network change (beyond the seed): odd, the address changed;
+    /// even, the UDP port.
+    NetworkChanged {
+        /// Which change.
+        kind: u8,
+    },
 }
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match input::tag(u, 12) {
+        Ok(match input::tag(u, 13) {
             0 => Op::Resolved {
                 name: input::byte(u),
                 addrs: input::short_bytes(u),
@@ -428,6 +526,9 @@ impl<'a> Arbitrary<'a> for Op {
             9 => Op::Leave,
             10 => Op::Wait {
                 ms: input::be_u16(u),
+            },
+            12 => Op::NetworkChanged {
+                kind: input::byte(u),
             },
             _ => Op::WaitForTimer,
         })
@@ -475,6 +576,9 @@ impl Op {
             }
             Op::WaitForTimer => {
                 w.byte(11);
+            }
+            Op::NetworkChanged { kind } => {
+                w.byte(12).byte(*kind);
             }
         }
     }

@@ -369,7 +369,25 @@ pub(super) fn client_seeds() -> Vec<Seed> {
     let t = "client";
     let script = |a: u8, ops: Vec<Op>| {
         Script {
-            setup: Setup { a, b: 0x3F, c: 1 },
+            setup: Setup {
+                a,
+                b: 0x3F,
+                c: 1,
+                d: 0,
+            },
+            ops,
+        }
+        .encode()
+    };
+    // Beyond the seed: bit 7 of `a` and the fourth byte.
+    let beyond = |a: u8, d: u8, ops: Vec<Op>| {
+        Script {
+            setup: Setup {
+                a: a | 0x80,
+                b: 0x3F,
+                c: 1,
+                d,
+            },
             ops,
         }
         .encode()
@@ -569,12 +587,128 @@ pub(super) fn client_seeds() -> Vec<Seed> {
         ops
     };
 
+    let http_by_name = vec![
+        Op::Resolved {
+            name: 0,
+            addrs: vec![0],
+        },
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::Http { kind: 1 },
+        },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::Concat(
+                Box::new(Payload::Http { kind: 0 }),
+                Box::new(Payload::Raw(b"signalling".to_vec())),
+            ),
+        },
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::Http { kind: 1 },
+        },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::Concat(
+                Box::new(Payload::Http { kind: 0 }),
+                Box::new(Payload::SdrtnFrame {
+                    payload: b"rtp".to_vec(),
+                }),
+            ),
+        },
+        Op::SendMedia {
+            data: b"rtp".to_vec(),
+        },
+        Op::TcpClosed { conn: 0 },
+        Op::WaitForTimer,
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::Http { kind: 103 },
+        },
+        Op::WaitForTimer,
+    ];
+
+    let automatic = vec![
+        Op::WaitForTimer,
+        Op::Resolved {
+            name: 0,
+            addrs: vec![0, 1],
+        },
+        Op::WaitForTimer,
+        Op::UdpData {
+            from: 0,
+            payload: ap_response.clone(),
+        },
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: accept(4500),
+        },
+        Op::UdpData {
+            from: 0,
+            payload: Payload::KeepaliveAck { echo: true, seq: 0 },
+        },
+        Op::WaitForTimer,
+        Op::WaitForTimer,
+        Op::WaitForTimer,
+        Op::WaitForTimer,
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::ChannelAccept,
+        },
+        Op::NetworkChanged { kind: 0 },
+        Op::NetworkChanged { kind: 1 },
+        Op::WaitForTimer,
+        Op::TcpFailed { conn: 0 },
+        Op::WaitForTimer,
+    ];
+
+    let tcp_443 = vec![
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: ap_response.clone(),
+        },
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: accept(4500),
+        },
+        Op::TcpConnected { conn: 0 },
+        Op::TcpData {
+            conn: 0,
+            payload: Payload::ChannelAccept,
+        },
+        Op::SendMedia {
+            data: b"rtp".to_vec(),
+        },
+        Op::NetworkChanged { kind: 0 },
+        Op::NetworkChanged { kind: 1 },
+        Op::WaitForTimer,
+        Op::Leave,
+    ];
+
     vec![
         seed(
             t,
             "cloud_domain_udp_happy_path.bin",
             script(0x02, domain_happy),
         ),
+        seed(
+            t,
+            "http_proxy_by_name_407_then_tunnels.bin",
+            beyond(0x00, 0x02, http_by_name),
+        ),
+        seed(
+            t,
+            "automatic_falls_back_races_then_udp_loss.bin",
+            beyond(0x02, 0x03 | 0x04 | (2 << 3) | 0x20, automatic),
+        ),
+        seed(t, "force_tcp_443_only.bin", beyond(0x03, 1 << 3, tcp_443)),
         seed(t, "cloud_ip_list_tcp_only.bin", script(0x07, ip_list_tcp)),
         seed(t, "socks5_userpass_udp_associate.bin", script(0x09, socks)),
         seed(t, "direct_udp_falls_back_to_tcp.bin", script(0x00, direct)),

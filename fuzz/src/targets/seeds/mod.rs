@@ -142,6 +142,16 @@ fn params() -> Vec<Seed> {
             "port_beyond_u64.txt",
             r#"{"rtc.proxy_server":[1,"ap-proxy.agora.io",18446744073709551616]}"#,
         ),
+        seed(
+            t,
+            "type3_http_proxy_with_credentials.txt",
+            r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"Proxy.Corp.",3128,"alice","s:cret"]}"#,
+        ),
+        seed(
+            t,
+            "type3_http_proxy_url_host.txt",
+            r#"{"rtc.proxy_server":[3,"http://alice:pw@proxy.corp:8080/",8080]}"#,
+        ),
     ]
 }
 
@@ -222,6 +232,32 @@ fn engine() -> Vec<Seed> {
                     Op::Set(Text::Known(11)),
                     Op::Join,
                     Op::Set(Text::Known(12)),
+                ],
+            ),
+        ),
+        seed(
+            t,
+            "cloud_proxy_types.bin",
+            script(
+                false,
+                vec![
+                    Op::Set(Text::Known(2)),
+                    Op::Cloud(1),
+                    Op::Cloud(2),
+                    Op::Join,
+                    Op::Cloud(0),
+                    Op::Leave,
+                    Op::Left,
+                    Op::Cloud(0),
+                    Op::Cloud(2),
+                    Op::Set(Text::Known(14)),
+                    Op::Join,
+                    Op::Leave,
+                    Op::Left,
+                    Op::Cloud(0),
+                    Op::Set(Text::Known(4)),
+                    Op::Join,
+                    Op::Cloud(7),
                 ],
             ),
         ),

@@ -314,6 +314,18 @@ const RELAY_METRICS: &[Metric<RelayShared>] = &[
         get: Get::One(|r| r.counters.media_channels_replaced),
     },
     Metric {
+        name: "cloudproxy_relay_udp_rebinds_total",
+        kind: COUNTER,
+        help: "Sessions whose client UDP port changed (a NAT rebinding, same IP): media follows the new port.",
+        get: Get::One(|r| r.counters.udp_rebinds),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_from_retired_address_total",
+        kind: COUNTER,
+        help: "Datagrams from a session's retired client address (before a rebinding), refused so the path never flaps back.",
+        get: Get::One(|r| r.counters.udp_from_retired_address),
+    },
+    Metric {
         name: "cloudproxy_relay_handoffs_total",
         kind: COUNTER,
         help: "Media channels that landed on another worker than their session's, by direction (out: given away, in: taken over).",

@@ -138,6 +138,12 @@ pub enum CheckError {
         /// The engine's error.
         error: String,
     },
+    /// The server is an HTTP proxy (type 3), which the check does not model yet.
+    #[error("check-firewall does not model an HTTP proxy (type 3) yet: {server}; the clients need TCP to the proxy only, and the proxy needs TCP to the access points' and relays' ports (docs/http-connect.md)")]
+    HttpProxy {
+        /// The server, its password redacted.
+        server: String,
+    },
     /// The SOCKS5 server's UDP port range is empty or starts at port 0.
     #[error("the SOCKS5 server's UDP ports {start}-{end}: expected a range of ports 1-65535, low to high")]
     SocksUdpPorts {
@@ -265,7 +271,7 @@ impl<'a> Checker<'a> {
             server.as_ref(),
             runs::socks_simulated,
             request.socks_udp_ports.clone(),
-        );
+        )?;
         Ok(Checker {
             request,
             runner,

@@ -49,13 +49,14 @@ pub(crate) enum Route {
 }
 
 impl Route {
-    /// The route of the server the engine takes at join (`None`: the proxy is off).
+    /// The route of the server the engine takes at join (`None`: the proxy is off); an HTTP
+    /// proxy (type 3) is not modelled yet.
     pub(crate) fn new(
         server: Option<&ProxyServer>,
         simulated_socks: impl Fn(SocketAddr) -> bool,
         socks_udp_ports: Option<RangeInclusive<u16>>,
-    ) -> Route {
-        match server {
+    ) -> Result<Route, super::CheckError> {
+        Ok(match server {
             None => Route::Direct,
             Some(ProxyServer::Socks5(addr)) => Route::Socks {
                 server: *addr,
@@ -77,7 +78,12 @@ impl Route {
                 aps: ips.clone(),
                 port: *port,
             },
-        }
+            Some(server @ ProxyServer::HttpConnect { .. }) => {
+                return Err(super::CheckError::HttpProxy {
+                    server: server.to_json_redacted().to_string(),
+                })
+            }
+        })
     }
 
     /// Whether the route resolves a name first.

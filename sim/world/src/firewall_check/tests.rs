@@ -16,7 +16,7 @@ const RELAY_A: &str = "120.92.118.34";
 const RELAY_B: &str = "120.92.18.162";
 
 fn cloud() -> Route {
-    Route::new(Some(&ProxyServer::default_cloud()), |_| true, None)
+    Route::new(Some(&ProxyServer::default_cloud()), |_| true, None).unwrap()
 }
 
 fn policy(text: &str) -> Policy {
@@ -123,13 +123,15 @@ fn cases_cover_each_relay_and_each_resolver_answer_left_open() {
         }),
         |_| true,
         None,
-    );
+    )
+    .unwrap();
     assert_eq!(model::cases(&list, &Policy::seed(), false).len(), 2);
     let socks = Route::new(
         Some(&ProxyServer::Socks5("10.1.0.2:1080".parse().unwrap())),
         |_| true,
         None,
-    );
+    )
+    .unwrap();
     assert_eq!(model::cases(&socks, &Policy::seed(), false).len(), 1);
     assert_eq!(
         model::cases(&Route::Direct, &Policy::seed(), false).len(),
@@ -177,7 +179,7 @@ fn the_predicted_join_counts_the_client_timers_a_policy_costs() {
 #[test]
 fn socks_and_direct_routes_suggest_only_real_addresses() {
     let server: SocketAddr = "10.1.0.2:1080".parse().unwrap();
-    let socks = Route::new(Some(&ProxyServer::Socks5(server)), |_| true, None);
+    let socks = Route::new(Some(&ProxyServer::Socks5(server)), |_| true, None).unwrap();
     let deny = policy("default = \"drop\"");
     assert_eq!(
         texts(&model::best_path_candidates(&socks, &deny)),
@@ -190,7 +192,8 @@ fn socks_and_direct_routes_suggest_only_real_addresses() {
         Some(&ProxyServer::Socks5(server)),
         |_| true,
         Some(40000..=40099),
-    );
+    )
+    .unwrap();
     assert_eq!(
         texts(&model::best_path_candidates(&stated, &deny))[1],
         r#"{"ports":["40000-40099"],"proto":"udp","to":["10.1.0.2"]}"#
@@ -442,3 +445,14 @@ fn target() -> crate::policy_formats::render::Target {
 }
 
 use crate::policy_formats::render::Format;
+
+#[test]
+fn an_http_proxy_is_refused_with_what_to_allow_and_its_password_redacted() {
+    let text = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"u","s3cret"]}"#;
+    let server = proxy_server(&[text.to_owned()], false).unwrap();
+    let err = Route::new(server.as_ref(), |_| true, None).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("HTTP proxy (type 3)"), "{message}");
+    assert!(message.contains("proxy.corp"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}

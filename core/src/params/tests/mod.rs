@@ -4,8 +4,6 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use proptest::prelude::*;
-
 use super::*;
 use crate::test_support::snapshot_settings;
 
@@ -161,7 +159,71 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown type",
-        r#"{"rtc.proxy_server":[3, "127.0.0.1", 1080]}"#,
+        r#"{"rtc.proxy_server":[4, "127.0.0.1", 1080]}"#,
+    ),
+    (
+        "five elements for a type other than 3",
+        r#"{"rtc.proxy_server":[0, "127.0.0.1", 1080, "alice", "secret"]}"#,
+    ),
+    (
+        "http proxy with a user and no password",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice"]}"#,
+    ),
+    (
+        "http proxy with six elements",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", "secret", 1]}"#,
+    ),
+    (
+        "http proxy port 0",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 0]}"#,
+    ),
+    (
+        "http proxy port too large",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 70000]}"#,
+    ),
+    (
+        "http proxy host bracketed",
+        r#"{"rtc.proxy_server":[3, "[::1]", 3128]}"#,
+    ),
+    (
+        "http proxy host a URL",
+        r#"{"rtc.proxy_server":[3, "http://proxy.corp", 3128]}"#,
+    ),
+    (
+        "http proxy host a URL with credentials",
+        r#"{"rtc.proxy_server":[3, "http://alice:hunter2@proxy.corp:8080/", 3128]}"#,
+    ),
+    (
+        "http proxy host with a port",
+        r#"{"rtc.proxy_server":[3, "proxy.corp:3128", 3128]}"#,
+    ),
+    (
+        "http proxy host empty",
+        r#"{"rtc.proxy_server":[3, "", 3128]}"#,
+    ),
+    (
+        "http proxy host not a string",
+        r#"{"rtc.proxy_server":[3, 167772161, 3128]}"#,
+    ),
+    (
+        "http proxy user with a colon",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "al:ice", "secret"]}"#,
+    ),
+    (
+        "http proxy user empty",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "", "secret"]}"#,
+    ),
+    (
+        "http proxy user not a string",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, 7, "secret"]}"#,
+    ),
+    (
+        "http proxy password not a string",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", null]}"#,
+    ),
+    (
+        "http proxy password with a control character",
+        r#"{"rtc.proxy_server":[3, "proxy.corp", 3128, "alice", "se\ncret"]}"#,
     ),
     (
         "negative type",
@@ -442,7 +504,7 @@ fn numbers_beyond_any_integer_are_out_of_range_and_name_the_range() {
         ),
         (
             r#"{"rtc.proxy_server":[1e30, "ap-proxy.agora.io", 0]}"#,
-            "expected 0 (SOCKS5), 1 (cloud proxy by domain) or 2 (cloud proxy by IP list)",
+            "expected 0 (SOCKS5), 1 (cloud proxy by domain), 2 (cloud proxy by IP list) or 3 (HTTP proxy)",
         ),
     ] {
         let message = error(text).to_string();
@@ -647,127 +709,5 @@ fn canonical_type_two_is_the_escaped_string_form() {
     );
 }
 
-// --- Properties -----------------------------------------------------------------------------
-
-fn arb_ip() -> impl Strategy<Value = IpAddr> {
-    prop_oneof![
-        any::<[u8; 4]>().prop_map(IpAddr::from),
-        any::<[u8; 16]>().prop_map(IpAddr::from),
-    ]
-}
-
-fn arb_domain() -> impl Strategy<Value = String> {
-    proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..5).prop_flat_map(|labels| {
-        "[a-z][a-z0-9]{0,5}".prop_map(move |tld| {
-            let mut name = labels.join(".");
-            name.push('.');
-            name.push_str(&tld);
-            name
-        })
-    })
-}
-
-fn arb_server() -> impl Strategy<Value = ProxyServer> {
-    prop_oneof![
-        (arb_ip(), 1..=u16::MAX)
-            .prop_map(|(ip, port)| ProxyServer::Socks5(SocketAddr::new(ip, port))),
-        (arb_domain(), any::<u16>())
-            .prop_map(|(domain, port)| ProxyServer::CloudDomain { domain, port }),
-        (
-            proptest::collection::btree_set(arb_ip(), 1..=MAX_IP_LIST_LEN),
-            any::<u16>()
-        )
-            .prop_map(|(ips, port)| ProxyServer::CloudIpList {
-                ips: ips.into_iter().collect(),
-                port
-            }),
-    ]
-}
-
-/// Text that looks like setParameters calls, so that the parser gets past its first checks.
-fn arb_call_text() -> impl Strategy<Value = String> {
-    let atom = prop_oneof![
-        Just("true".to_owned()),
-        Just("null".to_owned()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        "\"[ -~]{0,12}\"",
-        Just(r#""[\"1.1.1.1\",\"::1\"]""#.to_owned()),
-        Just(r#""["1.1.1.1"]""#.to_owned()),
-        Just(r#""ap-proxy.agora.io""#.to_owned()),
-    ];
-    let element = prop_oneof![
-        atom.clone(),
-        proptest::collection::vec(atom, 0..5).prop_map(|v| format!("[{}]", v.join(", "))),
-    ];
-    let key = prop_oneof![
-        Just(r#""rtc.enable_proxy""#.to_owned()),
-        Just(r#""rtc.proxy_server""#.to_owned()),
-        "\"[a-z.]{1,8}\"",
-    ];
-    proptest::collection::vec((key, element), 0..4).prop_map(|entries| {
-        let body: Vec<String> = entries
-            .into_iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect();
-        format!("{{{}}}", body.join(","))
-    })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn arbitrary_strings_never_panic(text in any::<String>()) {
-        for mode in [Mode::Strict, Mode::Compat] {
-            if let Err(e) = parse(&text, mode) {
-                prop_assert!(e.to_string().chars().count() <= MAX_MESSAGE_CHARS);
-            }
-        }
-    }
-
-    #[test]
-    fn source_forms_of_a_call_are_recognised(text in arb_call_text(), quoted in any::<bool>()) {
-        if strict(&text).is_ok() {
-            // The call as a Java string literal's inside, and the literal itself.
-            let literal = serde_json::to_string(&text).unwrap();
-            let pasted = if quoted { literal.as_str() } else { &literal[1..literal.len() - 1] };
-            match parse(pasted, Mode::Strict) {
-                Err(ParamsError::QuotedSource { unquoted }) => prop_assert_eq!(unquoted, text),
-                Err(ParamsError::EscapedSource { unescaped }) => prop_assert_eq!(unescaped, text),
-                // Without a quote to escape, the inside of the literal is the call itself.
-                other => prop_assert!(!quoted && !text.contains('"') && other.is_ok(), "{:?}", other),
-            }
-        }
-    }
-
-    #[test]
-    fn call_shaped_text_never_panics_and_modes_agree(text in arb_call_text()) {
-        let strict = parse(&text, Mode::Strict);
-        let compat = parse(&text, Mode::Compat);
-        if let Ok(update) = &strict {
-            // Compat accepts a superset of strict, with the same meaning.
-            prop_assert_eq!(Ok(update), compat.as_ref());
-        }
-    }
-
-    #[test]
-    fn canonical_form_round_trips(enabled in any::<bool>(), server in arb_server()) {
-        let config = ProxyConfig { enabled, server };
-        let mut again = ProxyConfig::default();
-        again.apply(&parse(&config.canonical(), Mode::Strict).unwrap());
-        prop_assert_eq!(&again, &config);
-        // And the canonical text is a fixed point.
-        prop_assert_eq!(again.canonical(), config.canonical());
-    }
-
-    #[test]
-    fn applied_call_round_trips_through_canonical(text in arb_call_text()) {
-        if let Ok(update) = parse(&text, Mode::Strict) {
-            let mut config = ProxyConfig::default();
-            config.apply(&update);
-            let mut again = ProxyConfig::default();
-            again.apply(&parse(&config.canonical(), Mode::Strict).unwrap());
-            prop_assert_eq!(again, config);
-        }
-    }
-}
+mod http;
+mod props;

@@ -5,6 +5,11 @@
 //! | cloud  | `MediaData` datagrams to the relay's UDP port   | `MediaChannelOpen` on a second TCP conn, then framed `MediaData` |
 //! | SOCKS5 | UDP ASSOCIATE, then RFC 1928 §7 datagrams to BND | CONNECT to the edge's `media_tcp`, SD-RTN framing |
 //! | direct | raw datagrams to the edge's `media_udp`          | TCP to the edge's `media_tcp`, SD-RTN framing |
+//! | HTTP proxy (type 3, beyond the seed) | none, by design | `CONNECT` to the edge's `media_tcp`, SD-RTN framing |
+//!
+//! The cloud route over TCP 443 only ([`CloudTransport::Tcp443Only`](super::CloudTransport))
+//! has no UDP path either: its relay offers none, and its media channel goes to the relay's
+//! port 443.
 //!
 //! UDP counts as working once anything valid comes back from the address media goes to (the
 //! relay's keepalive acknowledgements count). The probe clock starts at the first datagram
@@ -21,13 +26,16 @@ use crate::socks5::{decode_udp_datagram, Address, ClientHandshake, ClientProgres
 use crate::time::Instant;
 use crate::wire::{FrameReader, Message};
 
-use super::backoff;
 use super::config::ClientConfig;
 use super::connect::Route;
-use super::io::{read_frames, Io};
+use super::http::HttpTunnel;
+use super::io::Io;
 use super::media_wire::{encode_tcp, encode_udp, udp_relay_addr, MediaRoute};
 use super::types::{ClientEvent, ConnId, MediaPath, StateReason};
 use super::TcpEvent;
+
+mod keepalive;
+mod tcp;
 
 /// What the media machine asks of the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,7 +69,8 @@ enum TcpReader {
 /// The media path's state.
 ///
 /// ```text
-///   start ─┬─ cloud, relay offers UDP ─────────────────────┐
+///   start ─┬─ cloud, relay offers UDP ─────────────────────┐   (Udp, cloud, a keepalive missed,
+///          │                                               │    udp_loss_fallback: UdpProbing)
 ///          ├─ direct ──────────────────────────────────────┤
 ///          ├─ SOCKS5 ─► Associating ── success reply ──────┤
 ///          │                │ refused (reply 7...), timeout │
@@ -69,13 +78,14 @@ enum TcpReader {
 ///          │                │                        UdpProbing ── answer ──► Udp
 ///          │                │                             │ probe timeout,     │ SOCKS5 control
 ///          │                ▼                             │ control conn lost  │ conn lost
-///          └─ cloud, no UDP ──────────► TcpOpening ◄──────┴────────────────────┘
-///                                         │ accepted / connected
-///                                         ▼
-///                                        Tcp
+///          ├─ cloud, no UDP ──────────► TcpOpening ◄──────┴────────────────────┘
+///          │                              │ accepted / connected
+///          │                              ▼
+///          └─ HTTP proxy ─► HttpOpening ─► Tcp
+///                              tunnel up
 ///
-///   TcpOpening or Tcp fails: cloud ─► relay lost (the session ends and reconnects);
-///                            SOCKS5, direct ─► Waiting ── backoff ──► start
+///   TcpOpening, HttpOpening or Tcp fails: cloud ─► relay lost (the session ends and
+///                            reconnects); SOCKS5, direct, HTTP ─► Waiting ── backoff ──► start
 /// ```
 #[derive(Debug)]
 enum MediaState {
@@ -101,6 +111,11 @@ enum MediaState {
     TcpOpening {
         conn: ConnId,
         opener: Opener,
+        deadline: Instant,
+    },
+    /// Opening the TCP path through an HTTP proxy (type 3): a `CONNECT` tunnel.
+    HttpOpening {
+        tunnel: HttpTunnel,
         deadline: Instant,
     },
     /// The TCP path is up.
@@ -130,6 +145,8 @@ pub(super) struct Media {
     /// Consecutive failures of the whole media setup (SOCKS5 and direct), for its backoff.
     failures: u32,
     keepalive: Option<Keepalive>,
+    /// UDP went silent mid-call and is being probed again (beyond the seed).
+    reprobing: bool,
 }
 
 impl Media {
@@ -156,6 +173,7 @@ impl Media {
                 }),
             ),
             Route::Socks { server } => (MediaRoute::Socks { server: *server }, None),
+            Route::Http { proxy } => (MediaRoute::Http { proxy: *proxy }, None),
             Route::Direct => (MediaRoute::Direct, None),
         };
         let mut media = Media {
@@ -164,6 +182,7 @@ impl Media {
             path: MediaPath::None,
             failures: 0,
             keepalive,
+            reprobing: false,
         };
         media.begin(config, io, now);
         media
@@ -177,9 +196,9 @@ impl Media {
     /// The next instant a timer of the media machine fires.
     pub(super) fn deadline(&self) -> Option<Instant> {
         let state = match &self.state {
-            MediaState::Associating { deadline, .. } | MediaState::TcpOpening { deadline, .. } => {
-                Some(*deadline)
-            }
+            MediaState::Associating { deadline, .. }
+            | MediaState::TcpOpening { deadline, .. }
+            | MediaState::HttpOpening { deadline, .. } => Some(*deadline),
             MediaState::UdpProbing {
                 deadline,
                 next_probe,
@@ -257,7 +276,9 @@ impl Media {
                 *next_probe = deadline.filter(|d| next < *d).map(|_| next);
                 self.send_keepalive(Some(to), None, io);
             }
-            MediaState::TcpOpening { deadline, .. } if *deadline <= now => {
+            MediaState::TcpOpening { deadline, .. } | MediaState::HttpOpening { deadline, .. }
+                if *deadline <= now =>
+            {
                 let step = self.tcp_failed(config, io, entropy, now);
                 if step != MediaStep::Ok {
                     return step;
@@ -342,6 +363,10 @@ impl Media {
             MediaState::TcpOpening { conn: c, .. } if *c == conn => {
                 Some(self.on_tcp_opening(conn, event, config, io, entropy, now))
             }
+            MediaState::HttpOpening { tunnel, .. } if tunnel.owns(conn) => {
+                let step = tunnel.on_tcp(conn, event, io, now);
+                Some(self.on_http_step(step, config, io, entropy, now))
+            }
             MediaState::Tcp { conn: c, .. } if *c == conn => Some(match event {
                 TcpEvent::Data(data) => self.tcp_data(data, config, io, entropy, now),
                 TcpEvent::Failed | TcpEvent::Closed => {
@@ -394,6 +419,8 @@ impl Media {
                 }
                 _ => io.ignored(),
             },
+            // No UDP state is ever entered through an HTTP proxy.
+            MediaRoute::Http { .. } => io.ignored(),
             MediaRoute::Direct => {
                 if data.is_empty() {
                     io.ignored();
@@ -440,6 +467,7 @@ impl Media {
                     deadline: now + ClientConfig::timer(config.connect_timeout),
                 };
             }
+            MediaRoute::Http { .. } => self.open_tcp(config, io, now),
             MediaRoute::Direct => {
                 self.state = MediaState::UdpProbing {
                     to: config.sdrtn.media_udp,
@@ -451,207 +479,10 @@ impl Media {
         }
     }
 
-    /// Leaves UDP (closing a SOCKS5 control connection still open) and opens the TCP path.
-    fn fall_back_to_tcp(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) {
-        self.close_state(io);
-        self.set_path(MediaPath::None, io);
-        self.open_tcp(config, io, now);
-    }
-
-    /// Opens the TCP path.
-    fn open_tcp(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) {
-        let (to, opener) = match &self.route {
-            MediaRoute::Cloud { relay_tcp, .. } => (*relay_tcp, Opener::Cloud(FrameReader::new())),
-            MediaRoute::Socks { server } => (
-                *server,
-                Opener::Socks(ClientHandshake::new(
-                    config.socks5_credentials.clone(),
-                    Command::Connect,
-                    Address::Ip(config.sdrtn.media_tcp),
-                )),
-            ),
-            MediaRoute::Direct => (config.sdrtn.media_tcp, Opener::Direct),
-        };
-        self.state = MediaState::TcpOpening {
-            conn: io.connect(to),
-            opener,
-            deadline: now + ClientConfig::timer(config.connect_timeout),
-        };
-    }
-
-    /// Handles an event on the TCP path being opened.
-    fn on_tcp_opening(
-        &mut self,
-        conn: ConnId,
-        event: TcpEvent<'_>,
-        config: &ClientConfig,
-        io: &mut Io,
-        entropy: &mut Entropy,
-        now: Instant,
-    ) -> MediaStep {
-        let MediaState::TcpOpening { opener, .. } = &mut self.state else {
-            return MediaStep::Ok;
-        };
-        match (event, opener) {
-            (TcpEvent::Failed | TcpEvent::Closed, _) => {
-                self.state = MediaState::Waiting { at: now };
-                self.tcp_failed(config, io, entropy, now)
-            }
-            (TcpEvent::Connected, Opener::Cloud(_)) => {
-                if let MediaRoute::Cloud { session_id, .. } = self.route {
-                    io.send_message(conn, &Message::MediaChannelOpen { session_id });
-                }
-                MediaStep::Ok
-            }
-            (TcpEvent::Connected, Opener::Socks(handshake)) => {
-                if let Some(bytes) = handshake.poll_transmit() {
-                    io.send(conn, bytes);
-                }
-                MediaStep::Ok
-            }
-            (TcpEvent::Connected, Opener::Direct) => {
-                self.tcp_up(conn, TcpReader::Sdrtn(MediaFrameReader::new()), io);
-                MediaStep::Ok
-            }
-            (TcpEvent::Data(mut data), Opener::Cloud(reader)) => {
-                let MediaRoute::Cloud { session_id, .. } = self.route else {
-                    return MediaStep::Ok;
-                };
-                let mut msgs = Vec::new();
-                let decoded = read_frames(reader, &mut data, |_| true, &mut msgs);
-                match (msgs.pop(), decoded) {
-                    (Some(Message::MediaChannelAccept { session_id: s }), _) if s == session_id => {
-                        let reader = std::mem::take(reader);
-                        self.tcp_up(conn, TcpReader::Wire(reader), io);
-                        // Frames that came with the accept.
-                        self.tcp_data(data, config, io, entropy, now)
-                    }
-                    (None, Ok(())) => MediaStep::Ok,
-                    // Refused, or anything else: the relay will not carry our media.
-                    _ => MediaStep::Lost(StateReason::RelayLost),
-                }
-            }
-            (TcpEvent::Data(data), Opener::Socks(handshake)) => {
-                match handshake.handle_bytes(data) {
-                    Ok(ClientProgress::Pending) => {
-                        if let Some(bytes) = handshake.poll_transmit() {
-                            io.send(conn, bytes);
-                        }
-                        MediaStep::Ok
-                    }
-                    Ok(ClientProgress::Done { leftover, .. }) => {
-                        self.tcp_up(conn, TcpReader::Sdrtn(MediaFrameReader::new()), io);
-                        self.tcp_data(&leftover, config, io, entropy, now)
-                    }
-                    Ok(ClientProgress::Bound { .. }) | Err(_) => {
-                        self.tcp_failed(config, io, entropy, now)
-                    }
-                }
-            }
-            (TcpEvent::Data(data), Opener::Direct) => {
-                self.tcp_up(conn, TcpReader::Sdrtn(MediaFrameReader::new()), io);
-                self.tcp_data(data, config, io, entropy, now)
-            }
-        }
-    }
-
-    /// Media bytes on the TCP path.
-    fn tcp_data(
-        &mut self,
-        mut data: &[u8],
-        config: &ClientConfig,
-        io: &mut Io,
-        entropy: &mut Entropy,
-        now: Instant,
-    ) -> MediaStep {
-        let MediaState::Tcp { reader, .. } = &mut self.state else {
-            return MediaStep::Ok;
-        };
-        match reader {
-            TcpReader::Wire(reader) => {
-                let MediaRoute::Cloud { session_id, .. } = self.route else {
-                    return MediaStep::Ok;
-                };
-                let mut msgs = Vec::new();
-                let decoded = read_frames(reader, &mut data, |_| false, &mut msgs);
-                for msg in msgs {
-                    match msg {
-                        Message::MediaData {
-                            session_id: s,
-                            peer,
-                            payload,
-                        } if s == session_id => {
-                            self.heard();
-                            io.deliver_media(peer, payload);
-                        }
-                        Message::KeepaliveAck { session_id: s, .. } if s == session_id => {
-                            self.heard()
-                        }
-                        Message::Close { session_id: s, .. } if s == session_id => {
-                            return MediaStep::Lost(StateReason::RelayLost)
-                        }
-                        Message::Error { .. } => return MediaStep::Lost(StateReason::RelayLost),
-                        _ => io.ignored(),
-                    }
-                }
-                match decoded {
-                    Ok(()) => MediaStep::Ok,
-                    Err(e) => MediaStep::Lost(StateReason::ProtocolViolation(format!(
-                        "relay media channel: {e}"
-                    ))),
-                }
-            }
-            TcpReader::Sdrtn(reader) => {
-                let mut datagrams = Vec::new();
-                let decoded = reader.push_all(data, &mut datagrams);
-                for payload in datagrams {
-                    io.deliver_media(config.sdrtn.media_udp, payload);
-                }
-                if decoded.is_err() {
-                    self.tcp_failed(config, io, entropy, now)
-                } else {
-                    MediaStep::Ok
-                }
-            }
-        }
-    }
-
-    /// The TCP path failed: the relay is lost (cloud), or media waits and starts again.
-    fn tcp_failed(
-        &mut self,
-        config: &ClientConfig,
-        io: &mut Io,
-        entropy: &mut Entropy,
-        now: Instant,
-    ) -> MediaStep {
-        if matches!(self.route, MediaRoute::Cloud { .. }) {
-            return MediaStep::Lost(StateReason::RelayLost);
-        }
-        self.close_state(io);
-        self.set_path(MediaPath::None, io);
-        let delay = backoff::delay(
-            config.backoff_initial,
-            config.backoff_max,
-            config.backoff_jitter_percent,
-            self.failures,
-            entropy,
-        );
-        self.failures = self.failures.saturating_add(1);
-        self.state = MediaState::Waiting { at: now + delay };
-        MediaStep::Ok
-    }
-
-    /// The TCP path is up.
-    fn tcp_up(&mut self, conn: ConnId, reader: TcpReader, io: &mut Io) {
-        self.state = MediaState::Tcp { conn, reader };
-        self.failures = 0;
-        self.heard();
-        self.set_path(MediaPath::Tcp, io);
-    }
-
     /// Something valid came back over UDP.
     fn confirm_udp(&mut self, io: &mut Io) {
         self.heard();
+        self.reprobing = false;
         if let MediaState::UdpProbing { to, control, .. } = self.state {
             self.state = MediaState::Udp { to, control };
             self.failures = 0;
@@ -659,67 +490,9 @@ impl Media {
         }
     }
 
-    /// The relay answered.
-    fn heard(&mut self) {
-        if let Some(k) = &mut self.keepalive {
-            k.heard = true;
-            k.misses = 0;
-        }
-    }
-
-    /// The regular keepalive (cloud): count a miss if the relay was silent since the last one,
-    /// declare it dead after `keepalive_misses`, send the next.
-    fn keepalive_tick(&mut self, config: &ClientConfig, io: &mut Io, now: Instant) -> MediaStep {
-        let Some(k) = &mut self.keepalive else {
-            return MediaStep::Ok;
-        };
-        if k.next_at > now {
-            return MediaStep::Ok;
-        }
-        k.next_at = now + k.interval;
-        let (udp, tcp) = match &self.state {
-            MediaState::Udp { to, .. } => (Some(*to), None),
-            MediaState::Tcp { conn, .. } => (None, Some(*conn)),
-            // Probing and opening have their own clocks.
-            _ => {
-                k.heard = true;
-                k.misses = 0;
-                return MediaStep::Ok;
-            }
-        };
-        if !k.heard {
-            k.misses = k.misses.saturating_add(1);
-            if k.misses >= config.keepalive_misses.max(1) {
-                return MediaStep::Lost(StateReason::RelayLost);
-            }
-        }
-        k.heard = false;
-        self.send_keepalive(udp, tcp, io);
-        MediaStep::Ok
-    }
-
-    /// Sends a keepalive over UDP to `udp` or on the connection `tcp` (cloud only).
-    fn send_keepalive(&mut self, udp: Option<SocketAddr>, tcp: Option<ConnId>, io: &mut Io) {
-        let (MediaRoute::Cloud { session_id, .. }, Some(k)) = (&self.route, &mut self.keepalive)
-        else {
-            return;
-        };
-        k.seq = k.seq.wrapping_add(1);
-        let msg = Message::Keepalive {
-            session_id: *session_id,
-            seq: k.seq,
-        };
-        if let Some(to) = udp {
-            io.udp_message(to, &msg);
-        }
-        if let Some(conn) = tcp {
-            io.send_message(conn, &msg);
-        }
-    }
-
     /// Closes the connections of the current state.
     fn close_state(&mut self, io: &mut Io) {
-        match &self.state {
+        match &mut self.state {
             MediaState::Associating { conn, .. }
             | MediaState::UdpProbing {
                 control: Some(conn),
@@ -731,6 +504,7 @@ impl Media {
             }
             | MediaState::TcpOpening { conn, .. }
             | MediaState::Tcp { conn, .. } => io.close(*conn),
+            MediaState::HttpOpening { tunnel, .. } => tunnel.close(io),
             _ => {}
         }
         self.state = MediaState::Waiting { at: Instant::MAX };
