@@ -52,6 +52,8 @@ impl ApEvent {
 }
 
 /// Which of the access point's listeners a request came in on.
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde-events", serde(rename_all = "lowercase"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ApTransport {
     /// A UDP port: one datagram, one request.
@@ -131,6 +133,7 @@ impl ApRefusal {
 }
 
 /// Which cap refused a TCP connection.
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TcpRefusal {

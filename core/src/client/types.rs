@@ -185,6 +185,7 @@ pub enum ClientEvent {
 }
 
 /// The connection state, numbered as the SDK family numbers it.
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConnectionState {
     /// 1: not connected, not trying (before joining, after leaving).
@@ -341,6 +342,7 @@ impl fmt::Display for StateReason {
 }
 
 /// How media travels now (the confirmed path).
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MediaPath {
     /// No confirmed path: not connected, still probing, or opening a TCP path.

@@ -54,6 +54,7 @@ pub enum RelayEvent {
 }
 
 /// Which of the relay's listeners a request came in on.
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// The TCP port (tunnels and media channels).
@@ -63,6 +64,7 @@ pub enum Transport {
 }
 
 /// Why a session ended.
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SessionEnd {

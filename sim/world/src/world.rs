@@ -37,7 +37,7 @@ use cloudproxy_node::nodes::client::{run_client, ClientEnv, ClientReport, Client
 use cloudproxy_node::nodes::edge::{run_edge, EdgeStats};
 use cloudproxy_node::nodes::relay::{run_relay, RelayShared};
 use cloudproxy_node::nodes::socks::{run_socks5_ranged, Socks5Stats};
-use cloudproxy_node::trace::Trace;
+use cloudproxy_node::trace::{Trace, TraceEvent};
 
 pub use cloudproxy_testkit::seed::{
     edge_endpoints, ip, AP_DOMAIN, AP_IPS, EDGE_IP, RELAY_IPS, SDRTN_BLOCK,
@@ -524,15 +524,16 @@ impl<'a> Build<'a> {
                 };
                 let effect = fault_schedule::apply(&mut self.sim, &fault, &targets);
                 let now = Instant::from_micros(self.sim.elapsed().as_micros() as u64);
-                let fields = match &effect {
-                    Ok(what) => {
-                        serde_json::json!({"fault": fault.to_string(), "applied": true, "effect": what})
-                    }
-                    Err(why) => {
-                        serde_json::json!({"fault": fault.to_string(), "applied": false, "effect": why})
-                    }
+                let (applied, what) = match &effect {
+                    Ok(what) => (true, what),
+                    Err(why) => (false, why),
                 };
-                self.trace.record(now, "world", "fault", fields);
+                let line = TraceEvent::Fault {
+                    fault: fault.to_string(),
+                    applied,
+                    effect: what.to_string(),
+                };
+                self.trace.record(now, "world", &line);
                 match effect {
                     Ok(_) => outcome.faults_applied.push((at, fault)),
                     Err(why) => outcome.faults_without_effect.push((at, fault, why)),

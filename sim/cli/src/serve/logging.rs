@@ -33,30 +33,19 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Logs one trace line of a node (`{"t_us":..,"node":..,"event":..,...}`) as a `tracing` event:
-/// sessions, connections and state changes at `info`, refusals and timeouts at `debug` (a
-/// flood would drown the log), everything else at `debug`.
-pub fn trace_line(line: &str) {
-    let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-    let node = value.get("node").and_then(|v| v.as_str()).unwrap_or("?");
-    let event = value.get("event").and_then(|v| v.as_str()).unwrap_or("?");
-    let mut detail = value.clone();
-    if let Some(map) = detail.as_object_mut() {
-        map.remove("node");
-        map.remove("event");
-        map.remove("t_us");
-    }
-    match event {
-        "session_opened"
-        | "session_closed"
-        | "media_channel_opened"
-        | "state"
-        | "proxy_connected"
-        | "media_path"
-        | "join"
-        | "leave" => {
+/// Logs one trace line of a node as a `tracing` event, at the level the event itself states
+/// ([`TraceEvent::level`](cloudproxy_node::trace::TraceEvent::level)): sessions, connections and
+/// state changes at `info`; refusals and timeouts at `debug` (a flood would drown the log).
+pub fn trace_line(line: &cloudproxy_node::trace::Line<'_>) {
+    use cloudproxy_node::trace::Level as EventLevel;
+    let (node, event) = (line.node, line.event.name());
+    let detail = serde_json::Value::Object(line.event.fields());
+    match line.event.level() {
+        EventLevel::Info => {
             tracing::info!(target: "cloudproxy::node", node, event, detail = %detail)
         }
-        _ => tracing::debug!(target: "cloudproxy::node", node, event, detail = %detail),
+        EventLevel::Debug => {
+            tracing::debug!(target: "cloudproxy::node", node, event, detail = %detail)
+        }
     }
 }

@@ -28,12 +28,11 @@ use std::time::Duration;
 use cloudproxy_core::ap::{AccessPoint, ApConfig, ApConn, ApCounters, ApEvent, ApInput, ApOutput};
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::wire::AP_PORTS;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::net::{sleep_until, Listener, Net, Udp};
-use crate::trace::Trace;
+use crate::trace::{Trace, TraceEvent};
 
 /// Events (datagrams, accepted connections, reads, closes) waiting for the loop.
 pub const EVENT_QUEUE: usize = 1024;
@@ -239,21 +238,26 @@ async fn serve_conn<S, T>(
 /// Records an event in the trace: every request as `ap_request` (as before this driver was
 /// a thin one), refused and ended connections under their own kinds.
 fn trace_event<N: Net>(trace: &Trace, net: &N, name: &str, event: &ApEvent) {
-    let fields = match event {
+    let line = match event {
         ApEvent::Request {
             from,
             transport,
             outcome,
-        } => {
-            json!({"from": from.to_string(), "transport": transport.as_str(), "answered": outcome.answered()})
-        }
-        ApEvent::TcpRefused { peer, cause, .. } => {
-            json!({"peer": peer.to_string(), "cause": format!("{cause:?}")})
-        }
+        } => TraceEvent::ApRequest {
+            from: *from,
+            transport: *transport,
+            answered: outcome.answered(),
+        },
+        ApEvent::TcpRefused { peer, cause, .. } => TraceEvent::ApTcpRefused {
+            peer: *peer,
+            cause: *cause,
+        },
         // Connections end all the time (every client closes its own); only the machine's
         // counters keep them, so that traces stay as they were.
         ApEvent::TcpClosed { .. } => return,
-        other => json!({"detail": format!("{other:?}")}),
+        // A kind the core adds later is traced once `TraceEvent` names it (the trace stays
+        // typed: no `Debug` text in its place).
+        _ => return,
     };
-    trace.record(net.now(), name, event.kind(), fields);
+    trace.record(net.now(), name, &line);
 }

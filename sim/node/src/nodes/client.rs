@@ -13,11 +13,10 @@ use std::time::Duration;
 use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
 use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::net::{sleep_until, Net, StreamEvent, StreamPumps, Udp};
-use crate::trace::Trace;
+use crate::trace::{Trace, TraceEvent};
 
 pub use cloudproxy_core::app::{ClientReport, Op, StreamStats};
 
@@ -108,8 +107,8 @@ struct ClientIo<N: Net> {
 }
 
 impl<N: Net> ClientIo<N> {
-    fn record(&self, event: &str, fields: serde_json::Value) {
-        self.trace.record(self.net.now(), &self.name, event, fields);
+    fn record(&self, event: TraceEvent) {
+        self.trace.record(self.net.now(), &self.name, &event);
     }
 
     fn handle_event(&mut self, app: &mut App, event: Event) {
@@ -120,7 +119,10 @@ impl<N: Net> ClientIo<N> {
                 app.handle_input(input, now).expect("news from the network");
             }
             Event::Resolved(name, answer) => {
-                self.record("resolve", json!({"name": name, "ok": answer.is_ok()}));
+                self.record(TraceEvent::Resolve {
+                    name: name.clone(),
+                    ok: answer.is_ok(),
+                });
                 let input = match answer {
                     Ok(addrs) => ClientInput::Resolved { name, addrs },
                     Err(reason) => ClientInput::ResolveFailed { name, reason },
@@ -175,40 +177,50 @@ impl<N: Net> ClientIo<N> {
 
     /// Writes the trace line of an event (the ones the trace has always had).
     fn trace_event(&self, event: &AppEvent) {
-        match event {
-            AppEvent::ParametersSet { text, code, error } => self.record(
-                "set_parameters",
-                json!({"text": text, "code": code, "error": error}),
-            ),
-            AppEvent::Joined { config, .. } => {
-                self.record("join", json!({"code": 0, "config": config.to_json()}))
-            }
-            AppEvent::JoinRefused { code, error } => {
-                self.record("join", json!({"code": code, "error": error}))
-            }
-            AppEvent::Left => self.record("leave", json!({"code": 0})),
-            AppEvent::LeaveRefused { code, error } => {
-                self.record("leave", json!({"code": code, "error": error}))
-            }
-            AppEvent::StateChanged { state, reason, .. } => self.record(
-                "state",
-                json!({"state": format!("{state:?}"), "code": state.as_i32(), "reason": reason.to_string()}),
-            ),
+        let line = match event {
+            AppEvent::ParametersSet { text, code, error } => TraceEvent::SetParameters {
+                text: text.clone(),
+                code: *code,
+                error: error.clone(),
+            },
+            AppEvent::Joined { config, .. } => TraceEvent::Join {
+                code: 0,
+                config: Some(config.to_json_redacted()),
+                error: None,
+            },
+            AppEvent::JoinRefused { code, error } => TraceEvent::Join {
+                code: *code,
+                config: None,
+                error: Some(error.clone()),
+            },
+            AppEvent::Left => TraceEvent::Leave {
+                code: 0,
+                error: None,
+            },
+            AppEvent::LeaveRefused { code, error } => TraceEvent::Leave {
+                code: *code,
+                error: Some(error.clone()),
+            },
+            AppEvent::StateChanged { state, reason, .. } => TraceEvent::State {
+                state: *state,
+                code: state.as_i32(),
+                reason: reason.to_string(),
+            },
             AppEvent::ProxyConnected {
                 proxy_type,
                 relay,
                 elapsed,
-            } => self.record(
-                "proxy_connected",
-                json!({"proxy_type": proxy_type, "relay": relay.to_string(), "elapsed_ms": elapsed.as_millis() as u64}),
-            ),
-            AppEvent::MediaPathChanged(path) => {
-                self.record("media_path", json!({"path": format!("{path:?}")}))
-            }
-            AppEvent::SignallingBroken { error } => {
-                self.record("signalling_error", json!({"error": error.to_string()}))
-            }
-            _ => {}
-        }
+            } => TraceEvent::ProxyConnected {
+                proxy_type: *proxy_type,
+                relay: *relay,
+                elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            },
+            AppEvent::MediaPathChanged(path) => TraceEvent::MediaPath { path: *path },
+            AppEvent::SignallingBroken { error } => TraceEvent::SignallingError {
+                error: error.to_string(),
+            },
+            _ => return,
+        };
+        self.record(line);
     }
 }

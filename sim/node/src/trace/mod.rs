@@ -1,5 +1,10 @@
-//! The event trace: one JSON object per line, one line per state change, message or verdict,
-//! stamped with simulated time. The same seed gives the same trace, byte for byte.
+//! The event trace: one JSON object per line, one line per state change, message or verdict
+//! (a typed [`TraceEvent`]), stamped with simulated time. The same seed gives the same trace,
+//! byte for byte.
+
+mod event;
+
+pub use event::{session_hex, Level, TraceEvent};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -9,7 +14,18 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Where a tapped trace sends its lines.
-type TapFn = Rc<dyn Fn(&str)>;
+type TapFn = Rc<dyn Fn(&Line<'_>)>;
+
+/// One line as a tap sees it: the event itself (its level, its name) and its text.
+#[derive(Debug)]
+pub struct Line<'a> {
+    /// The node that recorded it.
+    pub node: &'a str,
+    /// The event.
+    pub event: &'a TraceEvent,
+    /// The line's JSON text.
+    pub text: &'a str,
+}
 
 /// A shared, append-only trace, bounded: past its cap ([`MAX_TRACE_LINES`] unless made with
 /// [`Trace::with_cap`]) lines are counted ([`Trace::dropped`]), not kept.
@@ -57,8 +73,8 @@ impl Trace {
         }
     }
 
-    /// Records an event of `node` at `at`; `fields` is a JSON object of details.
-    pub fn record(&self, at: Instant, node: &str, event: &str, fields: Value) {
+    /// Records `event` of `node` at `at`.
+    pub fn record(&self, at: Instant, node: &str, event: &TraceEvent) {
         let mut lines = self.lines.borrow_mut();
         if lines.len() >= self.cap && self.tap.is_none() {
             self.dropped.set(self.dropped.get().saturating_add(1));
@@ -68,22 +84,24 @@ impl Trace {
             "{{\"t_us\":{},\"node\":{},\"event\":{}",
             at.as_micros(),
             Value::from(node),
-            Value::from(event)
+            Value::from(event.name())
         );
-        if let Value::Object(map) = fields {
-            for (k, v) in map {
-                line.push_str(&format!(",{}:{v}", Value::from(k)));
-            }
+        for (k, v) in event.fields() {
+            line.push_str(&format!(",{}:{v}", Value::from(k)));
         }
         line.push('}');
         match &self.tap {
-            Some(tap) => tap(&line),
+            Some(tap) => tap(&Line {
+                node,
+                event,
+                text: &line,
+            }),
             None => lines.push(line),
         }
     }
 
     /// A trace that keeps nothing and hands every line to `tap` as it is recorded.
-    pub fn tap(tap: impl Fn(&str) + 'static) -> Self {
+    pub fn tap(tap: impl Fn(&Line<'_>) + 'static) -> Self {
         Trace {
             lines: Rc::default(),
             dropped: Rc::default(),
@@ -141,12 +159,11 @@ mod tests {
 
     fn record(trace: &Trace, n: u64) {
         for i in 0..n {
-            trace.record(
-                Instant::from_micros(i),
-                "node",
-                "event",
-                serde_json::json!({"i": i}),
-            );
+            let event = TraceEvent::Resolve {
+                name: format!("host-{i}"),
+                ok: true,
+            };
+            trace.record(Instant::from_micros(i), "node", &event);
         }
     }
 
@@ -156,7 +173,11 @@ mod tests {
         record(&trace, 5);
         assert_eq!(trace.len(), 3);
         assert_eq!(trace.dropped(), 2);
-        assert!(trace.lines()[2].contains("\"i\":2"), "{:?}", trace.lines());
+        assert!(
+            trace.lines()[2].contains("\"name\":\"host-2\""),
+            "{:?}",
+            trace.lines()
+        );
         let whole = Trace::with_cap(10);
         record(&whole, 5);
         assert_eq!((whole.len(), whole.dropped()), (5, 0));
