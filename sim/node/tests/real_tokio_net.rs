@@ -7,8 +7,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloudproxy_node::net::{Listener, Net, StreamEvent, StreamPumps, TokioNet, Udp};
-use tokio::io::AsyncReadExt;
+use cloudproxy_node::net::{Listener, Net, StreamEvent, StreamPumps, TokioNet, Udp, EVENT_QUEUE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 fn ip(text: &str) -> IpAddr {
@@ -83,7 +83,7 @@ fn a_peer_that_never_reads_is_cut_when_its_write_queue_is_full() {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(stream);
         });
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
         const LIMIT: usize = 64 * 1024;
         let mut pumps = StreamPumps::new(tx).with_queue_limit(LIMIT);
         pumps.connect(&b, 1u32, at, Duration::from_secs(5));
@@ -132,7 +132,7 @@ fn a_closed_stream_flushes_its_queue_first() {
             stream.read_to_end(&mut all).await.unwrap();
             all
         });
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
         let mut pumps = StreamPumps::new(tx).with_queue_limit(1 << 20);
         pumps.connect(&b, 7u32, at, Duration::from_secs(5));
         assert!(matches!(rx.recv().await, Some((7, StreamEvent::Connected))));
@@ -148,5 +148,50 @@ fn a_closed_stream_flushes_its_queue_first() {
         assert!(all.chunks(1000).enumerate().all(|(i, c)| c[0] == i as u8));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(pumps.queued_bytes(), 0);
+    });
+}
+
+#[test]
+fn a_peer_faster_than_the_machine_is_held_back_not_buffered() {
+    run(async {
+        let (a, b) = (
+            TokioNet::new(ip("127.70.3.1")),
+            TokioNet::new(ip("127.70.3.2")),
+        );
+        let listener = a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
+        let at = listener.local_addr().unwrap();
+        // The peer offers 64 MiB as fast as it can.
+        const OFFERED: usize = 64 << 20;
+        let writer = tokio::task::spawn_local(async move {
+            let (mut stream, _) = Listener::accept(&listener).await.unwrap();
+            stream.write_all(&vec![0xA5; OFFERED]).await.unwrap();
+            stream
+        });
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
+        let mut pumps = StreamPumps::new(tx);
+        pumps.connect(&b, 3u32, at, Duration::from_secs(5));
+        assert!(matches!(rx.recv().await, Some((3, StreamEvent::Connected))));
+        // The machine takes nothing for a while: the reader must stop at the channel's bound,
+        // so the peer cannot finish (its bytes wait in the kernel's buffers, then in its own).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!writer.is_finished(), "64 MiB went into memory unread");
+        assert!(rx.len() <= EVENT_QUEUE);
+        // Once the machine reads, everything arrives, in order and complete.
+        let mut got = 0usize;
+        let drained = tokio::time::timeout(Duration::from_secs(60), async {
+            while got < OFFERED {
+                match rx.recv().await {
+                    Some((3, StreamEvent::Data(data))) => {
+                        assert!(data.iter().all(|b| *b == 0xA5));
+                        got += data.len();
+                    }
+                    other => panic!("unexpected {other:?} after {got} bytes"),
+                }
+            }
+        })
+        .await;
+        assert!(drained.is_ok(), "only {got} of {OFFERED} bytes arrived");
+        let stream = writer.await.unwrap();
+        drop(stream);
     });
 }

@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use cloudproxy_core::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use pumps::{StreamEvent, StreamPumps};
+pub use pumps::{StreamEvent, StreamPumps, EVENT_QUEUE};
 pub use tokio_net::{unix_now, TokioNet};
 pub use tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
 

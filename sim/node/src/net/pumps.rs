@@ -1,7 +1,7 @@
 //! Stream pumps: the glue between a sans-IO machine's connection ids and real streams.
 //!
-//! Each stream gets a reader task (bytes and closure become [`StreamEvent`]s on one channel, in
-//! order) and a writer task (writes queued in order, then shutdown on close). The machine's
+//! Each stream gets a reader task (bytes and closure become [`StreamEvent`]s on one bounded
+//! channel, in order) and a writer task (writes queued in order, then shutdown on close). The machine's
 //! driver owns a [`StreamPumps`], feeds its outputs in and its events back to the machine.
 //!
 //! Bytes queued for writing are counted ([`StreamPumps::queued_bytes`]). With a bound
@@ -9,6 +9,11 @@
 //! not read what it is sent) is cut at once: both its tasks end, the socket closes, and the
 //! machine gets [`StreamEvent::Closed`] for it, so memory stays bounded by the limit times the
 //! number of streams.
+//!
+//! Reading is bounded too: the events channel holds at most its capacity (say
+//! [`EVENT_QUEUE`]) of events, each at most 16 KiB of data, and a reader whose events are not
+//! taken waits, so a peer that sends faster than the machine takes stops being read (TCP's
+//! own flow control then slows it down) instead of filling memory.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -52,7 +57,7 @@ struct Writer {
 /// The streams of one machine, keyed by its connection ids.
 pub struct StreamPumps<K: Ord + Copy + 'static> {
     writers: BTreeMap<K, Writer>,
-    events: mpsc::UnboundedSender<(K, StreamEvent)>,
+    events: mpsc::Sender<(K, StreamEvent)>,
     /// Bytes queued on every stream, written ones excluded.
     queued_total: Rc<Cell<usize>>,
     /// Most bytes queued on one stream before it is cut.
@@ -64,9 +69,13 @@ pub struct StreamPumps<K: Ord + Copy + 'static> {
 /// Read size of the reader tasks.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// A good capacity for the events channel: 64 events, so at most 1 MiB read ahead of the
+/// machine, all streams together.
+pub const EVENT_QUEUE: usize = 64;
+
 impl<K: Ord + Copy + 'static> StreamPumps<K> {
-    /// Pumps whose events go to `events`.
-    pub fn new(events: mpsc::UnboundedSender<(K, StreamEvent)>) -> Self {
+    /// Pumps whose events go to `events` (bounded: see the module docs).
+    pub fn new(events: mpsc::Sender<(K, StreamEvent)>) -> Self {
         StreamPumps {
             writers: BTreeMap::new(),
             events,
@@ -113,17 +122,17 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
         let task = tokio::task::spawn_local(async move {
             match tokio::time::timeout(timeout, net.connect(to)).await {
                 Ok(Ok(stream)) => {
-                    let _ = events.send((key, StreamEvent::Connected));
+                    if events.send((key, StreamEvent::Connected)).await.is_err() {
+                        return;
+                    }
                     pump(stream, key, rx, events, accounting).await;
                 }
                 Ok(Err(e)) => {
-                    let _ = events.send((key, StreamEvent::Failed(e.to_string())));
+                    let _ = events.send((key, StreamEvent::Failed(e.to_string()))).await;
                 }
                 Err(_) => {
-                    let _ = events.send((
-                        key,
-                        StreamEvent::Failed(format!("connect to {to} timed out")),
-                    ));
+                    let failed = StreamEvent::Failed(format!("connect to {to} timed out"));
+                    let _ = events.send((key, failed)).await;
                 }
             }
         });
@@ -168,7 +177,16 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
             self.queued_total
                 .set(self.queued_total.get().saturating_sub(w.queued.replace(0)));
             self.overflows += 1;
-            let _ = self.events.send((key, StreamEvent::Closed));
+            // The machine is told after whatever is already queued for it; when the queue is
+            // full, a task waits for room (one per cut stream: bounded by the streams).
+            if let Err(mpsc::error::TrySendError::Full(event)) =
+                self.events.try_send((key, StreamEvent::Closed))
+            {
+                let events = self.events.clone();
+                tokio::task::spawn_local(async move {
+                    let _ = events.send(event).await;
+                });
+            }
         }
     }
 
@@ -235,7 +253,7 @@ async fn pump<S, K>(
     stream: S,
     key: K,
     mut writes: mpsc::UnboundedReceiver<Write>,
-    events: mpsc::UnboundedSender<(K, StreamEvent)>,
+    events: mpsc::Sender<(K, StreamEvent)>,
     accounting: Accounting,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
@@ -248,12 +266,14 @@ async fn pump<S, K>(
         loop {
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => {
-                    let _ = read_events.send((key, StreamEvent::Closed));
+                    let _ = read_events.send((key, StreamEvent::Closed)).await;
                     return;
                 }
                 Ok(n) => {
+                    let data = buf.get(..n).unwrap_or_default().to_vec();
                     if read_events
-                        .send((key, StreamEvent::Data(buf[..n].to_vec())))
+                        .send((key, StreamEvent::Data(data)))
+                        .await
                         .is_err()
                     {
                         return;

@@ -15,7 +15,7 @@ use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use tokio::sync::mpsc;
 
-use crate::net::{sleep_until, Net, StreamEvent, StreamPumps, Udp};
+use crate::net::{sleep_until, Net, StreamEvent, StreamPumps, Udp, EVENT_QUEUE};
 use crate::trace::{Trace, TraceEvent};
 
 pub use cloudproxy_core::app::{ClientReport, Op, StreamStats};
@@ -53,8 +53,8 @@ pub async fn run_client<N: Net>(
     let name = spec.name.clone();
     let mut app = App::new(spec, env.sdrtn, net.now());
     let udp = Rc::new(net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-    let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<(ConnId, StreamEvent)>();
+    let (tx, mut rx) = mpsc::channel::<Event>(DATAGRAM_QUEUE);
+    let (stream_tx, mut stream_rx) = mpsc::channel::<(ConnId, StreamEvent)>(EVENT_QUEUE);
     read_udp(udp.clone(), tx.clone());
     let mut io = ClientIo {
         net: net.clone(),
@@ -81,13 +81,18 @@ pub async fn run_client<N: Net>(
     Ok(())
 }
 
-/// Forwards every datagram of `udp` to `tx` until either goes away.
-fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::UnboundedSender<Event>) {
+/// Datagrams (and resolver answers) read and not yet taken by the application: past this,
+/// a datagram is dropped, as a full socket buffer would drop it.
+const DATAGRAM_QUEUE: usize = 256;
+
+/// Forwards every datagram of `udp` to `tx` until either goes away; a datagram that finds
+/// the queue full is dropped (UDP's contract; the reader never waits on the application).
+fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::Sender<Event>) {
     tokio::task::spawn_local(async move {
         let mut buf = vec![0u8; 65_536];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
             let data = buf.get(..n).unwrap_or_default().to_vec();
-            if tx.send(Event::Udp(from, data)).is_err() {
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Event::Udp(from, data)) {
                 return;
             }
         }
@@ -100,7 +105,7 @@ struct ClientIo<N: Net> {
     udp: Rc<N::Udp>,
     pumps: StreamPumps<ConnId>,
     /// Where resolver answers go.
-    resolved: mpsc::UnboundedSender<Event>,
+    resolved: mpsc::Sender<Event>,
     trace: Trace,
     name: String,
     report: Rc<RefCell<ClientReport>>,
@@ -154,7 +159,7 @@ impl<N: Net> ClientIo<N> {
                     let (tx, net) = (self.resolved.clone(), self.net.clone());
                     tokio::task::spawn_local(async move {
                         let answer = net.resolve(&name).await;
-                        let _ = tx.send(Event::Resolved(name, answer));
+                        let _ = tx.send(Event::Resolved(name, answer)).await;
                     });
                 }
                 AppOutput::Net(ClientOutput::TcpConnect { conn, to }) => {
