@@ -14,6 +14,7 @@
 pub mod call;
 pub mod config;
 pub mod edge;
+pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod rlimit;
