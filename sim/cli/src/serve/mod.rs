@@ -14,6 +14,7 @@
 pub mod call;
 pub mod config;
 pub mod edge;
+pub mod endpoint;
 pub mod input;
 pub mod logging;
 pub mod metrics;
@@ -210,7 +211,7 @@ async fn start_metrics(plan: &Plan, sources: &Sources) -> Result<Option<SocketAd
     let local = listener.local_addr().unwrap_or(at);
     let sources = sources.clone();
     tokio::task::spawn_local(async move {
-        if let Err(e) = metrics::serve(listener, sources).await {
+        if let Err(e) = endpoint::serve(listener, sources).await {
             tracing::error!(error = %e, "the metrics endpoint failed");
         }
     });
