@@ -175,6 +175,10 @@ pub async fn serve_with(
         if let Some(slot) = slots.borrow_mut().open.get_mut(&id) {
             slot.abort = Some(task.abort_handle());
         }
+        // Let the new connection read what it has already sent before the next accept: a
+        // burst of connections waiting in the backlog must not shed a scraper whose request
+        // is already there just because they were accepted before it was read.
+        tokio::task::yield_now().await;
     }
 }
 
