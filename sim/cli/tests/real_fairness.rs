@@ -67,6 +67,21 @@ fn a_good_client_joins_and_talks_while_every_attack_runs_and_every_bound_holds()
         let heard = report.received_from(other);
         assert!(heard >= 150, "heard {heard} packets: {report:#?}\n{seen:?}");
         assert_eq!(report.json["media_from"][other.to_string()]["corrupt"], 0);
+        // An unloaded run on loopback loses nothing; under load at most 1 in 20.
+        let lost = report.json["media_from"][other.to_string()]["lost"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        assert!(lost * 20 <= heard, "lost {lost} of {heard}: {report:#?}");
+        // Signalling round trips through the tunnel: all but the last in flight answered.
+        let (sent, acked) = (
+            report.json["signalling_sent"].as_u64().unwrap_or(0),
+            report.json["signalling_acked"].as_u64().unwrap_or(0),
+        );
+        eprintln!(
+            "{}: signalling {acked} of {sent} acked, media lost {lost} of {heard}",
+            report.json["name"]
+        );
+        assert!(acked + 1 >= sent, "{acked} of {sent} acked: {report:#?}");
     }
 
     let m = |name: &str, labels: &str| metric(&after, name, labels);
