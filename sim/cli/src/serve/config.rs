@@ -26,6 +26,7 @@ use cloudproxy_core::wire::{RelayInfo, TicketKey, AP_PORTS, RELAY_TCP_PORT};
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::endpoint::{self, EndpointLimits};
 use super::input::{read_text, ReadError, MAX_CONFIG_BYTES, MAX_KEY_FILE_BYTES};
 
 /// The environment variable that may hold the ticket key (64 hex characters).
@@ -106,6 +107,13 @@ pub struct ServeConfig {
     pub sdrtn: Vec<String>,
     /// Where to serve Prometheus metrics (`GET /metrics`); none by default.
     pub metrics: Option<SocketAddr>,
+    /// Connections the metrics endpoint serves at once; when all are taken, the oldest one
+    /// still sending its request is closed for the newcomer. Default 16.
+    pub metrics_max_connections: usize,
+    /// How long a metrics connection may take to send its whole request. Default 5 000.
+    pub metrics_request_timeout_ms: u64,
+    /// How long a metrics connection may take to read its answer. Default 5 000.
+    pub metrics_write_timeout_ms: u64,
     /// Accept `sdrtn` blocks wider than [`MIN_SDRTN_PREFIX_V4`] / [`MIN_SDRTN_PREFIX_V6`]
     /// (`0.0.0.0/0` above all), which make the relays an open relay to most of the internet.
     /// Default false: such a block is refused.
@@ -203,6 +211,9 @@ impl Default for ServeConfig {
             ticket_key_file: None,
             sdrtn: vec![LOOPBACK_SDRTN.to_owned()],
             metrics: None,
+            metrics_max_connections: endpoint::MAX_CONNECTIONS,
+            metrics_request_timeout_ms: millis(endpoint::REQUEST_TIMEOUT),
+            metrics_write_timeout_ms: millis(endpoint::WRITE_TIMEOUT),
             allow_open_relay: false,
             ap: ApSection::default(),
             relay: RelaySection::default(),
@@ -292,6 +303,8 @@ pub struct Plan {
     pub shutdown_grace: Duration,
     /// The metrics endpoint.
     pub metrics: Option<SocketAddr>,
+    /// The metrics endpoint's bounds.
+    pub metrics_limits: EndpointLimits,
     /// Relay worker threads (at least 1).
     pub workers: u16,
     /// Tunnels use the bounded copy instead of `splice(2)`.
@@ -346,6 +359,12 @@ impl ServeConfig {
             max_queued_bytes_per_stream: r.max_queued_bytes_per_stream,
             shutdown_grace: Duration::from_millis(r.shutdown_grace_ms),
             metrics: self.metrics,
+            metrics_limits: EndpointLimits {
+                max_connections: self.metrics_max_connections,
+                request_timeout: Duration::from_millis(self.metrics_request_timeout_ms),
+                write_timeout: Duration::from_millis(self.metrics_write_timeout_ms),
+                ..EndpointLimits::default()
+            },
             workers: resolve_workers(r.workers),
             copy_tunnels: r.copy_tunnels,
         })
@@ -502,6 +521,11 @@ impl ServeConfig {
                 "relay.handshake_timeout_ms",
                 self.relay.handshake_timeout_ms,
             ),
+            (
+                "metrics_request_timeout_ms",
+                self.metrics_request_timeout_ms,
+            ),
+            ("metrics_write_timeout_ms", self.metrics_write_timeout_ms),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be above 0".into()));
@@ -553,6 +577,7 @@ impl ServeConfig {
                 self.relay.max_queued_bytes_per_stream,
             ),
             ("relay.max_used_nonces", self.relay.max_used_nonces),
+            ("metrics_max_connections", self.metrics_max_connections),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be above 0".into()));

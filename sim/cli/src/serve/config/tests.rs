@@ -57,6 +57,11 @@ fn the_example_config_is_the_defaults() {
         d.max_requests_per_tcp_connection
     );
     assert_eq!(plan.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    let (e, d) = (plan.metrics_limits, defaults.metrics_limits);
+    assert_eq!(
+        (e.max_connections, e.request_timeout, e.write_timeout),
+        (d.max_connections, d.request_timeout, d.write_timeout)
+    );
 }
 
 #[test]
@@ -73,6 +78,8 @@ fn errors_name_the_field() {
     assert!(err("[ap]\nlisten = []\n[relay]\nlisten = []").contains("nothing to serve"));
     assert!(err("[relay]\nlisten = []").starts_with("ap.relays:"));
     assert!(err("[relay]\nhandshake_timeout_ms = 0").starts_with("relay.handshake_timeout_ms"));
+    assert!(err("metrics_max_connections = 0").starts_with("metrics_max_connections"));
+    assert!(err("metrics_request_timeout_ms = 0").starts_with("metrics_request_timeout_ms"));
     let syntax = ServeConfig::parse("[relay]\ntcp_prot = 4000").unwrap_err();
     assert!(syntax.contains("tcp_prot"), "{syntax}");
 }
