@@ -172,9 +172,9 @@ pub fn run(args: &NetlabArgs, out: &mut impl Write) -> io::Result<Status> {
 }
 
 fn read_policy(path: &Path) -> Result<Policy, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| t.parse::<Policy>().map_err(|e| e.to_string()))
+    // Bounded like every policy file (`read_bounded` names the file and the bound).
+    let text = read_bounded(path).map_err(|e| e.to_string())?;
+    text.parse::<Policy>()
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 

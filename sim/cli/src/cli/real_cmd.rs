@@ -190,6 +190,11 @@ pub fn serve(args: &ServeArgs, out: &mut impl Write) -> io::Result<Status> {
             return Ok(Status::Usage);
         }
     };
+    let key_file = config.key_file(args.ticket_key_file.as_deref());
+    let key_warning = key_file.and_then(crate::serve::input::key_file_warning);
+    for warning in key_warning.into_iter().chain(config.warnings()) {
+        tracing::warn!("{warning}");
+    }
     let mut plan = plan.with_key(&key);
     if args.metrics.is_some() {
         plan.metrics = args.metrics;

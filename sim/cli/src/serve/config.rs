@@ -26,6 +26,9 @@ use cloudproxy_core::wire::{RelayInfo, TicketKey, AP_PORTS, RELAY_TCP_PORT};
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::endpoint::{self, EndpointLimits};
+use super::input::{read_text, ReadError, MAX_CONFIG_BYTES, MAX_KEY_FILE_BYTES};
+
 /// The environment variable that may hold the ticket key (64 hex characters).
 pub const TICKET_KEY_ENV: &str = "CLOUDPROXY_TICKET_KEY";
 
@@ -40,17 +43,23 @@ pub const LOOPBACK_EDGE: &str = "127.0.3.1";
 /// The SD-RTN block on loopback (the seed's 101.36.0.0/16).
 pub const LOOPBACK_SDRTN: &str = "127.0.3.0/24";
 
+/// The widest IPv4 `sdrtn` block accepted without `allow_open_relay`: a `/8`, already more
+/// than any one network's address space.
+pub const MIN_SDRTN_PREFIX_V4: u8 = 8;
+/// The widest IPv6 `sdrtn` block accepted without `allow_open_relay`.
+pub const MIN_SDRTN_PREFIX_V6: u8 = 16;
+
 /// Why a configuration cannot be used. Each message names the field and the file.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file cannot be read, is larger than [`MAX_CONFIG_BYTES`] or is not text.
+    #[error("the configuration {path} {source}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: ReadError,
     },
     /// The file is not valid TOML, or a field has the wrong type or name.
     #[error("{path}: {message}")]
@@ -98,6 +107,17 @@ pub struct ServeConfig {
     pub sdrtn: Vec<String>,
     /// Where to serve Prometheus metrics (`GET /metrics`); none by default.
     pub metrics: Option<SocketAddr>,
+    /// Connections the metrics endpoint serves at once; when all are taken, the oldest one
+    /// still sending its request is closed for the newcomer. Default 16.
+    pub metrics_max_connections: usize,
+    /// How long a metrics connection may take to send its whole request. Default 5 000.
+    pub metrics_request_timeout_ms: u64,
+    /// How long a metrics connection may take to read its answer. Default 5 000.
+    pub metrics_write_timeout_ms: u64,
+    /// Accept `sdrtn` blocks wider than [`MIN_SDRTN_PREFIX_V4`] / [`MIN_SDRTN_PREFIX_V6`]
+    /// (`0.0.0.0/0` above all), which make the relays an open relay to most of the internet.
+    /// Default false: such a block is refused.
+    pub allow_open_relay: bool,
     /// The access points.
     pub ap: ApSection,
     /// The relays.
@@ -191,6 +211,10 @@ impl Default for ServeConfig {
             ticket_key_file: None,
             sdrtn: vec![LOOPBACK_SDRTN.to_owned()],
             metrics: None,
+            metrics_max_connections: endpoint::MAX_CONNECTIONS,
+            metrics_request_timeout_ms: millis(endpoint::REQUEST_TIMEOUT),
+            metrics_write_timeout_ms: millis(endpoint::WRITE_TIMEOUT),
+            allow_open_relay: false,
             ap: ApSection::default(),
             relay: RelaySection::default(),
         }
@@ -279,6 +303,8 @@ pub struct Plan {
     pub shutdown_grace: Duration,
     /// The metrics endpoint.
     pub metrics: Option<SocketAddr>,
+    /// The metrics endpoint's bounds.
+    pub metrics_limits: EndpointLimits,
     /// Relay worker threads (at least 1).
     pub workers: u16,
     /// Tunnels use the bounded copy instead of `splice(2)`.
@@ -295,9 +321,9 @@ impl Plan {
 }
 
 impl ServeConfig {
-    /// Reads and parses a file.
+    /// Reads and parses a file. Reads at most [`MAX_CONFIG_BYTES`] (and one more, to tell that there are more).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_text(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -318,6 +344,7 @@ impl ServeConfig {
         let sdrtn = self.sdrtn_blocks()?;
         let handed_out = self.relays_handed_out()?;
         self.check_bounds()?;
+        self.check_keepalive()?;
         let placeholder = TicketKey::from_bytes([0; 32]);
         let ap = self.ap_config(placeholder.clone(), &handed_out, udp_ports.clone());
         let relay = self.relay_config(placeholder, sdrtn, udp_ports);
@@ -332,6 +359,12 @@ impl ServeConfig {
             max_queued_bytes_per_stream: r.max_queued_bytes_per_stream,
             shutdown_grace: Duration::from_millis(r.shutdown_grace_ms),
             metrics: self.metrics,
+            metrics_limits: EndpointLimits {
+                max_connections: self.metrics_max_connections,
+                request_timeout: Duration::from_millis(self.metrics_request_timeout_ms),
+                write_timeout: Duration::from_millis(self.metrics_write_timeout_ms),
+                ..EndpointLimits::default()
+            },
             workers: resolve_workers(r.workers),
             copy_tunnels: r.copy_tunnels,
         })
@@ -374,12 +407,20 @@ impl ServeConfig {
     /// The SD-RTN blocks, at least one when relays run here.
     fn sdrtn_blocks(&self) -> Result<Vec<Cidr>, ConfigError> {
         let mut sdrtn = Vec::new();
-        for block in &self.sdrtn {
-            sdrtn.push(
-                block
-                    .parse::<Cidr>()
-                    .map_err(|e| invalid("sdrtn", e.to_string()))?,
-            );
+        for text in &self.sdrtn {
+            let block = text
+                .parse::<Cidr>()
+                .map_err(|e| invalid("sdrtn", e.to_string()))?;
+            if is_open_relay(&block) && !self.allow_open_relay {
+                return Err(invalid(
+                    "sdrtn",
+                    format!(
+                        "{block} would make the relays an open relay to {}: list the SD-RTN's own blocks (at most /{MIN_SDRTN_PREFIX_V4} for IPv4, /{MIN_SDRTN_PREFIX_V6} for IPv6), or set allow_open_relay = true to mean it",
+                        if block.prefix_len() == 0 { "every address of the internet" } else { "a large part of the internet" }
+                    ),
+                ));
+            }
+            sdrtn.push(block);
         }
         if sdrtn.is_empty() && !self.relay.listen.is_empty() {
             return Err(invalid(
@@ -431,6 +472,40 @@ impl ServeConfig {
         Ok(handed_out)
     }
 
+    /// What is accepted but deserves the operator's attention (logged as warnings at start).
+    pub fn warnings(&self) -> Vec<String> {
+        let open: Vec<String> = self
+            .sdrtn
+            .iter()
+            .filter_map(|t| t.parse::<Cidr>().ok())
+            .filter(is_open_relay)
+            .map(|b| b.to_string())
+            .collect();
+        let mut warnings = Vec::new();
+        if !open.is_empty() && self.allow_open_relay {
+            warnings.push(format!(
+                "sdrtn {} with allow_open_relay = true: the relays carry any ticket holder's traffic to most of the internet (special-purpose ranges stay refused)",
+                open.join(", ")
+            ));
+        }
+        warnings
+    }
+
+    /// A keepalive interval below the idle timeout: otherwise a session that only keeps
+    /// alive is closed for idleness between two keepalives.
+    fn check_keepalive(&self) -> Result<(), ConfigError> {
+        let (keepalive, idle) = (self.relay.keepalive_interval_ms, self.relay.idle_timeout_ms);
+        if keepalive >= idle {
+            return Err(invalid(
+                "relay.keepalive_interval_ms",
+                format!(
+                    "{keepalive} ms is not below relay.idle_timeout_ms ({idle} ms): an idle client keeping alive at that interval would be closed for idleness between two keepalives"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every duration and bound above 0, every application id printable.
     fn check_bounds(&self) -> Result<(), ConfigError> {
         for (field, value) in [
@@ -446,6 +521,11 @@ impl ServeConfig {
                 "relay.handshake_timeout_ms",
                 self.relay.handshake_timeout_ms,
             ),
+            (
+                "metrics_request_timeout_ms",
+                self.metrics_request_timeout_ms,
+            ),
+            ("metrics_write_timeout_ms", self.metrics_write_timeout_ms),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be above 0".into()));
@@ -497,6 +577,7 @@ impl ServeConfig {
                 self.relay.max_queued_bytes_per_stream,
             ),
             ("relay.max_used_nonces", self.relay.max_used_nonces),
+            ("metrics_max_connections", self.metrics_max_connections),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be above 0".into()));
@@ -569,6 +650,11 @@ impl ServeConfig {
         relay
     }
 
+    /// The ticket key file used: the command line's `key_file`, else the config's.
+    pub fn key_file<'a>(&'a self, key_file: Option<&'a Path>) -> Option<&'a Path> {
+        key_file.or(self.ticket_key_file.as_deref())
+    }
+
     /// The ticket key: from `key_file` (the command line's, else the config's), else from the
     /// environment (`env` is the value of [`TICKET_KEY_ENV`], passed in for testability).
     pub fn ticket_key(
@@ -576,15 +662,15 @@ impl ServeConfig {
         key_file: Option<&Path>,
         env: Option<String>,
     ) -> Result<TicketKey, ConfigError> {
-        let file = key_file.or(self.ticket_key_file.as_deref());
+        let file = self.key_file(key_file);
         let env = env.filter(|v| !v.trim().is_empty());
         match (file, env) {
             (Some(path), Some(_)) => Err(ConfigError::TwoTicketKeys(path.to_owned())),
             (Some(path), None) => {
                 let text =
-                    std::fs::read_to_string(path).map_err(|e| ConfigError::BadTicketKey {
+                    read_text(path, MAX_KEY_FILE_BYTES).map_err(|e| ConfigError::BadTicketKey {
                         source_name: path.display().to_string(),
-                        reason: format!("cannot be read: {e}"),
+                        reason: e.to_string(),
                     })?;
                 parse_key(&text, &path.display().to_string())
             }
@@ -659,6 +745,16 @@ pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(range)
 }
 
+/// Whether `block` is wider than an SD-RTN block may be without `allow_open_relay`.
+fn is_open_relay(block: &Cidr) -> bool {
+    let min = if block.addr().is_ipv4() {
+        MIN_SDRTN_PREFIX_V4
+    } else {
+        MIN_SDRTN_PREFIX_V6
+    };
+    block.prefix_len() < min
+}
+
 fn check_unique(field: &'static str, ips: &[IpAddr]) -> Result<(), ConfigError> {
     for (i, ip) in ips.iter().enumerate() {
         if ips[..i].contains(ip) {
@@ -672,124 +768,4 @@ fn check_unique(field: &'static str, ips: &[IpAddr]) -> Result<(), ConfigError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_map_the_seed_onto_loopback() {
-        let plan = ServeConfig::parse("").unwrap().plan().unwrap();
-        assert_eq!(plan.aps.len(), 4);
-        assert_eq!(plan.ap_ports, AP_PORTS);
-        assert_eq!(plan.relays, [parse_ip("127.0.2.1"), parse_ip("127.0.2.2")]);
-        assert_eq!(plan.relay.udp_ports, 4500..=4650);
-        assert_eq!(plan.ap.relays.len(), 2);
-        assert_eq!(plan.ap.relays[0].tcp_port, 4000);
-        assert!(plan.relay.sdrtn[0].contains(parse_ip("127.0.3.1")));
-    }
-
-    #[test]
-    fn the_example_config_is_the_defaults() {
-        let example =
-            ServeConfig::parse(include_str!("../../../../deploy/cloudproxy.toml")).unwrap();
-        let plan = example.plan().unwrap();
-        let defaults = ServeConfig::default().plan().unwrap();
-        assert_eq!(plan.aps, defaults.aps);
-        assert_eq!(plan.ap_ports, defaults.ap_ports);
-        assert_eq!(plan.relays, defaults.relays);
-        assert_eq!(plan.relay.udp_ports, defaults.relay.udp_ports);
-        assert_eq!(plan.relay.idle_timeout, defaults.relay.idle_timeout);
-        assert_eq!(
-            plan.relay.max_pending_handshakes,
-            defaults.relay.max_pending_handshakes
-        );
-        assert_eq!(plan.ap.ticket_lifetime, defaults.ap.ticket_lifetime);
-        let (a, d) = (&plan.ap, &defaults.ap);
-        assert_eq!(
-            (a.max_requests_per_ip, a.max_requests_per_prefix),
-            (d.max_requests_per_ip, d.max_requests_per_prefix)
-        );
-        assert_eq!(
-            (a.max_tracked_ips, a.max_tracked_prefixes),
-            (d.max_tracked_ips, d.max_tracked_prefixes)
-        );
-        assert_eq!(
-            (
-                a.max_tcp_connections,
-                a.max_tcp_connections_per_ip,
-                a.max_tcp_connections_per_prefix
-            ),
-            (
-                d.max_tcp_connections,
-                d.max_tcp_connections_per_ip,
-                d.max_tcp_connections_per_prefix
-            )
-        );
-        assert_eq!(a.tcp_idle_timeout, d.tcp_idle_timeout);
-        assert_eq!(
-            a.max_requests_per_tcp_connection,
-            d.max_requests_per_tcp_connection
-        );
-        assert_eq!(plan.metrics, Some("127.0.0.1:9464".parse().unwrap()));
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let err = |text: &str| {
-            ServeConfig::parse(text)
-                .unwrap()
-                .plan()
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(err("sdrtn = []").starts_with("sdrtn: no SD-RTN block"));
-        assert!(err("[relay]\nudp_ports = \"10-5\"").starts_with("relay.udp_ports:"));
-        assert!(err("[ap]\nlisten = []\n[relay]\nlisten = []").contains("nothing to serve"));
-        assert!(err("[relay]\nlisten = []").starts_with("ap.relays:"));
-        assert!(err("[relay]\nhandshake_timeout_ms = 0").starts_with("relay.handshake_timeout_ms"));
-        let syntax = ServeConfig::parse("[relay]\ntcp_prot = 4000").unwrap_err();
-        assert!(syntax.contains("tcp_prot"), "{syntax}");
-    }
-
-    #[test]
-    fn relays_handed_out_may_live_elsewhere() {
-        let config = ServeConfig::parse(
-            "[ap]\nrelays = [\"127.0.2.1\", \"127.0.2.9:4400\"]\n[relay]\nlisten = []",
-        )
-        .unwrap();
-        let plan = config.plan().unwrap();
-        assert!(plan.relays.is_empty());
-        assert_eq!(plan.ap.relays[1].tcp_port, 4400);
-        assert_eq!(plan.ap.relays[0].tcp_port, 4000);
-    }
-
-    #[test]
-    fn the_key_is_required_and_checked() {
-        let config = ServeConfig::default();
-        assert!(matches!(
-            config.ticket_key(None, None),
-            Err(ConfigError::NoTicketKey)
-        ));
-        let good = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-        assert!(config.ticket_key(None, Some(good.into())).is_ok());
-        assert!(config.ticket_key(None, Some(format!("{good}\n"))).is_ok());
-        let short = config.ticket_key(None, Some("abcd".into())).unwrap_err();
-        assert!(short.to_string().contains("not 64 hex"), "{short}");
-        let zeros = config.ticket_key(None, Some("0".repeat(64))).unwrap_err();
-        assert!(zeros.to_string().contains("all zeros"));
-        let not_hex = config.ticket_key(None, Some("zz".repeat(32))).unwrap_err();
-        assert!(not_hex.to_string().contains("non-hex"));
-        let both = config
-            .ticket_key(Some(Path::new("/nonexistent")), Some(good.into()))
-            .unwrap_err();
-        assert!(matches!(both, ConfigError::TwoTicketKeys(_)));
-    }
-
-    #[test]
-    fn port_ranges() {
-        assert_eq!(parse_port_range("4500-4503"), Ok(4500..=4503));
-        assert_eq!(parse_port_range("4500"), Ok(4500..=4500));
-        assert!(parse_port_range("").unwrap().is_empty());
-        assert!(parse_port_range("0-4").is_err());
-        assert!(parse_port_range("1000-9000").is_err());
-    }
-}
+mod tests;

@@ -1,30 +1,19 @@
 //! The Prometheus text endpoint of `cloudproxy serve`: `GET /metrics` (text format 0.0.4).
 //!
 //! Every relay and access point of the instance is a label value (`relay="127.0.2.1"`,
-//! `ap="127.0.1.1"`). `docs/serving.md` explains each metric. The endpoint is bounded like
-//! everything else: [`MAX_CONNECTIONS`] at once, a request of at most [`MAX_REQUEST`] bytes
-//! read within [`REQUEST_TIMEOUT`].
+//! `ap="127.0.1.1"`). `docs/serving.md` explains each metric. The HTTP side, bounded like
+//! everything else (a slot per connection, a read and a write timeout, idle connections shed
+//! first), is [`super::endpoint`].
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::io;
 use std::rc::Rc;
-use std::time::Duration;
 
 use cloudproxy_core::relay::{ApCounters, RelayConfig, RelayCounters};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
 use cloudproxy_node::nodes::relay::RelayShared;
 
+use super::endpoint::EndpointCounters;
 use super::workers::{merged, Exported};
-
-/// Scrapes served at once; more connections are closed unanswered.
-pub const MAX_CONNECTIONS: usize = 16;
-/// The longest request read.
-pub const MAX_REQUEST: usize = 8 * 1024;
-/// How long a scraper may take to send its request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the endpoint reports: the live state of every node of the instance.
 #[derive(Clone, Default)]
@@ -42,6 +31,8 @@ pub struct Sources {
     pub max_queued_bytes_per_stream: usize,
     /// Whether the instance is shutting down.
     pub shutting_down: Rc<Cell<bool>>,
+    /// The metrics endpoint's own counters.
+    pub endpoint: Rc<EndpointCounters>,
 }
 
 /// One metric family being written.
@@ -505,7 +496,49 @@ pub fn render(sources: &Sources) -> String {
         family(&mut out, metric, "ap", &aps);
     }
     process(&mut out, sources.shutting_down.get());
+    endpoint(&mut out, &sources.endpoint);
     out
+}
+
+/// The metrics endpoint's own families.
+fn endpoint(out: &mut String, c: &EndpointCounters) {
+    let name = "cloudproxy_metrics_connections";
+    let help = "Connections to the metrics endpoint open now.";
+    Family::head(out, name, GAUGE, help).sample(name, &[], c.open.get());
+    for (name, help, value) in [
+        (
+            "cloudproxy_metrics_accepted_total",
+            "Connections the metrics endpoint accepted.",
+            &c.accepted,
+        ),
+        (
+            "cloudproxy_metrics_answered_total",
+            "Requests the metrics endpoint answered.",
+            &c.answered,
+        ),
+        (
+            "cloudproxy_metrics_shed_total",
+            "Connections still sending their request, closed to make room for a newer one.",
+            &c.shed,
+        ),
+        (
+            "cloudproxy_metrics_refused_total",
+            "Connections closed unanswered: every slot was busy answering.",
+            &c.refused,
+        ),
+        (
+            "cloudproxy_metrics_timeouts_total",
+            "Connections closed for not sending their request, or not reading the answer, in time.",
+            &c.timeouts,
+        ),
+        (
+            "cloudproxy_metrics_too_large_total",
+            "Requests longer than the bound (answered 431).",
+            &c.too_large,
+        ),
+    ] {
+        Family::head(out, name, COUNTER, help).sample(name, &[], value.get());
+    }
 }
 
 /// The process's resident memory, from `/proc/self/status` (Linux).
@@ -519,63 +552,6 @@ fn resident_bytes() -> Option<u64> {
 /// The process's open descriptors, from `/proc/self/fd` (Linux).
 fn open_fds() -> Option<u64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
-}
-
-/// Serves the endpoint on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, sources: Sources) -> io::Result<()> {
-    let open = Rc::new(Cell::new(0usize));
-    loop {
-        let (stream, _) = cloudproxy_node::net::Listener::accept(&listener).await?;
-        if open.get() >= MAX_CONNECTIONS {
-            continue;
-        }
-        open.set(open.get() + 1);
-        let (open, sources) = (open.clone(), sources.clone());
-        tokio::task::spawn_local(async move {
-            let _ = answer(stream, &sources).await;
-            open.set(open.get() - 1);
-        });
-    }
-}
-
-/// Reads one request and answers it.
-async fn answer(mut stream: tokio::net::TcpStream, sources: &Sources) -> io::Result<()> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < MAX_REQUEST {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            request.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, io::Error>(())
-    })
-    .await;
-    if !matches!(read, Ok(Ok(()))) {
-        return Ok(());
-    }
-    let line = request.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, body) = match (method, path) {
-        ("GET", "/metrics" | "/") => {
-            super::workers::refresh(sources.relays.iter().flat_map(|(_, s)| s)).await;
-            ("200 OK", render(sources))
-        }
-        ("GET", _) => ("404 Not Found", "not found: try /metrics\n".to_owned()),
-        _ => ("405 Method Not Allowed", "only GET\n".to_owned()),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 /// Reads one sample's value from a rendered text: `name{labels} value`, where `labels` is
@@ -623,7 +599,9 @@ mod tests {
             max_queued_bytes_per_stream: 100,
             shutting_down: Rc::default(),
             workers: 2,
+            endpoint: Rc::default(),
         };
+        sources.endpoint.shed.set(3);
         let text = render(&sources);
         assert_eq!(
             sample(&text, "cloudproxy_relay_sessions", "relay=\"127.0.2.1\""),
@@ -691,6 +669,7 @@ mod tests {
             Some(100)
         );
         assert_eq!(sample(&text, "cloudproxy_shutting_down", ""), Some(0));
+        assert_eq!(sample(&text, "cloudproxy_metrics_shed_total", ""), Some(3));
         // Every sample line belongs to a family announced by HELP and TYPE.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();

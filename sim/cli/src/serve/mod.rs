@@ -14,6 +14,8 @@
 pub mod call;
 pub mod config;
 pub mod edge;
+pub mod endpoint;
+pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod rlimit;
@@ -207,9 +209,9 @@ async fn start_metrics(plan: &Plan, sources: &Sources) -> Result<Option<SocketAd
         .await
         .map_err(|e| format!("metrics: {e}"))?;
     let local = listener.local_addr().unwrap_or(at);
-    let sources = sources.clone();
+    let (sources, limits) = (sources.clone(), plan.metrics_limits);
     tokio::task::spawn_local(async move {
-        if let Err(e) = metrics::serve(listener, sources).await {
+        if let Err(e) = endpoint::serve_with(listener, sources, limits).await {
             tracing::error!(error = %e, "the metrics endpoint failed");
         }
     });
