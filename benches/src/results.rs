@@ -335,6 +335,50 @@ pub const RATIOS: &[RatioDef] = &[
         None,
     ),
     r(
+        "call.signalling_rtt.serve_vs_direct",
+        "call signalling round trip, idle path: through serve / direct to the edge (time)",
+        Of("call_signalling_rtt/serve", "call_signalling_rtt/direct"),
+        false,
+        None,
+    ),
+    r(
+        "call.rtt_p50.serve_vs_direct",
+        "call at 50 pps: signalling round trip p50, through serve / direct",
+        Of(
+            "call_media/serve_rtt_p50_us",
+            "call_media/direct_rtt_p50_us",
+        ),
+        false,
+        None,
+    ),
+    r(
+        "call.rtt_p99.serve_vs_direct",
+        "call at 50 pps: signalling round trip p99, through serve / direct",
+        Of(
+            "call_media/serve_rtt_p99_us",
+            "call_media/direct_rtt_p99_us",
+        ),
+        false,
+        None,
+    ),
+    r(
+        "call.transit_p50.serve_vs_direct",
+        "call at 50 pps: one-way media transit p50, through serve / direct",
+        Of(
+            "call_media/serve_transit_p50_us",
+            "call_media/direct_transit_p50_us",
+        ),
+        false,
+        None,
+    ),
+    r(
+        "call.jitter.serve_vs_direct",
+        "call at 50 pps: RFC 3550 media jitter, through serve / direct",
+        Of("call_media/serve_jitter_ns", "call_media/direct_jitter_ns"),
+        false,
+        None,
+    ),
+    r(
         "socks5.core_vs_raw",
         "SOCKS5 CONNECT through the in-process server: core's client / raw bytes (time)",
         Of("socks5_connect/core_client", "socks5_connect/raw_client"),
@@ -577,6 +621,54 @@ pub fn compare(
     }
 }
 
+/// The benchmark target (`benches/benches/<name>.rs`) that measures ratio `id`: what the CI
+/// gate runs again when the ratio regressed.
+pub fn bench_target(id: &str) -> &'static str {
+    let prefix = id.split('.').next().unwrap_or("");
+    match prefix {
+        "tcp_one_way" | "tcp_both_ways" => "relay_tcp",
+        "udp_echo" => "relay_udp",
+        "tcp_paced_cpu" | "flows64" | "idle5000" | "workers" => "relay_cpu",
+        "memory" => "memory",
+        "call" => "call",
+        "socks5" => "socks5",
+        "wire" => "wire",
+        "scenario" => "scenario",
+        _ => "params",
+    }
+}
+
+/// Every ratio that fails the comparison: compared with `reference` within `tolerance`, and,
+/// with `goals_only`, only the [gated](RatioDef::gated) ones. Each with why.
+pub fn regressions(
+    figures: &Figures,
+    reference: Option<&Reference>,
+    tolerance: f64,
+    goals_only: bool,
+) -> Vec<(&'static str, String)> {
+    RATIOS
+        .iter()
+        .filter(|def| !goals_only || def.gated())
+        .filter_map(|def| {
+            let m = measure(def, figures);
+            let r = reference.and_then(|r| r.ratios.get(def.id));
+            match compare(def, &m, r, tolerance) {
+                Verdict::Regressed(why) => Some((def.id, why)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The benchmark targets to run again for `regressions`, each once, in order.
+pub fn retry_targets(regressions: &[(&str, String)]) -> Vec<&'static str> {
+    let mut targets: Vec<&'static str> =
+        regressions.iter().map(|(id, _)| bench_target(id)).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    targets
+}
+
 /// Whether a value meets its goal.
 pub fn meets_goal(def: &RatioDef, v: f64) -> Option<bool> {
     def.goal
@@ -715,6 +807,88 @@ mod tests {
             compare(&up, &Measured::Value(1.0), None, 0.10),
             Verdict::NoReference
         );
+    }
+
+    /// A run's figures where serve's UDP echo takes `udp_serve_ns` per round trip against the
+    /// naive relay's 1 000 ns, and a micro-benchmark (not gated) moves by `wire_ns`.
+    fn run_with(udp_serve_ns: f64, wire_ns: f64) -> Figures {
+        [
+            fig("udp_echo_1200B_w64/naive", 1_000.0),
+            fig("udp_echo_1200B_w64/serve", udp_serve_ns),
+            fig("wire_close/memcpy", 10.0),
+            fig("wire_close/encode_decode", wire_ns),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn reference_of(figures: &Figures) -> Reference {
+        Reference {
+            ratios: RATIOS
+                .iter()
+                .map(|d| (d.id.to_owned(), measure(d, figures)))
+                .filter(|(_, m)| matches!(m, Measured::Value(_)))
+                .collect(),
+            ..Reference::default()
+        }
+    }
+
+    #[test]
+    fn a_planted_regression_is_caught_and_names_its_target() {
+        let reference = reference_of(&run_with(1_000.0, 100.0));
+        // The same run: nothing to report.
+        assert!(regressions(&run_with(1_000.0, 100.0), Some(&reference), 0.35, true).is_empty());
+        // 30% slower serve: within the CI tolerance.
+        assert!(regressions(&run_with(1_300.0, 100.0), Some(&reference), 0.35, true).is_empty());
+        // Half the rate (twice the time per round trip): a regression of relay_udp.
+        let found = regressions(&run_with(2_000.0, 100.0), Some(&reference), 0.35, true);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "udp_echo.serve_vs_naive");
+        assert_eq!(retry_targets(&found), vec!["relay_udp"]);
+        // A micro-benchmark 5x slower: gated only without --goals-only.
+        let noisy = run_with(1_000.0, 500.0);
+        assert!(regressions(&noisy, Some(&reference), 0.35, true).is_empty());
+        let all = regressions(&noisy, Some(&reference), 0.35, false);
+        assert_eq!(retry_targets(&all), vec!["wire"]);
+        // A case that is missing where the reference measured it: a regression.
+        let mut gone = run_with(1_000.0, 100.0);
+        gone.remove("udp_echo_1200B_w64/serve");
+        assert_eq!(
+            retry_targets(&regressions(&gone, Some(&reference), 0.35, true)),
+            vec!["relay_udp"]
+        );
+        // No reference at all: nothing to compare with.
+        assert!(regressions(&run_with(9_000.0, 100.0), None, 0.35, true).is_empty());
+    }
+
+    #[test]
+    fn every_ratio_has_its_bench_target() {
+        let targets = [
+            "relay_tcp",
+            "relay_udp",
+            "relay_cpu",
+            "memory",
+            "call",
+            "socks5",
+            "wire",
+            "scenario",
+            "params",
+        ];
+        for def in RATIOS {
+            let t = bench_target(def.id);
+            assert!(targets.contains(&t), "{} -> {t}", def.id);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("benches")
+                .join(format!("{t}.rs"));
+            assert!(
+                path.exists(),
+                "{}: {} does not exist",
+                def.id,
+                path.display()
+            );
+        }
+        assert_eq!(bench_target("flows64.serve_vs_naive"), "relay_cpu");
+        assert_eq!(bench_target("params.enable"), "params");
     }
 
     #[test]
