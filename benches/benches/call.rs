@@ -102,8 +102,11 @@ fn main() {
     }
 }
 
+/// How a figure is read off a call.
+type Read = fn(&CallStats) -> f64;
+
 /// The figures of one path: id suffix, unit, and how each is read off a call.
-const MEASURES: &[(&str, &str, fn(&CallStats) -> f64)] = &[
+const MEASURES: &[(&str, &str, Read)] = &[
     ("jitter_ns", "ns (RFC 3550 interarrival jitter)", |s| {
         s.jitter_ns
     }),
