@@ -308,8 +308,8 @@ pub const RATIOS: &[RatioDef] = &[
     ),
     r(
         "workers.two_vs_one",
-        "two workers / one, many flows (datagrams per second)",
-        NotYet("serve has no --workers yet (issue 12)"),
+        "two relay workers / one, 16 flows x 4 outstanding (datagrams per second)",
+        Of("udp_flows16_workers/one", "udp_flows16_workers/two"),
         true,
         Some(1.7),
     ),
@@ -727,6 +727,15 @@ mod tests {
             measure(&def("workers.two_vs_one"), &figures),
             Measured::Missing(_)
         ));
+        let mut two: Figures = figures.clone();
+        two.extend([
+            fig("udp_flows16_workers/one", 300.0),
+            fig("udp_flows16_workers/two", 200.0),
+        ]);
+        assert_eq!(
+            measure(&def("workers.two_vs_one"), &two),
+            Measured::Value(1.5)
+        );
         assert_eq!(
             meets_goal(&def("tcp_one_way.serve_vs_copy8k"), 2.0),
             Some(true)
