@@ -4,7 +4,7 @@
 //! ```text
 //! bench_report [--reference FILE] [--compare] [--tolerance 0.10] [--goals-only]
 //!              [--run-out FILE] [--write-reference FILE --command TEXT] [--retry-out FILE]
-//!              [--criterion-dir DIR] [--results-dir DIR]
+//!              [--criterion-dir DIR] [--results-dir DIR] [--worst-of RUN.json]...
 //! ```
 //!
 //! Reads criterion's files (`target/criterion`) and ours (`target/bench-results`). With
@@ -19,6 +19,8 @@
 //! benchmark targets whose ratios regressed, one a line (empty when none did): what
 //! `cargo xtask bench-gate` runs once more before it fails. `--criterion-dir` and
 //! `--results-dir` read the figures from elsewhere than `target/` (the gate's tests).
+//! `--worst-of` (with `--write-reference`) takes each ratio of the reference as the worse of
+//! this run and the given runs (`--run-out` files): the low end of the machine's noise.
 //!
 //! Exit status: 0, or 1 when `--compare` found a regression, 2 on a usage error.
 
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 
 use cloudproxy_benches::results::{
     compare, measure, meets_goal, read_criterion, read_results, regressions, results_dir,
-    retry_targets, target_dir, Figures, Measured, Reference, Verdict, RATIOS,
+    retry_targets, target_dir, worse, Figures, Measured, Reference, Verdict, RATIOS,
 };
 
 struct Args {
@@ -41,6 +43,7 @@ struct Args {
     retry_out: Option<PathBuf>,
     criterion_dir: PathBuf,
     results_dir: PathBuf,
+    worst_of: Vec<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -55,6 +58,7 @@ fn parse() -> Result<Args, String> {
         retry_out: None,
         criterion_dir: target_dir().join("criterion"),
         results_dir: results_dir(),
+        worst_of: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -79,6 +83,7 @@ fn parse() -> Result<Args, String> {
             "--retry-out" => a.retry_out = Some(value("--retry-out")?.into()),
             "--criterion-dir" => a.criterion_dir = value("--criterion-dir")?.into(),
             "--results-dir" => a.results_dir = value("--results-dir")?.into(),
+            "--worst-of" => a.worst_of.push(value("--worst-of")?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -105,6 +110,14 @@ fn machine() -> String {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cores} cores, {cpu}, Linux {}", sh("uname", &["-r"]))
+}
+
+/// A run written by `--run-out` (`{"run": ...}`), or a reference.
+fn read_run(path: &std::path::Path) -> Option<Reference> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let run = value.get("run").cloned().unwrap_or(value);
+    serde_json::from_value(run).ok()
 }
 
 fn show(m: &Measured) -> String {
@@ -213,9 +226,26 @@ fn main() -> ExitCode {
         println!("\nthis run: {}", path.display());
     }
     if let Some(path) = &args.write_reference {
+        let mut reference = run.clone();
+        for other in &args.worst_of {
+            let Some(other) = read_run(other) else {
+                eprintln!("bench_report: --worst-of {}: not a run", other.display());
+                return ExitCode::from(2);
+            };
+            for def in RATIOS {
+                if let (Some(mine), Some(theirs)) =
+                    (reference.ratios.get(def.id), other.ratios.get(def.id))
+                {
+                    let w = worse(def, mine, theirs);
+                    reference.ratios.insert(def.id.to_owned(), w);
+                }
+            }
+            reference.command =
+                format!("{}; the worse of it and {}", reference.command, other.date);
+        }
         cloudproxy_benches::procs::write_file(
             path,
-            &(serde_json::to_string_pretty(&run).unwrap_or_default() + "\n"),
+            &(serde_json::to_string_pretty(&reference).unwrap_or_default() + "\n"),
         );
         println!("reference written: {}", path.display());
     }
