@@ -8,10 +8,14 @@
 //!
 //! `cargo bench -p cloudproxy-benches --bench memory`
 //!
-//! The descriptors needed (about 32,000 in `serve`, 23,000 here) exceed the usual hard limit;
-//! this raises its own limit (and so its children's) when it may (as root), else it opens as
-//! many sessions as the limit allows and says so. `serve` raises its soft limit to the hard
-//! one by itself at start-up.
+//! The tunnels and the media sessions are measured on two `serve`s, one after the other (the
+//! media sessions on a fresh one), so that each step has the whole descriptor limit. Since the
+//! data plane splices tunnels, an idle session holds 7 descriptors in `serve` (the client's
+//! connection, the upstream connection, two pipes, and the media session's UDP socket): 10,000
+//! media sessions need about 70,000, beyond the usual hard limit. This raises its own limit (and
+//! so its children's) when it may (`CAP_SYS_RESOURCE`), else it opens as many media sessions
+//! as the limit allows (the descriptors per tunnel, measured in the first step, plus one) and
+//! says so. `serve` raises its soft limit to the hard one by itself at start-up.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -36,20 +40,15 @@ fn main() {
         return;
     }
     let limit = raise_fd_limit(100_000);
-    // serve: 2 per tunnel, 3 per media session; this process: 2 per session plus UDP sockets.
-    let fit = ((limit.saturating_sub(3_000)) / 3) as u32;
-    let media = MEDIA_SESSIONS.min(fit.saturating_sub(TUNNELS));
-    if media < MEDIA_SESSIONS {
-        println!("memory: the descriptor limit is {limit}: measuring {media} media sessions, not {MEDIA_SESSIONS}");
-    }
     let bin = env!("CARGO_BIN_EXE_bench_relay");
     let up = world::upstream();
+    let client = Client::new();
+
+    // Step 1: the idle tunnels, on a serve of their own.
     let serve = world::start_serve(bin, 90, None);
     let pid = serve.proc.pid();
-    let client = Client::new();
     settle();
     let (rss0, fds0) = (rss_bytes(pid), open_fds(pid));
-
     let tunnels = client.run(async {
         let mut held = Vec::new();
         for i in 0..TUNNELS {
@@ -72,7 +71,25 @@ fn main() {
     });
     settle();
     let (rss1, fds1) = (rss_bytes(pid), open_fds(pid));
+    drop(tunnels);
+    drop(serve);
 
+    // Step 2: the idle media sessions, on a fresh serve, as many as its descriptors allow.
+    let serve = world::start_serve(bin, 90, None);
+    let pid = serve.proc.pid();
+    settle();
+    let (rss_m0, fds_m0) = (rss_bytes(pid), open_fds(pid));
+    // A media session is a tunnel plus its UDP socket.
+    let per_tunnel_fds = (fds1.saturating_sub(fds0)).div_ceil(u64::from(TUNNELS));
+    let per_media_fds = per_tunnel_fds + 1;
+    let room = limit.saturating_sub(fds_m0 + 500);
+    let media = MEDIA_SESSIONS.min((room / per_media_fds.max(1)) as u32);
+    if media < MEDIA_SESSIONS {
+        println!(
+            "memory: serve's descriptor limit is {limit} and a media session holds {per_media_fds} descriptors: measuring {media} media sessions, not {MEDIA_SESSIONS} (needs {} descriptors)",
+            u64::from(MEDIA_SESSIONS) * per_media_fds + fds_m0
+        );
+    }
     let fleet = client.run(async {
         let options = LoadOptions {
             aps: vec![serve.ap],
@@ -91,8 +108,14 @@ fn main() {
     settle();
     let (rss2, fds2) = (rss_bytes(pid), open_fds(pid));
     let opened = fleet.opened() as u64;
-    assert_eq!(opened, u64::from(media), "every media session opened");
-
+    assert_eq!(
+        opened,
+        u64::from(media),
+        "every media session opened (serve logged {:?})",
+        serve.proc.close_reasons()
+    );
+    let rss1_media = rss_m0;
+    let fds1_media = fds_m0;
     let per = |a: u64, b: u64, n: u64| (b.saturating_sub(a)) as f64 / n as f64;
     let figures = vec![
         fig(
@@ -107,12 +130,12 @@ fn main() {
         ),
         fig(
             "memory/media_session_bytes",
-            per(rss1, rss2, opened),
+            per(rss1_media, rss2, opened),
             "bytes RSS per idle media session",
         ),
         fig(
             "memory/media_session_fds",
-            per(fds1, fds2, opened),
+            per(fds1_media, fds2, opened),
             "descriptors per idle media session",
         ),
         fig(
@@ -132,6 +155,10 @@ fn main() {
         rss1 as f64 / 1048576.0
     );
     println!(
+        "  a fresh serve                     RSS {:>8.1} MiB  fds {fds_m0}",
+        rss_m0 as f64 / 1048576.0
+    );
+    println!(
         "  + {opened} idle media sessions    RSS {:>8.1} MiB  fds {fds2}",
         rss2 as f64 / 1048576.0
     );
@@ -142,10 +169,10 @@ fn main() {
     );
     println!(
         "  per idle media session: {:>6.1} KiB RSS, {:.2} descriptors (tunnel included)",
-        per(rss1, rss2, opened) / 1024.0,
-        per(fds1, fds2, opened)
+        per(rss1_media, rss2, opened) / 1024.0,
+        per(fds1_media, fds2, opened)
     );
-    drop((fleet, tunnels));
+    drop(fleet);
 }
 
 fn fig(id: &str, value: f64, unit: &str) -> Figure {

@@ -5,11 +5,14 @@
 //! relay a child process (`bench_relay`), the same client loop for all. Throughput: datagrams
 //! echoed (one element per round trip).
 //!
+//! Then issue 12's "two workers vs one": 16 flows through `serve`, 4 datagrams outstanding
+//! each, on a `serve` with one relay worker and on one with two (group `udp_flows16_workers`).
+//!
 //! Run: `cargo bench -p cloudproxy-benches --bench relay_udp`
 
 use std::time::Duration;
 
-use cloudproxy_benches::drive::{echo_window, Client, Flow};
+use cloudproxy_benches::drive::{echo_flows, echo_window, Client, Flow};
 use cloudproxy_benches::world::{self, Baseline};
 use criterion::{Criterion, Throughput};
 
@@ -76,6 +79,50 @@ fn main() {
         });
     }
     group.finish();
+    workers(&mut c, bin, &up.addrs, &client, &serve);
     c.final_summary();
     drop((naive, mmsg, flows));
+}
+
+/// Flows of the workers case, and the window each keeps outstanding.
+const WORKER_FLOWS: u32 = 16;
+const WORKER_WINDOW: u64 = 4;
+
+/// Many flows through `serve` with one relay worker (`one`, the serve above) and with two
+/// (`two`, a second serve): datagrams echoed per second, issue 12's "two workers vs one".
+fn workers(
+    c: &mut Criterion,
+    bin: &str,
+    up: &cloudproxy_load::upstream::UpstreamAddrs,
+    client: &Client,
+    one: &world::Serve,
+) {
+    let two = world::start_serve_workers(bin, 91, None, 2);
+    let open = |serve: &world::Serve, first: u32| -> Vec<Flow> {
+        client.run(async {
+            let mut flows = Vec::new();
+            for i in first..first + WORKER_FLOWS {
+                let ip = world::client_ip(i * 16);
+                let flow =
+                    Flow::through_serve(serve.ap, ip, i + 1, up.tcp_echo, up.udp_echo, PAYLOAD)
+                        .await
+                        .unwrap_or_else(|e| panic!("FAILED udp_flows16_workers: a session: {e}"));
+                flows.push(flow);
+            }
+            flows
+        })
+    };
+    let cases = [("one", open(one, 100)), ("two", open(&two, 200))];
+    let mut group = c.benchmark_group("udp_flows16_workers");
+    group.throughput(Throughput::Elements(1));
+    for (name, flows) in &cases {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                client
+                    .run(echo_flows(flows, iters, WORKER_WINDOW))
+                    .unwrap_or_else(|e| panic!("FAILED udp_flows16_workers/{name}: {e}"))
+            })
+        });
+    }
+    group.finish();
 }

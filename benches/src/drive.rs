@@ -226,6 +226,29 @@ pub async fn echo_window(flow: &Flow, count: u64, window: u64) -> Result<(Durati
     Ok((start.elapsed(), lost))
 }
 
+/// Closed-loop echo on every flow at once: each keeps `window` datagrams outstanding until its
+/// share of `count` came back (at least one each); returns the wall time of the slowest.
+pub async fn echo_flows(flows: &[Flow], count: u64, window: u64) -> Result<Duration, String> {
+    let start = Instant::now();
+    let per_flow = count.div_ceil(flows.len().max(1) as u64).max(1);
+    let tasks: Vec<_> = flows
+        .iter()
+        .map(|f| {
+            let flow = Flow {
+                socket: f.socket.clone(),
+                to: f.to,
+                datagram: f.datagram.clone(),
+                session: None,
+            };
+            tokio::task::spawn_local(async move { echo_window(&flow, per_flow, window).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(start.elapsed())
+}
+
 /// Open-loop flows: each sends `pps` datagrams a second for `duration` (first sends spread
 /// over one interval); returns (sent, received) over every flow, counting answers until
 /// 300 ms after the last send.

@@ -1,6 +1,7 @@
 //! What the benchmarks share: the loopback world they run in ([`world`]), the relay processes
 //! and their CPU, memory and descriptor accounting ([`procs`]), the loops that drive traffic
-//! through a relay ([`drive`]), and the results files, ratios, goals and the comparison with
+//! through a relay ([`drive`]), a two-party call through `serve` or straight to the edge
+//! ([`call`]), and the results files, ratios, goals and the comparison with
 //! the committed reference ([`results`]).
 //!
 //! Every relay runs in a child process (`bench_relay`, found with
@@ -13,6 +14,7 @@
 // simulation's sake).
 #![allow(clippy::disallowed_methods)]
 
+pub mod call;
 pub mod drive;
 pub mod procs;
 pub mod results;

@@ -107,8 +107,19 @@ impl Drop for TempDir {
 /// the SD-RTN block of the upstream servers and bounds wide enough for the benchmarks: no
 /// idle expiry within a run, 20 000 sessions, no rate limit that a benchmark would hit.
 /// `max_queued` is the relay's `max_queued_bytes_per_stream` (the default's 4 MiB unless
-/// given).
+/// given). One relay worker, as every baseline relay runs on one thread: the ratios compare
+/// implementations, not thread counts ([`start_serve_workers`] for more).
 pub fn start_serve(bin: &str, second: u8, max_queued: Option<usize>) -> Serve {
+    start_serve_workers(bin, second, max_queued, 1)
+}
+
+/// [`start_serve`] with `workers` relay workers (`[relay] workers`, one shard each).
+pub fn start_serve_workers(
+    bin: &str,
+    second: u8,
+    max_queued: Option<usize>,
+    workers: u16,
+) -> Serve {
     let dir =
         std::env::temp_dir().join(format!("cloudproxy-bench-{}-{second}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -116,7 +127,7 @@ pub fn start_serve(bin: &str, second: u8, max_queued: Option<usize>) -> Serve {
         format!("max_queued_bytes_per_stream = {q}\n")
     });
     let config = format!(
-        "sdrtn = [\"127.90.3.0/24\"]\n\n[ap]\nlisten = [\"127.{second}.1.1\"]\nports = [1080]\nmax_requests_per_ip = 100000\nmax_tracked_ips = 100000\nmax_requests_per_prefix = 1000000\nmax_tracked_prefixes = 100000\nticket_lifetime_ms = 3600000\n\n[relay]\nlisten = [\"127.{second}.2.1\"]\nudp_ports = \"4500-4503\"\nidle_timeout_ms = 3600000\nmax_sessions_total = 20000\nmax_sessions_per_client_ip = 20000\nmax_pending_handshakes = 4096\n{queued}"
+        "sdrtn = [\"127.90.3.0/24\"]\n\n[ap]\nlisten = [\"127.{second}.1.1\"]\nports = [1080]\nmax_requests_per_ip = 100000\nmax_tracked_ips = 100000\nmax_requests_per_prefix = 1000000\nmax_tracked_prefixes = 100000\nticket_lifetime_ms = 3600000\n\n[relay]\nlisten = [\"127.{second}.2.1\"]\nudp_ports = \"4500-4503\"\nidle_timeout_ms = 3600000\nmax_sessions_total = 20000\nmax_sessions_per_client_ip = 20000\nmax_pending_handshakes = 4096\nworkers = {workers}\n{queued}"
     );
     let path = dir.join("serve.toml");
     crate::procs::write_file(&path, &config);

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! bench_report [--reference FILE] [--compare] [--tolerance 0.10] [--goals-only]
-//!              [--run-out FILE] [--write-reference FILE --command TEXT]
+//!              [--run-out FILE] [--write-reference FILE --command TEXT] [--retry-out FILE]
+//!              [--criterion-dir DIR] [--results-dir DIR] [--worst-of RUN.json]...
 //! ```
 //!
 //! Reads criterion's files (`target/criterion`) and ours (`target/bench-results`). With
@@ -14,14 +15,21 @@
 //! still printed and compared, but do not fail the run (on a shared machine the connection-setup
 //! and nanosecond-scale ones move by far more than any tolerance between two runs). `--run-out` writes this run (ratios and
 //! figures, commit, machine, date) as JSON: the artifact the history plot reads.
-//! `--write-reference` writes the ratios as the new reference.
+//! `--write-reference` writes the ratios as the new reference. `--retry-out` writes the
+//! benchmark targets whose ratios regressed, one a line (empty when none did): what
+//! `cargo xtask bench-gate` runs once more before it fails. `--criterion-dir` and
+//! `--results-dir` read the figures from elsewhere than `target/` (the gate's tests).
+//! `--worst-of` (with `--write-reference`) takes each ratio of the reference as the worse of
+//! this run and the given runs (`--run-out` files): the low end of the machine's noise.
+//!
+//! Exit status: 0, or 1 when `--compare` found a regression, 2 on a usage error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cloudproxy_benches::results::{
-    compare, measure, meets_goal, read_criterion, read_results, results_dir, target_dir, Figures,
-    Measured, Reference, Verdict, RATIOS,
+    compare, measure, meets_goal, read_criterion, read_results, regressions, results_dir,
+    retry_targets, target_dir, worse, Figures, Measured, Reference, Verdict, RATIOS,
 };
 
 struct Args {
@@ -32,6 +40,10 @@ struct Args {
     run_out: Option<PathBuf>,
     write_reference: Option<PathBuf>,
     command: String,
+    retry_out: Option<PathBuf>,
+    criterion_dir: PathBuf,
+    results_dir: PathBuf,
+    worst_of: Vec<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +55,10 @@ fn parse() -> Result<Args, String> {
         run_out: None,
         write_reference: None,
         command: "benches/quick".into(),
+        retry_out: None,
+        criterion_dir: target_dir().join("criterion"),
+        results_dir: results_dir(),
+        worst_of: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -64,6 +80,10 @@ fn parse() -> Result<Args, String> {
             "--run-out" => a.run_out = Some(value("--run-out")?.into()),
             "--write-reference" => a.write_reference = Some(value("--write-reference")?.into()),
             "--command" => a.command = value("--command")?,
+            "--retry-out" => a.retry_out = Some(value("--retry-out")?.into()),
+            "--criterion-dir" => a.criterion_dir = value("--criterion-dir")?.into(),
+            "--results-dir" => a.results_dir = value("--results-dir")?.into(),
+            "--worst-of" => a.worst_of.push(value("--worst-of")?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -92,6 +112,14 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}, Linux {}", sh("uname", &["-r"]))
 }
 
+/// A run written by `--run-out` (`{"run": ...}`), or a reference.
+fn read_run(path: &std::path::Path) -> Option<Reference> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let run = value.get("run").cloned().unwrap_or(value);
+    serde_json::from_value(run).ok()
+}
+
 fn show(m: &Measured) -> String {
     match m {
         Measured::Value(v) => format!("{v:.3}"),
@@ -109,8 +137,8 @@ fn main() -> ExitCode {
         }
     };
     let mut figures = Figures::new();
-    read_criterion(&target_dir().join("criterion"), &mut figures);
-    read_results(&results_dir(), &mut figures);
+    read_criterion(&args.criterion_dir, &mut figures);
+    read_results(&args.results_dir, &mut figures);
     let reference: Option<Reference> = std::fs::read_to_string(&args.reference)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -129,7 +157,6 @@ fn main() -> ExitCode {
         "\n{:<34} {:>9} {:>12} {:>10}  verdict",
         "ratio", "now", "goal", "reference"
     );
-    let mut regressions = Vec::new();
     let mut notes = Vec::new();
     let mut now = std::collections::BTreeMap::new();
     for def in RATIOS {
@@ -151,11 +178,10 @@ fn main() -> ExitCode {
         let verdict = compare(def, &m, reference_m, args.tolerance);
         let verdict_text = match &verdict {
             Verdict::Ok => "ok".to_owned(),
-            Verdict::Regressed(why) => {
+            Verdict::Regressed(_) => {
                 if args.goals_only && !def.gated() {
                     "worse (not gated)".to_owned()
                 } else {
-                    regressions.push(format!("{}: {why}", def.id));
                     "REGRESSED".to_owned()
                 }
             }
@@ -200,13 +226,41 @@ fn main() -> ExitCode {
         println!("\nthis run: {}", path.display());
     }
     if let Some(path) = &args.write_reference {
+        let mut reference = run.clone();
+        for other in &args.worst_of {
+            let Some(other) = read_run(other) else {
+                eprintln!("bench_report: --worst-of {}: not a run", other.display());
+                return ExitCode::from(2);
+            };
+            for def in RATIOS {
+                if let (Some(mine), Some(theirs)) =
+                    (reference.ratios.get(def.id), other.ratios.get(def.id))
+                {
+                    let w = worse(def, mine, theirs);
+                    reference.ratios.insert(def.id.to_owned(), w);
+                }
+            }
+            reference.command =
+                format!("{}; the worse of it and {}", reference.command, other.date);
+        }
         cloudproxy_benches::procs::write_file(
             path,
-            &(serde_json::to_string_pretty(&run).unwrap_or_default() + "\n"),
+            &(serde_json::to_string_pretty(&reference).unwrap_or_default() + "\n"),
         );
         println!("reference written: {}", path.display());
     }
     if args.compare {
+        let regressions = regressions(
+            &figures,
+            reference.as_ref(),
+            args.tolerance,
+            args.goals_only,
+        );
+        if let Some(path) = &args.retry_out {
+            let targets = retry_targets(&regressions);
+            let text: String = targets.iter().map(|t| format!("{t}\n")).collect();
+            cloudproxy_benches::procs::write_file(path, &text);
+        }
         if regressions.is_empty() {
             println!(
                 "\ncompare: no ratio worse than the reference by more than {:.0}%",
@@ -218,8 +272,8 @@ fn main() -> ExitCode {
                 regressions.len(),
                 args.tolerance * 100.0
             );
-            for r in &regressions {
-                println!("  {r}");
+            for (id, why) in &regressions {
+                println!("  {id}: {why}");
             }
             return ExitCode::from(1);
         }

@@ -6,6 +6,9 @@
 //!                     lint gates, `cargo test --workspace`, no unreferenced snapshot
 //! cargo xtask lint    the lint gates only (format, clippy, dependency checks)
 //! cargo xtask peers   the Debian packages the tests need, and the command that installs them
+//! cargo xtask bench-gate  the benchmark regression gate: the quick suite compared with
+//!                     benches/reference.json (goal ratios, 35% tolerance, a regressed target
+//!                     retried once); CI runs it after the tests
 //! ```
 //!
 //! `cargo xtask test` stops at the first failing step, naming it; when something the tests need
@@ -14,6 +17,7 @@
 // steps on the wall clock.
 #![allow(clippy::disallowed_methods)]
 
+mod bench_gate;
 mod lint;
 mod peers;
 mod snapshots;
@@ -311,14 +315,17 @@ fn print_peers() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-const USAGE: &str = "usage: cargo xtask <test|lint|peers>
+const USAGE: &str = "usage: cargo xtask <test|lint|peers|bench-gate>
 
   test    the README's test command: rustfmt and clippy, root and the Debian peers
           (installed with apt-get when it can, else it stops naming the command), format,
           clippy -D warnings, the dependency gates, cargo test --workspace, and no
           unreferenced snapshot
   lint    format, clippy and the dependency gates only
-  peers   the Debian packages the tests need and the command that installs them";
+  peers   the Debian packages the tests need and the command that installs them
+  bench-gate  the benchmark regression gate: benches/quick --compare --goals-only
+          --tolerance 0.35 (same-run ratios against benches/reference.json), a target whose
+          ratio regressed run once more before the gate fails";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -331,6 +338,7 @@ fn main() -> ExitCode {
         ["test"] => test(),
         ["lint"] => lint_only(),
         ["peers"] => print_peers(),
+        ["bench-gate"] => bench_gate::main(),
         [] | ["help"] | ["--help"] | ["-h"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
