@@ -76,6 +76,17 @@
 //! inputs, and fires its own timers only in `handle_timeout`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Bad input is an error, never a panic: no indexing that can go out of bounds, no unwrap or
+// expect, no panic! outside the tests (a local allow says why its invariant holds).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 pub mod ap;
 pub mod app;
