@@ -72,6 +72,7 @@ impl ApTransport {
 
 /// What became of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ApOutcome {
     /// Answered with relays and a ticket.
     Granted,

@@ -94,6 +94,7 @@ pub struct Ticket {
 
 /// Why a relay refuses a ticket.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum TicketError {
     /// The MAC does not match the contents: forged, altered, or signed with another key.
     #[error("ticket MAC does not verify")]
