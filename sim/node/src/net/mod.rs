@@ -27,11 +27,11 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use pumps::{StreamEvent, StreamPumps};
-pub use tokio_net::{unix_now, TokioNet};
+pub use tokio_net::{unix_now, wall_clock, TokioNet};
 pub use tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
 
 /// A network as node code sees it.
@@ -57,6 +57,10 @@ pub trait Net: Clone + 'static {
     /// elapsed time, or the Unix epoch for real sockets), so that tickets mean the same thing
     /// on the access point and on the relays.
     fn now(&self) -> Instant;
+    /// The wall clock: Unix time, the timeline of tickets (the access point writes their
+    /// expiry in it, every relay checks it), handed to the machines beside [`Net::now`]. Real
+    /// sockets read the system's clock; the simulation its virtual clock plus a fixed epoch.
+    fn unix_now(&self) -> UnixTime;
     /// Moves a spliced tunnel's bytes between `client` and `upstream` until it ends, reporting
     /// on `link` (see [`tunnel`]). By default a bounded-buffer copy ([`copy_tunnel`]), the
     /// simulation's; real sockets on Linux use `splice(2)`.

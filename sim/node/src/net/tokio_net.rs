@@ -34,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 use super::{Listener, Net, Udp};
@@ -127,6 +127,16 @@ impl TokioNet {
     }
 }
 
+/// The system's wall clock as Unix time, the timeline of tickets ([`Net::unix_now`]).
+pub fn wall_clock() -> UnixTime {
+    // The real-socket nodes' one reading of the wall clock (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixTime::from_duration_since_epoch(since)
+}
+
 /// The wall clock as the shared timeline: microseconds since the Unix epoch.
 pub fn unix_now() -> Instant {
     // The one real clock of the real-socket nodes: their timeline is the Unix epoch's, so that
@@ -207,6 +217,10 @@ impl Net for TokioNet {
 
     fn now(&self) -> Instant {
         unix_now()
+    }
+
+    fn unix_now(&self) -> UnixTime {
+        wall_clock()
     }
 
     async fn tunnel(
