@@ -42,8 +42,9 @@
 //! - [`sdrtn`]: what a client needs to know about an SD-RTN edge: its addresses, and how media
 //!   datagrams are framed over TCP.
 //! - [`entropy`]: the seeded randomness every machine is handed (ticket nonces, jitter).
-//! - [`time`]: the virtual clock's [`time::Instant`], a count of microseconds on the driver's
-//!   timeline.
+//! - [`time`]: the two clocks a driver hands in: [`time::Instant`], monotonic microseconds on
+//!   the driver's timeline (every `now`), and [`time::UnixTime`], the wall clock tickets expire
+//!   in (`ApInput::WallClock`, `RelayInput::WallClock`).
 //!
 //! ## Run loop
 //!
