@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::UnixTime;
 use cloudproxy_core::wire::{CloseReason, ErrorCode, Message, RelayInfo, Ticket, TicketKey};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -17,7 +17,7 @@ fn frames() -> Vec<(&'static str, Message)> {
         &key,
         "demo-app",
         "203.0.113.7".parse().unwrap(),
-        Instant::from_millis(1_700_000_060_000),
+        UnixTime::from_millis(1_700_000_060_000),
         [0x11; 16],
     )
     .unwrap();

@@ -42,8 +42,9 @@
 //! - [`sdrtn`]: what a client needs to know about an SD-RTN edge: its addresses, and how media
 //!   datagrams are framed over TCP.
 //! - [`entropy`]: the seeded randomness every machine is handed (ticket nonces, jitter).
-//! - [`time`]: the virtual clock's [`time::Instant`], a count of microseconds on the driver's
-//!   timeline.
+//! - [`time`]: the two clocks a driver hands in: [`time::Instant`], monotonic microseconds on
+//!   the driver's timeline (every `now`), and [`time::UnixTime`], the wall clock tickets expire
+//!   in (`ApInput::WallClock`, `RelayInput::WallClock`).
 //!
 //! ## Run loop
 //!
@@ -76,6 +77,17 @@
 //! inputs, and fires its own timers only in `handle_timeout`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Bad input is an error, never a panic: no indexing that can go out of bounds, no unwrap or
+// expect, no panic! outside the tests (a local allow says why its invariant holds).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 pub mod ap;
 pub mod app;

@@ -82,7 +82,7 @@ impl AccessPoint {
             return self.refuse(ApRefusal::NoRelay, "no relay available", len);
         }
         let nonce = self.entropy.next_array();
-        let expires_at = now + self.config.ticket_lifetime;
+        let expires_at = self.unix_now(now) + self.config.ticket_lifetime;
         let Ok(ticket) = Ticket::issue(&self.config.key, &app_id, from.ip(), expires_at, nonce)
         else {
             // Unreachable: the decoded application id is valid.

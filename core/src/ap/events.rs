@@ -74,6 +74,7 @@ impl ApTransport {
 
 /// What became of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ApOutcome {
     /// Answered with relays and a ticket.
     Granted,

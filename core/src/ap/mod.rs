@@ -61,7 +61,7 @@
 //! ```
 //! use cloudproxy_core::ap::{AccessPoint, ApConfig, ApConn, ApInput, ApOutput};
 //! use cloudproxy_core::entropy::Entropy;
-//! use cloudproxy_core::time::Instant;
+//! use cloudproxy_core::time::{Instant, UnixTime};
 //! use cloudproxy_core::wire::{Message, RelayInfo, TicketKey, FLAG_UDP_MEDIA};
 //!
 //! let relay = RelayInfo { addr: "120.92.118.34".parse().unwrap(), tcp_port: 4000, udp_port: 0 };
@@ -69,6 +69,9 @@
 //! let mut ap = AccessPoint::new(ApConfig::new(key.clone(), vec![relay]), Entropy::from_u64(1));
 //! let (local, from) = ("47.74.211.17:8000".parse().unwrap(), "203.0.113.7:40000".parse().unwrap());
 //! let now = Instant::from_millis(1_000);
+//! // The wall clock, beside the monotonic `now`: tickets expire in Unix time.
+//! let wall = UnixTime::from_millis(1_764_547_200_000);
+//! ap.handle_input(ApInput::WallClock(wall), now);
 //!
 //! // A padded request over UDP: relays and a ticket bound to the sender.
 //! let request = Message::padded_ap_request(9, "demo", FLAG_UDP_MEDIA).to_bytes().unwrap();
@@ -77,7 +80,8 @@
 //! assert!(to == from && data.len() <= request.len());
 //! let Ok(Message::ApResponse { request_id: 9, ticket, .. }) = Message::decode_datagram(&data)
 //! else { panic!("not an answer") };
-//! assert_eq!(ticket.verify(&key, now, from.ip()), Ok(()));
+//! assert_eq!(ticket.verify(&key, wall, from.ip()), Ok(()));
+//! assert_eq!(ticket.expires_at(), wall + std::time::Duration::from_secs(120));
 //! assert!(matches!(ap.poll_output(), Some(ApOutput::Event(_))));
 //! assert_eq!(ap.poll_output(), None);
 //!
@@ -111,7 +115,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::entropy::Entropy;
 use crate::relay::Cidr;
-use crate::time::Instant;
+use crate::time::{Instant, UnixTime};
 use crate::wire::{Message, MAGIC};
 
 mod answer;
@@ -209,6 +213,12 @@ pub enum ApInput<'a> {
         /// The connection.
         conn: ApConn,
     },
+    /// The wall clock, read by the driver: the time tickets are issued against (their expiry
+    /// is this plus the ticket lifetime). Give it before the inputs that may carry a request
+    /// (a `Datagram`, `TcpData`); the access point keeps the latest reading. Until the first,
+    /// the driver's timeline is taken as the Unix epoch's (`now` read as Unix time), as it
+    /// was before the two clocks were split: a driver whose `now` is monotonic must give it.
+    WallClock(UnixTime),
 }
 
 /// Something the driver must do, or an event to record. See the module docs for the order.
@@ -259,6 +269,8 @@ pub struct AccessPoint {
     out: VecDeque<ApOutput>,
     /// Counters.
     counters: ApCounters,
+    /// The latest wall-clock reading ([`ApInput::WallClock`]).
+    wall_clock: Option<UnixTime>,
 }
 
 impl AccessPoint {
@@ -280,7 +292,14 @@ impl AccessPoint {
             timers: BTreeSet::new(),
             out: VecDeque::new(),
             counters: ApCounters::default(),
+            wall_clock: None,
         }
+    }
+
+    /// Unix time at `now`: the latest [`ApInput::WallClock`], else `now` read as Unix time.
+    fn unix_now(&self, now: Instant) -> UnixTime {
+        self.wall_clock
+            .unwrap_or_else(|| UnixTime::from_millis(now.as_millis()))
     }
 
     /// Feeds one input. Drain [`AccessPoint::poll_output`] afterwards.
@@ -290,6 +309,7 @@ impl AccessPoint {
             ApInput::TcpAccepted { conn, peer } => self.on_tcp_accepted(conn, peer, now),
             ApInput::TcpData { conn, data } => self.on_tcp_data(conn, data, now),
             ApInput::TcpClosed { conn } => self.on_tcp_closed(conn),
+            ApInput::WallClock(unix_now) => self.wall_clock = Some(unix_now),
         }
     }
 

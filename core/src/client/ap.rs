@@ -210,9 +210,9 @@ impl ApQuery {
         now: Instant,
     ) -> ApStep {
         for i in 0..self.attempts.len() {
-            if self.attempts[i].deadline <= now {
+            if self.attempts.get(i).is_some_and(|a| a.deadline <= now) {
                 self.end_attempt(i, io, now);
-                self.attempts[i].alive_until_deadline = false;
+                self.release_hold(i);
             }
         }
         self.advance(config, io, now)
@@ -227,8 +227,12 @@ impl ApQuery {
         io: &mut Io,
         now: Instant,
     ) -> Option<ApStep> {
-        let index = self.attempts.iter().position(|a| a.conn == Some(conn))?;
-        let target = self.attempts[index].target.addr;
+        let (index, target) = self
+            .attempts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.conn == Some(conn))
+            .map(|(i, a)| (i, a.target.addr))?;
         Some(match event {
             TcpEvent::Connected => {
                 io.send(conn, self.request.clone());
@@ -236,7 +240,7 @@ impl ApQuery {
             }
             TcpEvent::Failed | TcpEvent::Closed => {
                 // Already gone: nothing to close.
-                self.attempts[index].conn = None;
+                self.forget_conn(index);
                 self.end_attempt(index, io, now);
                 self.advance(config, io, now)
             }
@@ -244,7 +248,7 @@ impl ApQuery {
                 let mut msgs = Vec::new();
                 let request_id = self.request_id;
                 let decoded = read_frames(
-                    &mut self.attempts[index].reader,
+                    &mut self.attempts.get_mut(index)?.reader,
                     &mut data,
                     |m| is_final(m, request_id),
                     &mut msgs,
@@ -254,7 +258,7 @@ impl ApQuery {
                     match self.on_message(msg, target, now) {
                         Heard::Nothing => io.ignored(),
                         Heard::Granted(grant) => {
-                            self.attempts[index].conn = None;
+                            self.forget_conn(index);
                             io.close(conn);
                             self.cancel_losers(io);
                             return Some(ApStep::Granted(grant));
@@ -269,7 +273,7 @@ impl ApQuery {
                     io.ignored();
                 }
                 if refused {
-                    self.attempts[index].alive_until_deadline = false;
+                    self.release_hold(index);
                 }
                 if refused || decoded.is_err() {
                     self.end_attempt(index, io, now);
@@ -305,7 +309,7 @@ impl ApQuery {
             }
             Heard::Granted(grant) => {
                 // The winner's own TCP attempt is not a loser.
-                if let Some(conn) = self.attempts[index].conn.take() {
+                if let Some(conn) = self.attempts.get_mut(index).and_then(|a| a.conn.take()) {
                     io.close(conn);
                 }
                 self.cancel_losers(io);
@@ -315,7 +319,7 @@ impl ApQuery {
                 ApStep::Failed(StateReason::ApRefused(code))
             }
             Heard::Refused(_) => {
-                self.attempts[index].alive_until_deadline = false;
+                self.release_hold(index);
                 self.end_attempt(index, io, now);
                 self.advance(config, io, now)
             }
@@ -354,6 +358,20 @@ impl ApQuery {
             }
             // A stale answer (another round's id) or a message that has no business here.
             _ => Heard::Nothing,
+        }
+    }
+
+    /// Forgets attempt `i`'s connection: already gone, or closed by the caller.
+    fn forget_conn(&mut self, i: usize) {
+        if let Some(attempt) = self.attempts.get_mut(i) {
+            attempt.conn = None;
+        }
+    }
+
+    /// Attempt `i` no longer keeps the round alive until its deadline.
+    fn release_hold(&mut self, i: usize) {
+        if let Some(attempt) = self.attempts.get_mut(i) {
+            attempt.alive_until_deadline = false;
         }
     }
 

@@ -185,7 +185,12 @@ impl TunnelOpening {
         io: &mut Io,
         now: Instant,
     ) -> Option<OpenStep> {
-        let i = self.attempts.iter().position(|a| a.conn == Some(conn))?;
+        let (i, relay_tcp) = self
+            .attempts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.conn == Some(conn))
+            .map(|(i, a)| (i, a.relay_tcp))?;
         Some(match event {
             TcpEvent::Connected => {
                 let open = Message::TunnelOpen {
@@ -197,23 +202,23 @@ impl TunnelOpening {
             }
             TcpEvent::Failed | TcpEvent::Closed => {
                 // Already gone: nothing to close.
-                self.attempts[i].conn = None;
+                if let Some(attempt) = self.attempts.get_mut(i) {
+                    attempt.conn = None;
+                }
                 self.last_failure = StateReason::RelayUnreachable;
                 self.end_attempt(i, io, now);
                 self.advance(config, io, now)
             }
             TcpEvent::Data(mut data) => {
                 let mut msgs = Vec::new();
-                let reader = &mut self.attempts[i].reader;
+                let reader = &mut self.attempts.get_mut(i)?.reader;
                 let decoded = read_frames(reader, &mut data, |_| true, &mut msgs);
                 match (msgs.pop(), decoded) {
                     (Some(msg), _) => self.on_message(i, msg, data, config, io, now),
                     (None, Ok(())) => OpenStep::Pending,
                     (None, Err(e)) => {
-                        self.last_failure = StateReason::ProtocolViolation(format!(
-                            "relay {}: {e}",
-                            self.attempts[i].relay_tcp
-                        ));
+                        self.last_failure =
+                            StateReason::ProtocolViolation(format!("relay {relay_tcp}: {e}"));
                         self.end_attempt(i, io, now);
                         self.advance(config, io, now)
                     }
@@ -232,6 +237,10 @@ impl TunnelOpening {
         io: &mut Io,
         now: Instant,
     ) -> OpenStep {
+        // `i` names a started attempt (the caller found it by its connection).
+        let Some(relay_tcp) = self.attempts.get(i).map(|a| a.relay_tcp) else {
+            return OpenStep::Pending;
+        };
         match msg {
             Message::TunnelAccept {
                 session_id,
@@ -285,8 +294,7 @@ impl TunnelOpening {
             }
             other => {
                 self.last_failure = StateReason::ProtocolViolation(format!(
-                    "relay {} answered TunnelOpen with {:?}",
-                    self.attempts[i].relay_tcp,
+                    "relay {relay_tcp} answered TunnelOpen with {:?}",
                     other.message_type()
                 ));
                 self.end_attempt(i, io, now);

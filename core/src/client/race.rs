@@ -109,8 +109,10 @@ pub(super) fn ap_order(ips: &[IpAddr], ports: &[u16], racing: bool, max: usize) 
     if racing && !ports.is_empty() {
         for round in 0..ports.len() {
             for (i, ip) in ips.iter().enumerate() {
-                let port = ports[(i + round) % ports.len()];
-                push(SocketAddr::new(*ip, port));
+                // Always `Some`: the index is taken modulo a non-zero length.
+                if let Some(&port) = ports.get((i + round) % ports.len()) {
+                    push(SocketAddr::new(*ip, port));
+                }
             }
         }
     } else {

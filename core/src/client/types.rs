@@ -152,6 +152,7 @@ pub enum ClientOutput {
 /// the fallback from the direct attempt to the cloud proxy is reported as a change to the
 /// state the client is already in, with the reason [`StateReason::FallbackToProxy`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// The connection state changed (emitted only when the state really changes).
     ConnectionStateChanged {

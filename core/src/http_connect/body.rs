@@ -75,7 +75,7 @@ impl BodySkipper {
     /// of `input` (the rest is the next response), `Ok(None)` when all of `input` was body.
     pub(crate) fn skip(&mut self, input: &[u8]) -> Result<Option<usize>, Unskippable> {
         let mut i = 0;
-        while i < input.len() {
+        while let Some(&b) = input.get(i) {
             if let Skip::Length(left) | Skip::Data(left) = &mut self.state {
                 // Whole runs of data at once.
                 let n = usize::try_from(*left)
@@ -91,7 +91,6 @@ impl BodySkipper {
                 }
                 continue;
             }
-            let b = input[i];
             i += 1;
             self.count(1)?;
             if self.step(b)? {

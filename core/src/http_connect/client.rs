@@ -352,7 +352,8 @@ impl HttpConnectClient {
                     Err(error) => return self.fail(error, true),
                     Ok(None) => return,
                     Ok(Some((head, used))) => {
-                        rest = &rest[used..];
+                        // `used` never exceeds what was pushed; past it, nothing is left.
+                        rest = rest.get(used..).unwrap_or_default();
                         if !self.on_head(conn, head, rest) {
                             return;
                         }
@@ -362,7 +363,8 @@ impl HttpConnectClient {
                     Err(_) => return self.reconnect(conn),
                     Ok(None) => return,
                     Ok(Some(used)) => {
-                        rest = &rest[used..];
+                        // `used` never exceeds what was pushed; past it, nothing is left.
+                        rest = rest.get(used..).unwrap_or_default();
                         self.send_request(conn);
                         self.state = State::AwaitingHead {
                             conn,

@@ -240,7 +240,8 @@ pub enum HttpConnectError {
 /// `bytes` for an error message: printable ASCII as is, anything else escaped, at most `max`
 /// bytes of input (then `...`).
 pub(crate) fn escape_excerpt(bytes: &[u8], max: usize) -> String {
-    let shown: String = bytes[..bytes.len().min(max)].escape_ascii().to_string();
+    // Shorter than `max`: all of it.
+    let shown: String = bytes.get(..max).unwrap_or(bytes).escape_ascii().to_string();
     if bytes.len() > max {
         format!("\"{shown}...\"")
     } else {

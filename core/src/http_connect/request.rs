@@ -187,22 +187,29 @@ pub fn encode_request(
 
 /// Base64 with the standard alphabet and padding (RFC 4648 §4).
 pub(crate) fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for group in input.chunks(3) {
-        let b = [
-            group[0],
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
+        let b = [0, 1, 2].map(|k| group.get(k).copied().unwrap_or(0));
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= group.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 0x3F) as usize]));
+                out.push(base64_digit((n >> shift) as u8 & 0x3F));
             } else {
                 out.push('=');
             }
         }
     }
     out
+}
+
+/// The digit of the standard alphabet for a sextet (`0..64`; higher bits are ignored).
+fn base64_digit(sextet: u8) -> char {
+    let v = sextet & 0x3F;
+    char::from(match v {
+        0..=25 => b'A' + v,
+        26..=51 => b'a' + (v - 26),
+        52..=61 => b'0' + (v - 52),
+        62 => b'+',
+        _ => b'/',
+    })
 }

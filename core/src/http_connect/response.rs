@@ -272,7 +272,7 @@ impl HeadReader {
             self.buf.push(b);
             if self.lines == 0 && self.buf.len() <= 5 && !b"HTTP/".starts_with(&self.buf) {
                 let mut start = std::mem::take(&mut self.buf);
-                start.extend(input[i + 1..].iter().take(32));
+                start.extend(input.iter().skip(i + 1).take(32));
                 return Err(HttpConnectError::NotHttp {
                     start: escape_excerpt(&start, 32),
                 });
@@ -285,7 +285,7 @@ impl HeadReader {
                 continue;
             }
             let end = self.buf.len() - 1;
-            let content_end = match self.buf[self.line_start..end].last() {
+            let content_end = match self.buf.get(self.line_start..end).and_then(|l| l.last()) {
                 Some(b'\r') => end - 1,
                 _ => end,
             };
@@ -369,13 +369,13 @@ fn parse_head(buf: &[u8]) -> Result<ResponseHead, HttpConnectError> {
             }
             continue;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let mut parts = line.splitn(2, |&b| b == b':');
+        let (Some(name), Some(raw_value)) = (parts.next(), parts.next()) else {
             return Err(malformed(
                 n,
                 format!("no ':' in the header line {}", escape_excerpt(line, 64)),
             ));
         };
-        let name = &line[..colon];
         if name.is_empty() {
             return Err(malformed(n, "the header field name is empty"));
         }
@@ -392,7 +392,7 @@ fn parse_head(buf: &[u8]) -> Result<ResponseHead, HttpConnectError> {
         }
         // A token is ASCII, so the name is valid UTF-8.
         let name = String::from_utf8_lossy(name).into_owned();
-        let value = field_value(n, &name, &line[colon + 1..])?;
+        let value = field_value(n, &name, raw_value)?;
         headers.push(Header { name, value });
     }
     Ok(ResponseHead {
@@ -445,10 +445,11 @@ fn parse_status_line(line: &[u8]) -> Result<(HttpVersion, u16, String), HttpConn
     let Some(after) = after.strip_prefix(b" ") else {
         return Err(malformed(1, "expected a space after the HTTP version"));
     };
-    let code = match after {
-        [a, b, c, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
-            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
-        }
+    let (code, after_code) = match after {
+        [a, b, c, rest @ ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => (
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'),
+            rest,
+        ),
         _ => {
             return Err(malformed(
                 1,
@@ -462,7 +463,7 @@ fn parse_status_line(line: &[u8]) -> Result<(HttpVersion, u16, String), HttpConn
             format!("status code {code} is outside 100..=599"),
         ));
     }
-    let reason = match &after[3..] {
+    let reason = match after_code {
         [] => &[][..],
         [b' ', reason @ ..] => reason,
         _ => return Err(malformed(1, "expected a space after the status code")),

@@ -70,8 +70,11 @@ pub struct RelayConfig {
     /// machines (one per core): it draws session ids of its own shard only and announces UDP
     /// ports of its own shard only (see [`Shard`]). Default: the only shard.
     pub shard: Shard,
-    /// For oracle tests only: skip the destination allow-list entirely (a planted bug that the
-    /// simulation's safety oracles must catch). Never set it anywhere else. Default: false.
+    /// The canary, a planted bug: skip the destination allow-list entirely, so that the
+    /// relay forwards anywhere. It exists only in core's own tests and behind the `canary`
+    /// feature (for the oracle tests that must catch it): no production build has the field,
+    /// so none can turn the no-open-relay rule off. Default: false.
+    #[cfg(any(test, feature = "canary"))]
     pub canary_skip_destination_check: bool,
 }
 
@@ -104,6 +107,7 @@ impl Default for RelayConfig {
             max_udp_error_replies_per_sec: 50,
             activity_report_interval: Duration::from_secs(1),
             shard: Shard::ONLY,
+            #[cfg(any(test, feature = "canary"))]
             canary_skip_destination_check: false,
         }
     }

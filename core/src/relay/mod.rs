@@ -96,7 +96,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::entropy::Entropy;
-use crate::time::Instant;
+use crate::time::{Instant, UnixTime};
 use crate::wire::{ErrorCode, Message, HEADER_LEN};
 
 mod allow;
@@ -212,6 +212,12 @@ pub enum RelayInput<'a> {
         /// The datagram.
         data: &'a [u8],
     },
+    /// The wall clock, read by the driver: the time tickets are checked against. Give it
+    /// before the inputs that may carry a `TunnelOpen` (`TcpData`); the relay keeps the latest
+    /// reading. Until the first, the driver's timeline is taken as the Unix epoch's (`now` read
+    /// as Unix time), as it was before the two clocks were split: a driver whose `now` is
+    /// monotonic must give it.
+    WallClock(UnixTime),
 }
 
 /// Something the driver must do, or an event to record. See the module docs for the order.
@@ -354,6 +360,8 @@ pub struct Relay {
     udp_errors_in_window: u32,
     /// Set by [`Relay::shutdown`]: every new connection is refused with `ShuttingDown`.
     shutting_down: bool,
+    /// The latest wall-clock reading ([`RelayInput::WallClock`]).
+    wall_clock: Option<UnixTime>,
 }
 
 impl Relay {
@@ -387,7 +395,14 @@ impl Relay {
             udp_error_window: Instant::EPOCH,
             udp_errors_in_window: 0,
             shutting_down: false,
+            wall_clock: None,
         }
+    }
+
+    /// Unix time at `now`: the latest [`RelayInput::WallClock`], else `now` read as Unix time.
+    fn unix_now(&self, now: Instant) -> UnixTime {
+        self.wall_clock
+            .unwrap_or_else(|| UnixTime::from_millis(now.as_millis()))
     }
 
     /// Feeds one input. Drain [`Relay::poll_output`] afterwards.
@@ -414,6 +429,7 @@ impl Relay {
             RelayInput::UdpFromUpstream { alloc, from, data } => {
                 self.on_udp_from_upstream(alloc, from, data, now)
             }
+            RelayInput::WallClock(unix_now) => self.wall_clock = Some(unix_now),
         }
         self.update_peaks();
     }
@@ -527,7 +543,11 @@ impl Relay {
 
     /// Whether the relay may send to (or accept media from) `addr`.
     fn destination_ok(&self, addr: SocketAddr) -> bool {
-        self.config.canary_skip_destination_check || destination_allowed(&self.config.sdrtn, addr)
+        #[cfg(any(test, feature = "canary"))]
+        if self.config.canary_skip_destination_check {
+            return true;
+        }
+        destination_allowed(&self.config.sdrtn, addr)
     }
 }
 

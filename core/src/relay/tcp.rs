@@ -188,7 +188,8 @@ impl Relay {
         early: Vec<u8>,
         now: Instant,
     ) {
-        if let Err(err) = ticket.verify(&self.config.key, now, peer.ip()) {
+        let unix_now = self.unix_now(now);
+        if let Err(err) = ticket.verify(&self.config.key, unix_now, peer.ip()) {
             self.refuse(conn, err.error_code(), &err.to_string());
             return;
         }
@@ -215,10 +216,10 @@ impl Relay {
             self.refuse(conn, ErrorCode::QuotaExceeded, reason);
             return;
         }
-        match self
-            .ledger
-            .claim_nonce(ticket.nonce, ticket.expires_at(), now)
-        {
+        // The nonce is remembered until the ticket expires, on the monotonic timeline: as
+        // long from `now` as the ticket has left on the wall clock.
+        let remember_until = now + ticket.expires_at().saturating_duration_since(unix_now);
+        match self.ledger.claim_nonce(ticket.nonce, remember_until, now) {
             Ok(()) => {}
             Err(refusal) => {
                 self.ledger.release(Slot::Session, client_ip);

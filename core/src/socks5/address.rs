@@ -39,6 +39,12 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The bytes not consumed yet (the cursor only advances over bytes it has read, so it
+    /// never passes the end; empty at the end).
+    pub(super) fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
     /// Records that the message needs at least `total` bytes in all.
     pub(super) fn at_least(&mut self, total: usize) {
         self.min_total = self.min_total.max(total);
@@ -358,7 +364,7 @@ pub fn decode_udp_datagram(datagram: &[u8]) -> Result<(Address, &[u8]), Socks5Er
         return Err(Socks5Error::Fragmented { frag });
     }
     let dst = Address::read(&mut r).map_err(truncated)?;
-    Ok((dst, &datagram[r.pos()..]))
+    Ok((dst, r.rest()))
 }
 
 /// Appends a whole datagram for a UDP ASSOCIATE relay to `out`: the header (with `FRAG` = 0)

@@ -152,7 +152,8 @@ impl ClientHandshake {
         let mut inbox = std::mem::take(&mut self.inbox);
         let mut pos = 0;
         let result = loop {
-            match self.step(&inbox[pos..]) {
+            // `step` consumes at most the bytes it is given, so `pos <= inbox.len()`.
+            match self.step(inbox.get(pos..).unwrap_or_default()) {
                 Ok(None) => break Ok(ClientProgress::Pending),
                 Ok(Some((n, None))) => pos += n,
                 Ok(Some((n, Some(progress)))) => {

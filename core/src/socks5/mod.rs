@@ -58,6 +58,7 @@ pub const USER_PASS_VERSION: u8 = 0x01;
 
 /// Everything that can go wrong while decoding SOCKS5 messages or driving a handshake.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Socks5Error {
     /// The input is a valid prefix of a message but too short: at least `needed` bytes in total
     /// (counted from the start of the input) are required. Wait for more bytes.

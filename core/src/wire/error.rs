@@ -12,6 +12,7 @@ use super::{ErrorCode, MessageType};
 /// with [`Message::Error`](super::Message::Error) carrying [`DecodeError::error_code`] and
 /// close the connection (or drop the datagram).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The bytes so far are a valid beginning; at least `needed` bytes in total are required.
     /// Once a valid header is present, `needed` is exactly the length of the whole message.
@@ -143,6 +144,7 @@ impl DecodeError {
 /// [`Message::encode`](super::Message::encode) checks every bound before writing anything, so
 /// an encoded message always decodes.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// An application id (in a request or a ticket) that is empty, longer than
     /// [`MAX_APP_ID_LEN`](super::MAX_APP_ID_LEN), or not printable ASCII (`0x21..=0x7E`).

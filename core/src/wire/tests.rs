@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::*;
-use crate::time::Instant;
+use crate::time::UnixTime;
 
 /// Parses hex digits, ignoring whitespace.
 fn hex(text: &str) -> Vec<u8> {
@@ -41,7 +41,7 @@ fn example_ticket() -> Ticket {
         &example_key(),
         "demo-app",
         IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
-        Instant::from_millis(1_700_000_060_000),
+        UnixTime::from_millis(1_700_000_060_000),
         [0x11; 16],
     )
     .unwrap()
@@ -250,7 +250,7 @@ fn type_codes_and_body_bounds() {
     // The bounds are tight: the smallest and the largest message of each type hit them.
     let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-    let ticket = |ip, id: &str| Ticket::issue(&example_key(), id, ip, Instant::MAX, [0; 16]);
+    let ticket = |ip, id: &str| Ticket::issue(&example_key(), id, ip, UnixTime::MAX, [0; 16]);
     let (small_t, big_t) = (
         ticket(v4, "a").unwrap(),
         ticket(v6, &"z".repeat(64)).unwrap(),
@@ -821,7 +821,7 @@ fn tickets_inside_messages_verify() {
     assert_eq!(
         ticket.verify(
             &example_key(),
-            Instant::from_millis(1_700_000_000_000),
+            UnixTime::from_millis(1_700_000_000_000),
             client
         ),
         Ok(())
@@ -832,7 +832,7 @@ fn tickets_inside_messages_verify() {
         panic!()
     };
     assert_eq!(
-        ticket.verify(&example_key(), Instant::EPOCH, client),
+        ticket.verify(&example_key(), UnixTime::EPOCH, client),
         Err(TicketError::BadMac)
     );
 }

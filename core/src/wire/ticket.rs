@@ -1,7 +1,7 @@
 //! Tickets: the access point's signed permission for one client to open a tunnel on a relay.
 //!
 //! The access point and the relays share a [`TicketKey`]. The access point issues a [`Ticket`]
-//! binding an application id, the client's IP address, an expiry on the shared timeline and a
+//! binding an application id, the client's IP address, an expiry in Unix time and a
 //! random nonce, authenticated with HMAC-SHA256. The client cannot read anything secret in it
 //! (nothing is) and cannot change anything in it without invalidating the MAC. A relay checks it
 //! with [`Ticket::verify`]; rejecting a ticket whose nonce has already been used is the relay's
@@ -12,7 +12,7 @@
 //! | size     | field           | notes                                               |
 //! |----------|-----------------|-----------------------------------------------------|
 //! | 1        | `version`       | [`TICKET_VERSION`] = 1                              |
-//! | 8        | `expires_at_ms` | milliseconds on the shared timeline                 |
+//! | 8        | `expires_at_ms` | milliseconds since the Unix epoch ([`UnixTime`])    |
 //! | 16       | `nonce`         | random, unique per ticket                           |
 //! | 5 or 17  | `client_ip`     | family (4 or 6) + address bytes                     |
 //! | 2..=65   | `app_id`        | `str8`, 1..=64 bytes of printable ASCII             |
@@ -27,7 +27,7 @@ use thiserror::Error;
 use super::codec::{self, Reader};
 use super::{DecodeError, EncodeError, ErrorCode};
 use crate::entropy::{hmac_sha256, Entropy};
-use crate::time::Instant;
+use crate::time::UnixTime;
 
 /// The ticket format version, the first byte of every ticket.
 pub const TICKET_VERSION: u8 = 1;
@@ -83,8 +83,9 @@ pub struct Ticket {
     /// The client's IP address as the access point saw it (IPv4-mapped IPv6 addresses are
     /// stored in their IPv4 form by [`Ticket::issue`]).
     pub client_ip: IpAddr,
-    /// End of validity, in milliseconds on the timeline shared by the access point and the
-    /// relays ([`Instant::as_millis`]). The ticket is valid strictly before this instant.
+    /// End of validity, in milliseconds since the Unix epoch ([`UnixTime::as_millis`]): wall
+    /// clock, shared by the access point and the relays. The ticket is valid strictly before
+    /// this time.
     pub expires_at_ms: u64,
     /// Random, unique per ticket: the relay's replay cache remembers it.
     pub nonce: [u8; NONCE_LEN],
@@ -94,6 +95,7 @@ pub struct Ticket {
 
 /// Why a relay refuses a ticket.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum TicketError {
     /// The MAC does not match the contents: forged, altered, or signed with another key.
     #[error("ticket MAC does not verify")]
@@ -143,7 +145,7 @@ impl Ticket {
         key: &TicketKey,
         app_id: &str,
         client_ip: IpAddr,
-        expires_at: Instant,
+        expires_at: UnixTime,
         nonce: [u8; NONCE_LEN],
     ) -> Result<Ticket, EncodeError> {
         let mut ticket = Ticket {
@@ -161,7 +163,8 @@ impl Ticket {
     /// Checks the ticket as a relay must, in this order:
     ///
     /// 1. the MAC, under `key`, compared in constant time ([`TicketError::BadMac`]);
-    /// 2. the expiry: valid while `now` is strictly before `expires_at_ms`
+    /// 2. the expiry: valid while `now` (the relay's wall clock) is strictly before
+    ///    `expires_at_ms`
     ///    ([`TicketError::Expired`]);
     /// 3. the client: `peer_ip` must be `client_ip`, IPv4-mapped IPv6 addresses being equal to
     ///    their IPv4 form ([`TicketError::ClientMismatch`]).
@@ -170,7 +173,7 @@ impl Ticket {
     pub fn verify(
         &self,
         key: &TicketKey,
-        now: Instant,
+        now: UnixTime,
         peer_ip: IpAddr,
     ) -> Result<(), TicketError> {
         let signed = self.signed_bytes().map_err(|_| TicketError::BadMac)?;
@@ -193,9 +196,9 @@ impl Ticket {
         Ok(())
     }
 
-    /// The expiry as an [`Instant`].
-    pub fn expires_at(&self) -> Instant {
-        Instant::from_millis(self.expires_at_ms)
+    /// The expiry as a [`UnixTime`].
+    pub fn expires_at(&self) -> UnixTime {
+        UnixTime::from_millis(self.expires_at_ms)
     }
 
     /// Length of the encoding (meaningful for a valid application id).
@@ -274,7 +277,7 @@ mod tests {
             &KEY,
             "demo-app",
             CLIENT,
-            Instant::from_millis(1_700_000_060_000),
+            UnixTime::from_millis(1_700_000_060_000),
             [0x11; 16],
         )
         .unwrap()
@@ -322,12 +325,12 @@ mod tests {
     fn valid_ticket_verifies() {
         let t = issue();
         assert_eq!(
-            t.verify(&KEY, Instant::from_millis(1_700_000_000_000), CLIENT),
+            t.verify(&KEY, UnixTime::from_millis(1_700_000_000_000), CLIENT),
             Ok(())
         );
-        assert_eq!(t.expires_at(), Instant::from_millis(1_700_000_060_000));
+        assert_eq!(t.expires_at(), UnixTime::from_millis(1_700_000_060_000));
         let again = decode(&encode(&t)).unwrap();
-        assert_eq!(again.verify(&KEY, Instant::EPOCH, CLIENT), Ok(()));
+        assert_eq!(again.verify(&KEY, UnixTime::EPOCH, CLIENT), Ok(()));
     }
 
     #[test]
@@ -341,7 +344,7 @@ mod tests {
                 // Some changes break the structure itself; the others must break the MAC.
                 if let Ok(tampered) = decode(&bad) {
                     assert_eq!(
-                        tampered.verify(&KEY, Instant::EPOCH, CLIENT),
+                        tampered.verify(&KEY, UnixTime::EPOCH, CLIENT),
                         Err(TicketError::BadMac),
                         "byte {i} ^ {flip:#x}"
                     );
@@ -352,7 +355,7 @@ mod tests {
 
     #[test]
     fn tampered_fields_and_wrong_key_fail_the_mac() {
-        let now = Instant::EPOCH;
+        let now = UnixTime::EPOCH;
         let mut t = issue();
         t.expires_at_ms += 1;
         assert_eq!(t.verify(&KEY, now, CLIENT), Err(TicketError::BadMac));
@@ -375,12 +378,9 @@ mod tests {
     #[test]
     fn expiry_is_exclusive_and_checked_after_the_mac() {
         let t = issue();
-        let last = Instant::from_millis(1_700_000_059_999);
+        let last = UnixTime::from_millis(1_700_000_059_999);
         assert_eq!(t.verify(&KEY, last, CLIENT), Ok(()));
-        // Sub-millisecond instants before the expiry are still valid.
-        let just_before = Instant::from_micros(1_700_000_059_999_999);
-        assert_eq!(t.verify(&KEY, just_before, CLIENT), Ok(()));
-        let at = Instant::from_millis(1_700_000_060_000);
+        let at = UnixTime::from_millis(1_700_000_060_000);
         assert_eq!(
             t.verify(&KEY, at, CLIENT),
             Err(TicketError::Expired {
@@ -405,7 +405,7 @@ mod tests {
         let t = issue();
         let stranger = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
         assert_eq!(
-            t.verify(&KEY, Instant::EPOCH, stranger),
+            t.verify(&KEY, UnixTime::EPOCH, stranger),
             Err(TicketError::ClientMismatch {
                 ticket_ip: CLIENT,
                 peer_ip: stranger
@@ -413,7 +413,7 @@ mod tests {
         );
         let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7));
         assert!(matches!(
-            t.verify(&KEY, Instant::EPOCH, v6),
+            t.verify(&KEY, UnixTime::EPOCH, v6),
             Err(TicketError::ClientMismatch { .. })
         ));
     }
@@ -422,35 +422,35 @@ mod tests {
     fn mapped_ipv4_equals_ipv4() {
         let mapped = IpAddr::V6(Ipv4Addr::new(203, 0, 113, 7).to_ipv6_mapped());
         // Issued to IPv4, presented over a dual-stack socket.
-        assert_eq!(issue().verify(&KEY, Instant::EPOCH, mapped), Ok(()));
+        assert_eq!(issue().verify(&KEY, UnixTime::EPOCH, mapped), Ok(()));
         // Issued to the mapped form: stored as IPv4, accepted both ways.
-        let t = Ticket::issue(&KEY, "demo-app", mapped, Instant::MAX, [0; 16]).unwrap();
+        let t = Ticket::issue(&KEY, "demo-app", mapped, UnixTime::MAX, [0; 16]).unwrap();
         assert_eq!(t.client_ip, CLIENT);
-        assert_eq!(t.verify(&KEY, Instant::EPOCH, CLIENT), Ok(()));
-        assert_eq!(t.verify(&KEY, Instant::EPOCH, mapped), Ok(()));
+        assert_eq!(t.verify(&KEY, UnixTime::EPOCH, CLIENT), Ok(()));
+        assert_eq!(t.verify(&KEY, UnixTime::EPOCH, mapped), Ok(()));
         // A ticket carrying the mapped form on the wire (built by hand) also matches.
         let mut raw = t.clone();
         raw.client_ip = mapped;
         let mut signed = Vec::new();
         raw.put_signed(&mut signed);
         raw.mac = KEY.mac(&signed).finalize().into_bytes().into();
-        assert_eq!(raw.verify(&KEY, Instant::EPOCH, CLIENT), Ok(()));
+        assert_eq!(raw.verify(&KEY, UnixTime::EPOCH, CLIENT), Ok(()));
         assert_eq!(decode(&encode(&raw)).unwrap(), raw);
         // The IPv4-compatible (not mapped) form is a different address.
         let compat = IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0xcb00, 0x7107));
-        assert!(t.verify(&KEY, Instant::EPOCH, compat).is_err());
+        assert!(t.verify(&KEY, UnixTime::EPOCH, compat).is_err());
     }
 
     #[test]
     fn issue_rejects_bad_app_ids() {
         for id in ["", "has space", "é", &"x".repeat(65)] {
             assert_eq!(
-                Ticket::issue(&KEY, id, CLIENT, Instant::MAX, [0; 16]),
+                Ticket::issue(&KEY, id, CLIENT, UnixTime::MAX, [0; 16]),
                 Err(EncodeError::BadAppId),
                 "{id:?}"
             );
         }
-        assert!(Ticket::issue(&KEY, &"x".repeat(64), CLIENT, Instant::MAX, [0; 16]).is_ok());
+        assert!(Ticket::issue(&KEY, &"x".repeat(64), CLIENT, UnixTime::MAX, [0; 16]).is_ok());
         let mut t = issue();
         t.app_id = "bad id".into();
         let mut out = vec![9];
@@ -470,12 +470,12 @@ mod tests {
             &KEY,
             &"a".repeat(64),
             IpAddr::V6(Ipv6Addr::LOCALHOST),
-            Instant::MAX,
+            UnixTime::MAX,
             [0; 16],
         )
         .unwrap();
         assert_eq!(encode(&v6).len(), MAX_TICKET_LEN);
-        let short = Ticket::issue(&KEY, "a", CLIENT, Instant::MAX, [0; 16]).unwrap();
+        let short = Ticket::issue(&KEY, "a", CLIENT, UnixTime::MAX, [0; 16]).unwrap();
         assert_eq!(encode(&short).len(), MIN_TICKET_LEN);
     }
 

@@ -179,7 +179,7 @@ async fn bad_handshakes() {
     // Signed with another key.
     let mut entropy = Entropy::from_u64(666);
     let other_key = TicketKey::generate(&mut entropy);
-    let now = cloudproxy_node::net::unix_now();
+    let now = cloudproxy_node::net::wall_clock();
     let forged = Ticket::issue(
         &other_key,
         "hostile-test",

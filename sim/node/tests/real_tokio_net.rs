@@ -1,6 +1,6 @@
 //! `TokioNet`, the real-socket `Net`: every node has its own loopback address (binds to
-//! `0.0.0.0` land on it, connections and datagrams leave from it), its clock is the Unix
-//! epoch; and `StreamPumps` cuts a peer that does not read once its write queue is full.
+//! `0.0.0.0` land on it, connections and datagrams leave from it), its `now` is monotonic and
+//! its `unix_now` the system's wall clock; and `StreamPumps` cuts a peer that does not read once its write queue is full.
 // clippy.toml disallows the system's clocks; this test checks TokioNet's timeline against the system's clock.
 #![allow(clippy::disallowed_methods)]
 
@@ -61,10 +61,15 @@ fn nodes_bind_and_send_from_their_own_loopback_address() {
         let other = a.listen(exact).await.unwrap();
         assert_eq!(other.local_addr().unwrap().ip(), ip("127.70.0.3"));
 
-        // The shared timeline is the Unix epoch.
+        // Tickets' timeline is the system's wall clock.
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let now = Duration::from_micros(a.now().as_micros());
-        assert!(now.abs_diff(wall) < Duration::from_secs(1));
+        let unix = Duration::from_millis(a.unix_now().as_millis());
+        assert!(unix.abs_diff(wall) < Duration::from_secs(1));
+        // The machines' timeline is monotonic, one per process (shared by every node of it),
+        // and not the wall clock: it starts near zero, not near the Unix epoch's count.
+        let (t0, t1) = (a.now(), b.now());
+        assert!(t1 >= t0 && a.now() >= t1, "{t0} {t1}");
+        assert!(Duration::from_micros(t1.as_micros()) < wall / 2, "{t1}");
     });
 }
 

@@ -99,4 +99,8 @@ impl<N: Net> Net for Resolving<N> {
     fn now(&self) -> Instant {
         self.inner.now()
     }
+
+    fn unix_now(&self) -> cloudproxy_core::time::UnixTime {
+        self.inner.unix_now()
+    }
 }

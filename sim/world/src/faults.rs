@@ -163,6 +163,10 @@ impl<N: Net> Net for Impaired<N> {
     fn now(&self) -> Instant {
         self.inner.now()
     }
+
+    fn unix_now(&self) -> cloudproxy_core::time::UnixTime {
+        self.inner.unix_now()
+    }
 }
 
 /// A UDP socket whose sends are impaired.

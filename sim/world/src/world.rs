@@ -113,7 +113,9 @@ pub struct WorldSpec {
     pub duration: Duration,
     /// The access points' ticket lifetime.
     pub ticket_lifetime: Duration,
-    /// Plant the canary bug: relays skip the destination check.
+    /// Plant the canary bug: relays skip the destination check (only with the `canary`
+    /// feature; see [`WorldSpec::canary_planted`]).
+    #[cfg(feature = "canary")]
     pub canary: bool,
     /// Record every packet as a pcap (`cloudproxy run --pcap`); none by default.
     pub capture: Option<crate::pcap::Capture>,
@@ -147,6 +149,7 @@ impl WorldSpec {
             faults: Vec::new(),
             duration,
             ticket_lifetime: Duration::from_secs(120),
+            #[cfg(feature = "canary")]
             canary: false,
             capture: None,
             heal_at: None,
@@ -155,6 +158,16 @@ impl WorldSpec {
             relay_order: None,
             relay_udp_ports: BTreeMap::new(),
         }
+    }
+
+    /// Whether the canary bug is planted in this world's relays (never without the `canary`
+    /// feature).
+    pub fn canary_planted(&self) -> bool {
+        #[cfg(feature = "canary")]
+        let planted = self.canary;
+        #[cfg(not(feature = "canary"))]
+        let planted = false;
+        planted
     }
 
     /// Adds an enterprise; returns its index.
@@ -210,8 +223,12 @@ fn ticket_key(seed: u64) -> TicketKey {
 
 /// The relays' configuration in this world.
 pub fn relay_config(spec: &WorldSpec) -> RelayConfig {
-    let mut config = RelayConfig::new(ticket_key(spec.seed), vec![seed::sdrtn_block()]);
-    config.canary_skip_destination_check = spec.canary;
+    let config = RelayConfig::new(ticket_key(spec.seed), vec![seed::sdrtn_block()]);
+    #[cfg(feature = "canary")]
+    let config = RelayConfig {
+        canary_skip_destination_check: spec.canary,
+        ..config
+    };
     config
 }
 

@@ -129,23 +129,6 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
     );
 }
 
-/// The canary: a relay that forgets to check destinations (a planted bug behind a test-only
-/// switch) must be caught by the safety oracle.
-#[test]
-fn canary_relay_without_destination_check_is_caught_by_the_safety_oracle() {
-    let scenario = find("open-relay-attack").unwrap();
-    let mut spec = (scenario.build)(SEED);
-    spec.canary = true;
-    let outcome = cloudproxy_sim::world::run_world(&spec);
-    let checks = cloudproxy_sim::scenario::checks_for(scenario, &spec, &outcome);
-    let safety = checks
-        .iter()
-        .find(|c| c.name == "safety: no relay forwards outside SD-RTN")
-        .expect("the safety check runs");
-    assert!(!safety.ok, "the canary went unnoticed: {}", safety.detail);
-    assert!(safety.detail.contains("10.0.0.1:22"), "{}", safety.detail);
-}
-
 /// Differential: the same call, direct on an open network and through the cloud proxy behind
 /// the seed firewall, delivers the same application messages.
 #[test]

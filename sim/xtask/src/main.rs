@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo xtask test    the README's test command: prerequisites (installed when it can), the
-//!                     lint gates, `cargo test --workspace`, no unreferenced snapshot
+//!                     lint gates, `cargo test --workspace`, the canary (the oracles catch
+//!                     a planted bug), no unreferenced snapshot
 //! cargo xtask lint    the lint gates only (format, clippy, dependency checks)
 //! cargo xtask peers   the Debian packages the tests need, and the command that installs them
 //! cargo xtask bench-gate  the benchmark regression gate: the quick suite compared with
@@ -233,6 +234,21 @@ fn tests() -> Result<(), String> {
         .env("INSTA_SNAPSHOT_REFERENCES_FILE", &references))
 }
 
+/// The canary: with the planted bug (the `canary` feature: relays skip their destination
+/// check) the safety oracle must fail, and without it the same world must pass; the test
+/// asserts both, so this step passes only when the oracle catches the bug.
+fn canary() -> Result<(), String> {
+    run(cargo().args([
+        "test",
+        "-p",
+        "cloudproxy-sim",
+        "--features",
+        "canary",
+        "--test",
+        "canary",
+    ]))
+}
+
 fn unreferenced_snapshots() -> Result<(), String> {
     let unnamed = snapshots::unnamed(&root());
     if !unnamed.is_empty() {
@@ -260,7 +276,7 @@ fn unreferenced_snapshots() -> Result<(), String> {
 }
 
 fn test() -> ExitCode {
-    let mut steps = Steps::new(7);
+    let mut steps = Steps::new(8);
     let ok = steps.step("toolchain (rustfmt, clippy)", toolchain)
         && steps.step("prerequisites (root, Debian peers)", prerequisites)
         && steps.step("format (cargo fmt --check)", format)
@@ -270,6 +286,7 @@ fn test() -> ExitCode {
             dependencies,
         )
         && steps.step("tests (cargo test --workspace)", tests)
+        && steps.step("canary (the safety oracle catches the planted bug)", canary)
         && steps.step("snapshots (none unreferenced)", unreferenced_snapshots);
     if ok {
         steps.summary();
@@ -319,8 +336,8 @@ const USAGE: &str = "usage: cargo xtask <test|lint|peers|bench-gate>
 
   test    the README's test command: rustfmt and clippy, root and the Debian peers
           (installed with apt-get when it can, else it stops naming the command), format,
-          clippy -D warnings, the dependency gates, cargo test --workspace, and no
-          unreferenced snapshot
+          clippy -D warnings, the dependency gates, cargo test --workspace, the canary
+          (the oracles catch a planted bug), and no unreferenced snapshot
   lint    format, clippy and the dependency gates only
   peers   the Debian packages the tests need and the command that installs them
   bench-gate  the benchmark regression gate: benches/quick --compare --goals-only

@@ -20,9 +20,11 @@ fn answers_with_shuffled_relays_ports_and_a_ticket() {
         };
         assert_eq!(request_id, 0xABCD);
         assert_eq!(ticket_lifetime_ms, 120_000);
-        assert_eq!(ticket.verify(&KEY, h.now, alice().ip()), Ok(()));
+        // The harness gives no wall clock: the access point reads `now` as Unix time.
+        let unix_now = UnixTime::from_millis(h.now.as_millis());
+        assert_eq!(ticket.verify(&KEY, unix_now, alice().ip()), Ok(()));
         assert_eq!(ticket.app_id, "demo-app");
-        assert_eq!(ticket.expires_at(), h.now + Duration::from_secs(120));
+        assert_eq!(ticket.expires_at(), unix_now + Duration::from_secs(120));
         let mut addrs: Vec<IpAddr> = listed.iter().map(|r| r.addr).collect();
         orders.insert(addrs.clone());
         addrs.sort();
@@ -224,7 +226,8 @@ fn tickets_bind_the_client_address() {
     };
     let ticket: Ticket = ticket;
     assert_eq!(ticket.client_ip, alice().ip());
-    assert!(ticket.verify(&KEY, h.now, bob().ip()).is_err());
+    let unix_now = UnixTime::from_millis(h.now.as_millis());
+    assert!(ticket.verify(&KEY, unix_now, bob().ip()).is_err());
 }
 
 /// The access point that gives the largest answers: eight IPv6 relays, so that an IPv6 client
@@ -307,4 +310,24 @@ fn no_answer_is_larger_than_its_request_over_tcp() {
         );
         assert_eq!(tcp_closed(&out, 1), what != "granted", "{what}");
     }
+}
+
+#[test]
+fn tickets_expire_in_wall_clock_time_beside_the_monotonic_now() {
+    let mut h = Harness::new(ApConfig::new(KEY, relays(1)));
+    let wall = UnixTime::from_millis(1_764_547_200_000);
+    assert!(h.input(ApInput::WallClock(wall)).is_empty());
+    let Some(Message::ApResponse { ticket, .. }) = h.ask(alice(), &padded("x")) else {
+        panic!()
+    };
+    // The expiry is on the wall clock, whatever the monotonic `now` (5000 s) says.
+    assert_eq!(ticket.expires_at(), wall + Duration::from_secs(120));
+    assert_eq!(ticket.verify(&KEY, wall, alice().ip()), Ok(()));
+    // The latest reading counts: a later wall clock, a later expiry, on the same `now`.
+    let later = wall + Duration::from_secs(30);
+    assert!(h.input(ApInput::WallClock(later)).is_empty());
+    let Some(Message::ApResponse { ticket, .. }) = h.ask(bob(), &padded("x")) else {
+        panic!()
+    };
+    assert_eq!(ticket.expires_at(), later + Duration::from_secs(120));
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::*;
 use crate::params::ProxyServer;
 use crate::sdrtn::SdRtnEndpoints;
+use crate::time::UnixTime;
 use crate::wire::{Message, RelayInfo, Ticket, TicketKey, RELAY_TCP_PORT};
 
 mod beyond;
@@ -74,7 +75,7 @@ fn ticket() -> Ticket {
         &key,
         APP_ID,
         ip("192.0.2.50"),
-        Instant::from_millis(10_000_000),
+        UnixTime::from_millis(10_000_000),
         [1; 16],
     )
     .unwrap()

@@ -137,7 +137,8 @@ impl Harness {
             &KEY,
             "demo-app",
             ip,
-            self.now + Duration::from_secs(60),
+            // The harness gives no wall clock: the relay reads `now` as Unix time.
+            UnixTime::from_millis(self.now.as_millis()) + Duration::from_secs(60),
             nonce,
         )
         .unwrap()

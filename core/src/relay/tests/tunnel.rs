@@ -294,6 +294,34 @@ fn session_quotas_per_client_and_in_total() {
 }
 
 #[test]
+fn tickets_are_checked_on_the_wall_clock_and_nonces_kept_on_the_monotonic_one() {
+    let mut cfg = config();
+    cfg.max_used_nonces = 1;
+    let mut h = Harness::with(cfg);
+    let wall = UnixTime::from_millis(1_764_547_200_000);
+    assert!(h.input(RelayInput::WallClock(wall)).is_empty());
+    let issue = |expires_at, nonce| {
+        Ticket::issue(&KEY, "demo-app", alice().ip(), expires_at, [nonce; 16]).unwrap()
+    };
+    // Expired by the wall clock, though still in the future if `now` (1000 s) were read as
+    // Unix time.
+    let (conn, outs) = h.open_with(alice(), issue(UnixTime::from_millis(2_000_000), 1), sig());
+    assert_eq!(refusal(&outs, conn), Some(ErrorCode::TicketExpired));
+    // Valid for a minute of wall clock: opens, and its nonce fills the one-entry cache.
+    let (_, outs) = h.open_with(alice(), issue(wall + Duration::from_secs(60), 2), sig());
+    assert!(upstream_connect(&outs).is_some(), "{outs:?}");
+    let (conn, outs) = h.open_with(alice(), issue(wall + Duration::from_secs(60), 3), sig());
+    assert_eq!(refusal(&outs, conn), Some(ErrorCode::QuotaExceeded));
+    // A minute later on both clocks the first nonce is forgotten: it was kept for the
+    // ticket's minute on the monotonic timeline, not until its Unix expiry read as an instant.
+    h.advance(Duration::from_secs(61));
+    let wall = wall + Duration::from_secs(61);
+    assert!(h.input(RelayInput::WallClock(wall)).is_empty());
+    let (_, outs) = h.open_with(alice(), issue(wall + Duration::from_secs(60), 4), sig());
+    assert!(upstream_connect(&outs).is_some(), "{outs:?}");
+}
+
+#[test]
 fn a_full_replay_cache_refuses_rather_than_forgets() {
     let mut cfg = config();
     cfg.max_used_nonces = 2;

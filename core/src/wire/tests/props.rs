@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::time::Instant;
+use crate::time::UnixTime;
 
 fn arb_ip() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
@@ -258,7 +258,7 @@ proptest! {
         now in any::<u64>(),
     ) {
         let key = TicketKey::from_bytes(key);
-        let expires_at = Instant::from_millis(ticket.expires_at_ms);
+        let expires_at = UnixTime::from_millis(ticket.expires_at_ms);
         let (app_id, ip, nonce) = (&ticket.app_id, ticket.client_ip, ticket.nonce);
         let issued = Ticket::issue(&key, app_id, ip, expires_at, nonce).unwrap();
         let msg = Message::TunnelOpen {
@@ -269,7 +269,7 @@ proptest! {
         let Message::TunnelOpen { ticket: back, .. } = decoded else {
             unreachable!()
         };
-        let now = Instant::from_millis(now);
+        let now = UnixTime::from_millis(now);
         let expected = if now.as_millis() >= issued.expires_at_ms {
             Err(TicketError::Expired {
                 expired_at_ms: issued.expires_at_ms,

@@ -12,7 +12,7 @@ use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::params::ProxyServer;
 use cloudproxy_core::relay::{Relay, RelayConfig};
 use cloudproxy_core::socks5::ServerPolicy;
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use cloudproxy_core::wire::{Ticket, TicketKey};
 
 use super::{World, SOCKS_IP};
@@ -150,8 +150,11 @@ pub fn app(name: &str, uid: u32, params: &[&str]) -> AppConfig {
     config
 }
 
-/// A ticket signed with the world's key, as an AP would issue it.
+/// A ticket signed with the world's key, as an AP would issue it, expiring at `expires_at` on
+/// the world's clock (the pair world gives its machines no wall clock, so they read their
+/// timeline as Unix time: the ticket's expiry is the same count of milliseconds).
 pub fn ticket_for(client_ip: IpAddr, expires_at: Instant, nonce: u8) -> Ticket {
+    let expires_at = UnixTime::from_millis(expires_at.as_millis());
     Ticket::issue(&key(), APP_ID, client_ip, expires_at, [nonce; 16])
         .unwrap_or_else(|e| panic!("a ticket for {client_ip}: {e}"))
 }

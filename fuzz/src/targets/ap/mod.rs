@@ -34,7 +34,7 @@ use cloudproxy_core::ap::{
     AccessPoint, ApConfig, ApConn, ApEvent, ApInput, ApOutput, TcpEnd, TcpRefusal,
 };
 use cloudproxy_core::entropy::Entropy;
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use cloudproxy_core::wire::{FrameReader, Message, AP_REQUEST_PADDED_LEN};
 
 use super::input;
@@ -405,7 +405,9 @@ impl World {
                     "an ApResponse to a short request"
                 );
                 assert_eq!(request_id, 0x0A0B_0C0D);
-                assert_eq!(ticket.verify(&KEY, self.now, from.ip()), Ok(()));
+                // No wall clock given: the access point reads `now` as Unix time.
+                let unix_now = UnixTime::from_millis(self.now.as_millis());
+                assert_eq!(ticket.verify(&KEY, unix_now, from.ip()), Ok(()));
                 assert!(relays.iter().all(|r| self
                     .config
                     .relays

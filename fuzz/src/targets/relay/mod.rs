@@ -37,7 +37,7 @@ use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::relay::{
     AllocId, ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput, UpstreamConn,
 };
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use cloudproxy_core::wire::{
     CloseReason, FrameReader, Message, Ticket, AP_REQUEST_PADDED_LEN, MAX_MEDIA_PAYLOAD,
 };
@@ -369,7 +369,9 @@ impl World {
                 };
                 let mut nonce = [0u8; 16];
                 nonce[0] = spec.nonce;
-                let expires = self.now + Duration::from_millis(u64::from(spec.lifetime_ms));
+                // No wall clock given: the relay reads `now` as Unix time.
+                let expires = UnixTime::from_millis(self.now.as_millis())
+                    + Duration::from_millis(u64::from(spec.lifetime_ms));
                 let app = APPS[usize::from(spec.app) % APPS.len()];
                 match Ticket::issue(&KEY, app, ip, expires, nonce) {
                     Ok(t) => t,
@@ -650,7 +652,7 @@ impl World {
                 };
                 assert_eq!(request_id, asked, "the answer's request id");
                 assert_eq!(
-                    ticket.verify(&KEY, self.now, from.ip()),
+                    ticket.verify(&KEY, UnixTime::from_millis(self.now.as_millis()), from.ip()),
                     Ok(()),
                     "the access point's ticket does not verify"
                 );

@@ -11,7 +11,7 @@ use cloudproxy_core::socks5::{
     encode_udp_datagram, Address, Command, Greeting, Method, MethodSelection, Reply, ReplyCode,
     Request, UserPassReply,
 };
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::UnixTime;
 use cloudproxy_core::wire::{CloseReason, ErrorCode, Message, RelayInfo, Ticket, FLAG_UDP_MEDIA};
 
 use super::{engine_ops, relay};
@@ -270,7 +270,7 @@ fn ticket(ip: IpAddr) -> Ticket {
         &relay::KEY,
         "demo-app",
         ip,
-        Instant::from_millis(1_700_000_060_000),
+        UnixTime::from_millis(1_700_000_060_000),
         [0x11; 16],
     ) {
         Ok(t) => t,

@@ -60,7 +60,7 @@ pub fn supported(spec: &WorldSpec) -> Result<(), NetlabError> {
             spec.faults.len()
         ));
     }
-    if spec.attacker || spec.canary {
+    if spec.attacker || spec.canary_planted() {
         return no("the attacker and the canary exist only in the simulation".to_owned());
     }
     for e in &spec.enterprises {

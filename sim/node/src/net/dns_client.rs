@@ -25,7 +25,8 @@ pub const ATTEMPTS: usize = 2;
 static NEXT_ID: AtomicU16 = AtomicU16::new(0);
 
 fn next_id() -> u16 {
-    let salt = (super::unix_now().as_micros() & 0xFFFF) as u16;
+    let salt =
+        ((super::wall_clock().as_millis() ^ super::monotonic_now().as_micros()) & 0xFFFF) as u16;
     NEXT_ID.fetch_add(1, Ordering::Relaxed).wrapping_add(salt)
 }
 

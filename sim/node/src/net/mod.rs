@@ -27,11 +27,11 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use pumps::{StreamEvent, StreamPumps, EVENT_QUEUE};
-pub use tokio_net::{unix_now, TokioNet};
+pub use tokio_net::{monotonic_now, wall_clock, TokioNet};
 pub use tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
 
 /// A network as node code sees it.
@@ -53,10 +53,14 @@ pub trait Net: Clone + 'static {
     /// enterprise resolver in the simulation, the system's or a fixed table on real sockets).
     /// The error says why, naming the name.
     fn resolve(&self, name: &str) -> impl Future<Output = Result<Vec<IpAddr>, String>>;
-    /// The current time on the timeline every node of this network shares (the simulation's
-    /// elapsed time, or the Unix epoch for real sockets), so that tickets mean the same thing
-    /// on the access point and on the relays.
+    /// The current time on this network's monotonic timeline, for timers, rates and idle
+    /// times (the simulation's elapsed time; for real sockets the process's monotonic clock).
+    /// Tickets do not use it: they take [`Net::unix_now`].
     fn now(&self) -> Instant;
+    /// The wall clock: Unix time, the timeline of tickets (the access point writes their
+    /// expiry in it, every relay checks it), handed to the machines beside [`Net::now`]. Real
+    /// sockets read the system's clock; the simulation its virtual clock plus a fixed epoch.
+    fn unix_now(&self) -> UnixTime;
     /// Moves a spliced tunnel's bytes between `client` and `upstream` until it ends, reporting
     /// on `link` (see [`tunnel`]). By default a bounded-buffer copy ([`copy_tunnel`]), the
     /// simulation's; real sockets on Linux use `splice(2)`.

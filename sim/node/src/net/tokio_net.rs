@@ -18,9 +18,11 @@
 //! `cloudproxy call --resolver`: the enterprise resolver of `cloudproxy netlab`), asked over
 //! UDP for every other name instead of the system's.
 //!
-//! [`TokioNet::now`] is the time since the Unix epoch: the one wall clock of the project,
-//! since access points and relays in different processes (or on different machines) must
-//! agree on ticket expiry. Nothing in the simulation uses this module.
+//! Two clocks, each from its own source: [`TokioNet::now`] is monotonic ([`monotonic_now`],
+//! microseconds since the process's first reading; timers, rates, idle times), and
+//! [`TokioNet::unix_now`] is the system's wall clock ([`wall_clock`]), the timeline of
+//! tickets, on which access points and relays in different processes (or on different
+//! machines) must agree. Nothing in the simulation uses this module.
 //!
 //! The listener and the UDP socket absorb the errors that concern one peer only, so that node
 //! loops written as `while let Ok(..) = accept()` survive them: an accept that fails because
@@ -31,10 +33,10 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 use super::{Listener, Net, Udp};
@@ -127,15 +129,25 @@ impl TokioNet {
     }
 }
 
-/// The wall clock as the shared timeline: microseconds since the Unix epoch.
-pub fn unix_now() -> Instant {
-    // The one real clock of the real-socket nodes: their timeline is the Unix epoch's, so that
-    // tickets mean the same on every access point and relay (clippy.toml).
+/// The system's wall clock as Unix time, the timeline of tickets ([`Net::unix_now`]).
+pub fn wall_clock() -> UnixTime {
+    // The real-socket nodes' one reading of the wall clock (clippy.toml).
     #[allow(clippy::disallowed_methods)]
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    Instant::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+    UnixTime::from_duration_since_epoch(since)
+}
+
+/// The real-socket nodes' monotonic timeline ([`Net::now`]): microseconds since the first
+/// reading in this process, shared by every node and thread of it (a relay's shards compare
+/// their instants), never stepped by the wall clock.
+pub fn monotonic_now() -> Instant {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    // The real-socket nodes' one reading of the monotonic clock (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let start = *START.get_or_init(std::time::Instant::now);
+    Instant::from_micros(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX))
 }
 
 impl Net for TokioNet {
@@ -206,7 +218,11 @@ impl Net for TokioNet {
     }
 
     fn now(&self) -> Instant {
-        unix_now()
+        monotonic_now()
+    }
+
+    fn unix_now(&self) -> UnixTime {
+        wall_clock()
     }
 
     async fn tunnel(

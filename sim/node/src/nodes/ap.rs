@@ -109,6 +109,8 @@ pub async fn run_ap_on<N: Net>(
             () = sleep_until(&net, deadline) => ap.handle_timeout(net.now()),
             Some(event) = rx.recv() => {
                 let now = net.now();
+                // Tickets expire on the wall clock, read beside the monotonic `now`.
+                ap.handle_input(ApInput::WallClock(net.unix_now()), now);
                 match event {
                     Event::Datagram { local, from, data } => {
                         ap.handle_input(ApInput::Datagram { local, from, data: &data }, now);

@@ -340,6 +340,10 @@ where
     fn now(&self) -> cloudproxy_core::time::Instant {
         self.inner.now()
     }
+
+    fn unix_now(&self) -> cloudproxy_core::time::UnixTime {
+        self.inner.unix_now()
+    }
 }
 
 /// A listener whose accepted streams are recorded.

@@ -133,6 +133,10 @@ impl<N: Net> Net for Firewalled<N> {
         self.inner.now()
     }
 
+    fn unix_now(&self) -> cloudproxy_core::time::UnixTime {
+        self.inner.unix_now()
+    }
+
     async fn bind_udp(&self, at: SocketAddr) -> io::Result<Self::Udp> {
         Ok(FirewalledUdp {
             inner: self.inner.bind_udp(at).await?,

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use cloudproxy_core::time::Instant;
+use cloudproxy_core::time::{Instant, UnixTime};
 
 use cloudproxy_node::net::{Listener, Net, Udp};
 
@@ -44,7 +44,17 @@ impl Net for SimNet {
         let elapsed = turmoil::sim_elapsed().unwrap_or_default();
         Instant::from_micros(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
     }
+
+    /// The virtual clock from [`SIM_UNIX_EPOCH`].
+    fn unix_now(&self) -> UnixTime {
+        SIM_UNIX_EPOCH + turmoil::sim_elapsed().unwrap_or_default()
+    }
 }
+
+/// The wall-clock time at which every simulated run starts (2026-01-01T00:00:00Z): the
+/// simulation's Unix time is its virtual clock from here, so that tickets carry a Unix time
+/// unlike the machines' monotonic `now` (which starts at zero).
+pub const SIM_UNIX_EPOCH: UnixTime = UnixTime::from_millis(1_767_225_600_000);
 
 impl Listener for SimListener {
     type Stream = turmoil::net::TcpStream;

@@ -198,6 +198,9 @@ impl<N: Net> Driver<N> {
         self.perform();
         if !data.is_empty() {
             self.taken_over += 1;
+            // Tickets are checked on the wall clock, read beside the monotonic `now`.
+            self.relay
+                .handle_input(RelayInput::WallClock(self.net.unix_now()), now);
             self.relay
                 .handle_input(RelayInput::TcpData { conn, data }, now);
             self.perform();
@@ -215,6 +218,9 @@ impl<N: Net> Driver<N> {
             let conn = ClientConn(id);
             match event {
                 ConnEvent::Data(data) => {
+                    // Tickets are checked on the wall clock, read beside the monotonic `now`.
+                    self.relay
+                        .handle_input(RelayInput::WallClock(self.net.unix_now()), now);
                     self.relay
                         .handle_input(RelayInput::TcpData { conn, data: &data }, now);
                     self.perform();
