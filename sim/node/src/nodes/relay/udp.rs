@@ -121,6 +121,11 @@ async fn read<S, U: Udp>(udp: Rc<U>, source: Source, inbox: Rc<Inbox<S, U>>) {
         let n = match udp.try_recv_batch(&mut bufs[..room], &mut got[..room]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Idle: wait holding one buffer and give the others back to the pool (bounded,
+                // shared by the worker), so an idle socket costs one buffer, not a burst's.
+                for buf in bufs.drain(bufs.len().min(1)..) {
+                    inbox.recycle(buf);
+                }
                 let Some(buf) = bufs.first_mut() else {
                     continue;
                 };
