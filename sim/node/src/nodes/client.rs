@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
-use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId};
+use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId, NetworkChange};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -51,15 +51,33 @@ pub async fn run_client<N: Net>(
     env: ClientEnv,
     report: Rc<RefCell<ClientReport>>,
 ) -> io::Result<()> {
+    let (_keep, changes) = mpsc::channel(1);
+    run_client_watching(net, spec, env, report, changes).await
+}
+
+/// [`run_client`], told of local network changes on `changes` (**beyond the seed**; the
+/// simulation's address-change fault). On [`NetworkChange::AddressChanged`] the driver binds a
+/// new UDP socket (a new local address; turmoil keeps a host's IP, so here it is a new port)
+/// and tells the application, which closes every connection and reconnects with a new
+/// ticket. On [`NetworkChange::PortChanged`] it re-binds the UDP socket and tells the
+/// application.
+pub async fn run_client_watching<N: Net>(
+    net: N,
+    spec: ClientSpec,
+    env: ClientEnv,
+    report: Rc<RefCell<ClientReport>>,
+    mut changes: mpsc::Receiver<NetworkChange>,
+) -> io::Result<()> {
     let name = spec.name.clone();
     let mut app = App::new(spec, env.sdrtn, net.now());
     let udp = Rc::new(net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?);
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<(ConnId, StreamEvent)>();
-    read_udp(udp.clone(), tx.clone());
+    let reader = read_udp(udp.clone(), tx.clone());
     let mut io = ClientIo {
         net: net.clone(),
         udp,
+        reader,
         pumps: StreamPumps::new(stream_tx),
         resolved: tx,
         trace: env.trace,
@@ -71,6 +89,7 @@ pub async fn run_client<N: Net>(
         let deadline = app.poll_timeout();
         tokio::select! {
             biased;
+            Some(change) = changes.recv() => io.handle_change(&mut app, change).await?,
             Some(event) = rx.recv() => io.handle_event(&mut app, event),
             Some((conn, event)) = stream_rx.recv() => io.handle_stream(&mut app, conn, event),
             () = sleep_until(&net, deadline) => app.handle_timeout(net.now()),
@@ -78,12 +97,13 @@ pub async fn run_client<N: Net>(
         io.drain(&mut app).await;
     }
     io.pumps.close_all();
+    io.reader.abort();
     io.report.borrow_mut().done = true;
     Ok(())
 }
 
-/// Forwards every datagram of `udp` to `tx` until either goes away.
-fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::UnboundedSender<Event>) {
+/// Forwards every datagram of `udp` to `tx` until either goes away (or the task is aborted).
+fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::UnboundedSender<Event>) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let mut buf = vec![0u8; 65_536];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
@@ -92,13 +112,15 @@ fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::UnboundedSender<Event>) {
                 return;
             }
         }
-    });
+    })
 }
 
 /// The client's IO: what carries out the application's outputs.
 struct ClientIo<N: Net> {
     net: N,
     udp: Rc<N::Udp>,
+    /// The task reading `udp`.
+    reader: tokio::task::JoinHandle<()>,
     pumps: StreamPumps<ConnId>,
     /// Where resolver answers go.
     resolved: mpsc::UnboundedSender<Event>,
@@ -110,6 +132,28 @@ struct ClientIo<N: Net> {
 impl<N: Net> ClientIo<N> {
     fn record(&self, event: &str, fields: serde_json::Value) {
         self.trace.record(self.net.now(), &self.name, event, fields);
+    }
+
+    /// The local network changed: a new UDP socket (its reader replaces the old one's), then
+    /// the application is told.
+    async fn handle_change(&mut self, app: &mut App, change: NetworkChange) -> io::Result<()> {
+        let udp = Rc::new(
+            self.net
+                .bind_udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+                .await?,
+        );
+        self.reader.abort();
+        self.reader = read_udp(udp.clone(), self.resolved.clone());
+        let port = udp.local_addr().map(|a| a.port()).unwrap_or_default();
+        self.udp = udp;
+        self.record(
+            "network_change",
+            json!({"change": format!("{change:?}"), "udp_port": port}),
+        );
+        let input = ClientInput::NetworkChanged { change };
+        app.handle_input(input, self.net.now())
+            .expect("news from the network");
+        Ok(())
     }
 
     fn handle_event(&mut self, app: &mut App, event: Event) {
@@ -179,6 +223,14 @@ impl<N: Net> ClientIo<N> {
             AppEvent::ParametersSet { text, code, error } => self.record(
                 "set_parameters",
                 json!({"text": text, "code": code, "error": error}),
+            ),
+            AppEvent::CloudProxySet {
+                proxy_type,
+                code,
+                error,
+            } => self.record(
+                "set_cloud_proxy",
+                json!({"type": proxy_type.as_i32(), "code": code, "error": error}),
             ),
             AppEvent::Joined { config, .. } => {
                 self.record("join", json!({"code": 0, "config": config.to_json()}))
