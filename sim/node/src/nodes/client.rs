@@ -233,7 +233,7 @@ impl<N: Net> ClientIo<N> {
                 json!({"type": proxy_type.as_i32(), "code": code, "error": error}),
             ),
             AppEvent::Joined { config, .. } => {
-                self.record("join", json!({"code": 0, "config": config.to_json()}))
+                self.record("join", json!({"code": 0, "config": config.to_json_redacted()}))
             }
             AppEvent::JoinRefused { code, error } => {
                 self.record("join", json!({"code": code, "error": error}))
