@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use cloudproxy_core::wire::{AP_PORTS, RELAY_UDP_PORTS};
+use cloudproxy_core::wire::RELAY_UDP_PORTS;
 
 use super::model::{self, port_count, range_text, Route};
 use super::report::{
@@ -13,7 +13,7 @@ use super::report::{
 use super::runs::{media_before, path_seen, RunFacts, RunSpec, JOIN_AT};
 use super::{Checker, Media, REFERENCE_DURATION};
 use crate::policy::{Policy, Proto};
-use crate::world::{Fault, RELAY_IPS};
+use crate::world::{edge_endpoints, Fault, RELAY_IPS};
 
 /// The earliest a relay is lost in a loss run (the client has joined and media flows).
 const LOSS_AT: Duration = Duration::from_secs(3);
@@ -202,9 +202,9 @@ pub(super) fn http_note(route: &Route, report: &CheckReport) -> String {
         "without authentication"
     };
     let mut text = format!(
-        "type 3 through the HTTP proxy {shown} {auth}: the clients need TCP to {shown} and nothing else (an HTTP proxy carries no UDP: media goes over TCP); the proxy itself needs TCP to the access points' TCP ports ({}) and to the relays' TCP {}",
-        AP_PORTS.map(|p| p.to_string()).join(", "),
-        cloudproxy_core::wire::RELAY_TCP_PORT
+        "type 3 through the HTTP proxy {shown} {auth}: the clients need TCP to {shown} and nothing else (an HTTP proxy carries no UDP: media goes over TCP); the proxy itself opens CONNECT tunnels to SD-RTN's signalling and TCP media ports (here the simulation's edge {} and {}), so its own egress rules and its allowed CONNECT ports must include them",
+        edge_endpoints().signalling,
+        edge_endpoints().media_tcp
     );
     match (proxy, simulated) {
         (None, _) => text.push_str(
