@@ -35,7 +35,7 @@ use crate::net::{
 };
 use crate::pcap::Tap;
 use crate::policy::Policy;
-use cloudproxy_node::nodes::ap::run_ap_on;
+use cloudproxy_node::nodes::ap::run_ap_on_with;
 use cloudproxy_node::nodes::attacker::{run_attacker, AttackReport};
 use cloudproxy_node::nodes::client::{
     run_client_watching, ClientEnv, ClientReport, ClientSpec, Op,
@@ -276,8 +276,8 @@ pub fn ap_config(spec: &WorldSpec) -> ApConfig {
     config
 }
 
-/// An access point on the seed's ports and on TCP (and UDP) 443 (**beyond the seed**: the
-/// force-TCP path; `serve` has no 443 listener yet, the simulated hosts do).
+/// An access point on the seed's ports and on TCP 443 (**beyond the seed**: the force-TCP
+/// path, no UDP there; `serve` has no 443 listener yet, the simulated hosts do).
 async fn run_ap_443<N: cloudproxy_node::net::Net>(
     net: N,
     name: String,
@@ -286,9 +286,11 @@ async fn run_ap_443<N: cloudproxy_node::net::Net>(
     counters: Rc<RefCell<ApCounters>>,
     trace: Trace,
 ) -> std::io::Result<()> {
-    let mut ports = AP_PORTS.to_vec();
-    ports.push(AP_TLS_PORT);
-    run_ap_on(net, name, config, entropy, counters, trace, &ports).await
+    let tcp_only = [AP_TLS_PORT];
+    run_ap_on_with(
+        net, name, config, entropy, counters, trace, &AP_PORTS, &tcp_only,
+    )
+    .await
 }
 
 /// A relay on the seed's TCP port and on TCP 443 (**beyond the seed**).
