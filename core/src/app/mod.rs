@@ -305,6 +305,17 @@ impl App {
             }
             Op::Join => self.join(at),
             Op::Leave => self.leave(),
+            Op::SetCloudProxy(proxy_type) => {
+                let result = self.engine.set_cloud_proxy(*proxy_type);
+                let code = result.as_ref().err().map_or(0, |e| e.code().as_i32());
+                let error = result.err().map(|e| e.to_string());
+                let proxy_type = *proxy_type;
+                self.event(AppEvent::CloudProxySet {
+                    proxy_type,
+                    code,
+                    error,
+                });
+            }
         }
     }
 

@@ -62,7 +62,8 @@ impl StreamStats {
 /// call went; a new join starts updating them again.
 #[derive(Clone, Debug, Default)]
 pub struct ClientReport {
-    /// setParameters / join / leave return codes, in script order.
+    /// setParameters (`set`) / setCloudProxy (`cloud`) / join / leave return codes, in script
+    /// order.
     pub codes: Vec<(String, i32)>,
     /// The proxy client's state (the last one before leaving, after a leave).
     pub state: Option<ConnectionState>,
@@ -117,6 +118,7 @@ impl ClientReport {
     pub fn record(&mut self, event: &AppEvent) {
         match event {
             AppEvent::ParametersSet { code, .. } => self.codes.push(("set".to_owned(), *code)),
+            AppEvent::CloudProxySet { code, .. } => self.codes.push(("cloud".to_owned(), *code)),
             AppEvent::Joined { config, at } => {
                 self.first_join_at.get_or_insert(*at);
                 self.left = false;

@@ -326,6 +326,63 @@ fn codes_follow_the_engine_rules() {
 }
 
 #[test]
+fn set_cloud_proxy_follows_the_engine_rules_and_decides_the_join() {
+    use crate::engine::CloudProxyType::{Automatic, ForceTcp, ForceUdp};
+    let mut config = AppConfig::new("alice", 7, "room", &[], ms(0));
+    config.script = vec![
+        (ms(0), Op::SetCloudProxy(ForceUdp)),
+        // From one forced type to another: automatic first (-5), a refused call changes nothing.
+        (ms(0), Op::SetCloudProxy(ForceTcp)),
+        (ms(10), Op::Join),
+        // In a channel: -4.
+        (ms(20), Op::SetCloudProxy(Automatic)),
+        (ms(30), Op::Leave),
+    ];
+    let mut h = Harness::new(config);
+    h.run_to(ms(10));
+    // Force UDP is in force: the proxy client asks the cloud proxy's name, not the edge.
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, AppOutput::Net(ClientOutput::Resolve { name }) if name == "ap-proxy.agora.io")),
+        "{:?}",
+        h.out
+    );
+    h.run_to(ms(30));
+    let codes: Vec<(&str, i32)> = h
+        .report
+        .codes
+        .iter()
+        .map(|(n, c)| (n.as_str(), *c))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("cloud", 0),
+            ("cloud", -5),
+            ("join", 0),
+            ("cloud", -4),
+            ("leave", 0)
+        ]
+    );
+    let refused: Vec<(&str, String)> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AppEvent::CloudProxySet {
+                proxy_type,
+                error: Some(error),
+                ..
+            } => Some((proxy_type.name(), error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(refused[0].0, "force-tcp");
+    assert_eq!(refused[1].0, "automatic");
+}
+
+#[test]
 fn leaving_drops_the_client_and_the_report_keeps_the_call() {
     let mut config = alice();
     config.script.push((ms(1_000), Op::Leave));

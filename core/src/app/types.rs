@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::client::ConnectionState;
 use crate::client::{ClientConfig, ClientInput, ClientOutput, MediaPath, StateReason};
+use crate::engine::CloudProxyType;
 use crate::params::ProxyConfig;
 use crate::socks5::Credentials;
 
@@ -19,6 +20,9 @@ pub enum Op {
     Join,
     /// `leaveChannel`.
     Leave,
+    /// `setCloudProxy(type)` (**beyond the seed**, Agora 4.x): see
+    /// [`Engine::set_cloud_proxy`](crate::engine::Engine::set_cloud_proxy).
+    SetCloudProxy(CloudProxyType),
 }
 
 /// What an application does, when: its script, its traffic, and the proxy client's tweaks.
@@ -132,6 +136,15 @@ pub enum AppEvent {
     ParametersSet {
         /// The JSON text.
         text: String,
+        /// The SDK's return code.
+        code: i32,
+        /// The error, when `code` is not 0.
+        error: Option<String>,
+    },
+    /// `setCloudProxy(type)` returned `code` (0, or the engine's error code with its text).
+    CloudProxySet {
+        /// The type asked for.
+        proxy_type: CloudProxyType,
         /// The SDK's return code.
         code: i32,
         /// The error, when `code` is not 0.

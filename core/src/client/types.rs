@@ -89,6 +89,7 @@ pub enum ClientInput<'a> {
 }
 
 /// A change of the local network, for [`ClientInput::NetworkChanged`] (**beyond the seed**).
+#[cfg_attr(feature = "serde-events", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NetworkChange {
     /// The UDP socket's local port changed, the address did not (the driver re-bound the

@@ -78,8 +78,11 @@ fn list_names_every_scenario() {
     let out = cloudproxy(&["list"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().count(), 15);
-    assert!(text.contains("relay-crash"));
+    assert_eq!(
+        text.lines().count(),
+        cloudproxy_sim::scenario::catalogue().len()
+    );
+    assert!(text.contains("relay-crash") && text.contains("vpn-blocks-udp"));
 }
 
 #[test]

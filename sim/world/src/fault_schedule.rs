@@ -11,8 +11,10 @@
 //!   no such client);
 //! - it is due after the run ended.
 //!
-//! Partitions, repairs, holds, releases, latency, DNS outages and impairments set a state of
-//! the network: they always take effect (setting a state twice leaves it set).
+//! Partitions, repairs, holds, releases, latency, DNS outages, impairments, NAT rebindings and
+//! VPNs set a state of the network: they always take effect (setting a state twice leaves it
+//! set) when the enterprise they name exists. An address change does nothing when there is no
+//! such client, or its driver has stopped listening.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,11 +22,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use cloudproxy_core::client::ConnectionState;
+use cloudproxy_core::client::{ConnectionState, NetworkChange};
 use cloudproxy_node::nodes::client::ClientReport;
 
 use crate::dns::Dns;
 use crate::faults::ImpairmentState;
+use crate::net::NetSwitch;
 use crate::world::Fault;
 
 impl fmt::Display for Fault {
@@ -49,6 +52,14 @@ impl fmt::Display for Fault {
                 }
                 write!(f, ", dup {}%, jitter {} ms", i.dup_pct, i.jitter_ms)
             }
+            Fault::NatRebind(enterprise) => write!(f, "the NAT of {enterprise} rebinds"),
+            Fault::VpnBlocksUdp(enterprise, true) => {
+                write!(f, "a VPN that blocks UDP comes up in {enterprise}")
+            }
+            Fault::VpnBlocksUdp(enterprise, false) => {
+                write!(f, "the VPN of {enterprise} goes down")
+            }
+            Fault::AddressChange(name) => write!(f, "the local address of {name} changes"),
         }
     }
 }
@@ -94,6 +105,10 @@ pub(crate) struct Targets<'a> {
     pub dns: &'a Dns,
     /// The impairment layer.
     pub impairments: &'a RefCell<ImpairmentState>,
+    /// Each enterprise's network-change switch, by name.
+    pub switches: &'a BTreeMap<String, Rc<NetSwitch>>,
+    /// Where each client's driver hears of address changes, by name.
+    pub changes: &'a BTreeMap<String, tokio::sync::mpsc::Sender<NetworkChange>>,
 }
 
 /// Applies `fault` now; `Ok` says what it did, `Err` why it did nothing.
@@ -148,7 +163,34 @@ pub(crate) fn apply(
             targets.impairments.borrow_mut().settings = *settings;
             Ok("set".to_owned())
         }
+        Fault::NatRebind(enterprise) => {
+            switch_of(targets, enterprise)?.rebind_nat();
+            Ok(format!(
+                "every UDP socket of {enterprise} moves to a new port"
+            ))
+        }
+        Fault::VpnBlocksUdp(enterprise, blocked) => {
+            switch_of(targets, enterprise)?.set_udp_blocked(*blocked);
+            Ok("set".to_owned())
+        }
+        Fault::AddressChange(name) => {
+            let tx = targets
+                .changes
+                .get(name)
+                .ok_or_else(|| format!("no client named {name:?}"))?;
+            tx.try_send(NetworkChange::AddressChanged)
+                .map_err(|e| format!("{name}'s driver did not take the change: {e}"))?;
+            Ok(format!("{name}'s driver is told"))
+        }
     }
+}
+
+fn switch_of<'a>(targets: &'a Targets<'_>, enterprise: &str) -> Result<&'a NetSwitch, String> {
+    targets
+        .switches
+        .get(enterprise)
+        .map(|s| &**s)
+        .ok_or_else(|| format!("no enterprise named {enterprise:?}"))
 }
 
 fn crash(sim: &mut turmoil::Sim<'_>, hosts: &Hosts, host: IpAddr) -> Result<String, String> {

@@ -59,6 +59,12 @@ pub fn key_event(line: &str) -> Option<KeyEvent> {
     };
     let what = match v.get("event")?.as_str()? {
         "set_parameters" => with_error(format!("set_parameters code {}", text("code"))),
+        "set_cloud_proxy" => with_error(format!(
+            "set_cloud_proxy type {} code {}",
+            text("type"),
+            text("code")
+        )),
+        "network_change" => format!("network change {}", text("change")),
         "join" => with_error(format!("join code {}", text("code"))),
         "leave" => with_error(format!("leave code {}", text("code"))),
         "state" => format!("state {}: {}", text("state"), text("reason")),

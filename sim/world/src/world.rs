@@ -18,24 +18,31 @@ use std::ops::RangeInclusive;
 use std::rc::Rc;
 use std::time::Duration;
 
+use cloudproxy_core::client::NetworkChange;
 use cloudproxy_core::entropy::Entropy;
+use cloudproxy_core::http_connect::BasicCredentials;
 use cloudproxy_core::relay::{ApConfig, ApCounters, RelayConfig};
 use cloudproxy_core::socks5::ServerPolicy;
 use cloudproxy_core::time::Instant;
-use cloudproxy_core::wire::{TicketKey, AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_core::wire::{TicketKey, AP_PORTS, AP_TLS_PORT, RELAY_TCP_PORT, RELAY_TLS_PORT};
 use cloudproxy_testkit::seed;
 
 use crate::dns::{Dns, Resolving};
 use crate::fault_schedule::{self, Hosts, Targets};
 use crate::faults::{Impaired, ImpairmentCounters, ImpairmentState, Impairments};
-use crate::net::{Captured, FirewallCounters, Firewalled, SimNet};
+use crate::net::{
+    Captured, ChangeCounters, Changing, FirewallCounters, Firewalled, NetSwitch, SimNet,
+};
 use crate::pcap::Tap;
 use crate::policy::Policy;
-use cloudproxy_node::nodes::ap::run_ap;
+use cloudproxy_node::nodes::ap::run_ap_on_with;
 use cloudproxy_node::nodes::attacker::{run_attacker, AttackReport};
-use cloudproxy_node::nodes::client::{run_client, ClientEnv, ClientReport, ClientSpec, Op};
+use cloudproxy_node::nodes::client::{
+    run_client_watching, ClientEnv, ClientReport, ClientSpec, Op,
+};
 use cloudproxy_node::nodes::edge::{run_edge, EdgeStats};
-use cloudproxy_node::nodes::relay::{run_relay, RelayShared};
+use cloudproxy_node::nodes::http_proxy::{run_http_proxy, HttpProxyStats};
+use cloudproxy_node::nodes::relay::{run_relay_with, RelayHost, RelayShared};
 use cloudproxy_node::nodes::socks::{run_socks5_ranged, Socks5Stats};
 use cloudproxy_node::trace::{Trace, TraceEvent};
 
@@ -56,6 +63,19 @@ pub struct SocksSpec {
     pub udp_ports: Option<RangeInclusive<u16>>,
 }
 
+/// An enterprise HTTP proxy (**beyond the seed**, proxy type 3).
+#[derive(Clone, Debug)]
+pub struct HttpProxySpec {
+    /// Its address (inside the enterprise).
+    pub ip: IpAddr,
+    /// Its port.
+    pub port: u16,
+    /// Its name in the enterprise resolver, if any (`proxy.corp`).
+    pub name: Option<String>,
+    /// `Some`: every `CONNECT` needs these Basic credentials.
+    pub credentials: Option<BasicCredentials>,
+}
+
 /// One enterprise: a host for its clients, a firewall, a resolver, maybe a SOCKS5 server.
 #[derive(Clone, Debug)]
 pub struct EnterpriseSpec {
@@ -69,6 +89,8 @@ pub struct EnterpriseSpec {
     pub clients: Vec<ClientSpec>,
     /// Its SOCKS5 server, if any.
     pub socks: Option<SocksSpec>,
+    /// Its HTTP proxy, if any (**beyond the seed**).
+    pub http_proxy: Option<HttpProxySpec>,
 }
 
 /// A fault, at a time. A fault schedule is data: it is printed with every failure (its
@@ -98,6 +120,16 @@ pub enum Fault {
     DnsOutage(bool),
     /// Every UDP datagram from now on is impaired so (`Impairments::NONE` heals).
     Impair(Impairments),
+    /// **Beyond the seed**: the named enterprise's NAT rebinds: its UDP sockets send from new
+    /// source ports, the clients not told ([`crate::net::NetSwitch`]).
+    NatRebind(String),
+    /// **Beyond the seed**: a VPN comes up in the named enterprise (`true`) that blocks UDP,
+    /// or goes down (`false`).
+    VpnBlocksUdp(String, bool),
+    /// **Beyond the seed**: the named client's local address changes (Wi-Fi to cellular); its
+    /// driver reports it (turmoil keeps the host's IP: a new UDP port, every connection closed
+    /// by the client).
+    AddressChange(String),
 }
 
 /// Everything that defines one run.
@@ -178,6 +210,7 @@ impl WorldSpec {
             policy,
             clients: Vec::new(),
             socks: None,
+            http_proxy: None,
         });
         self.enterprises.len() - 1
     }
@@ -198,6 +231,10 @@ pub struct WorldOutcome {
     pub firewalls: BTreeMap<String, FirewallCounters>,
     /// Each SOCKS5 server's statistics, by enterprise name.
     pub socks: BTreeMap<String, Socks5Stats>,
+    /// Each HTTP proxy's statistics, by enterprise name (**beyond the seed**).
+    pub http_proxies: BTreeMap<String, HttpProxyStats>,
+    /// Each enterprise's network changes (NAT rebindings, the VPN), by name.
+    pub network_changes: BTreeMap<String, ChangeCounters>,
     /// The event trace.
     pub trace: Trace,
     /// Simulated time at the end.
@@ -256,6 +293,37 @@ pub fn ap_config(spec: &WorldSpec) -> ApConfig {
     config
 }
 
+/// An access point on the seed's ports and on TCP 443 (**beyond the seed**: the force-TCP
+/// path, no UDP there; `serve` has no 443 listener yet, the simulated hosts do).
+async fn run_ap_443<N: cloudproxy_node::net::Net>(
+    net: N,
+    name: String,
+    config: ApConfig,
+    entropy: Entropy,
+    counters: Rc<RefCell<ApCounters>>,
+    trace: Trace,
+) -> std::io::Result<()> {
+    let tcp_only = [AP_TLS_PORT];
+    run_ap_on_with(
+        net, name, config, entropy, counters, trace, &AP_PORTS, &tcp_only,
+    )
+    .await
+}
+
+/// A relay on the seed's TCP port and on TCP 443 (**beyond the seed**).
+async fn run_relay_443<N: cloudproxy_node::net::Net>(
+    net: N,
+    name: String,
+    config: RelayConfig,
+    entropy: Entropy,
+    shared: Rc<RefCell<RelayShared>>,
+    trace: Trace,
+) -> std::io::Result<()> {
+    let mut host = RelayHost::new();
+    host.also_tcp_ports = vec![RELAY_TLS_PORT];
+    run_relay_with(net, name, config, entropy, shared, trace, host).await
+}
+
 /// Extra simulated time after the clients' scripts, for the last packets to land.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -275,7 +343,7 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
         trace: world.trace.clone(),
         ..WorldOutcome::default()
     };
-    world.run(&enterprises.reports, &mut outcome);
+    world.run(&enterprises, &mut outcome);
     world.tap.finish(); // what happens while the world is torn down is not traffic
     outcome.sim_time = world.sim.elapsed();
     outcome.impairments = world.impairments.borrow().counters.clone();
@@ -286,6 +354,12 @@ pub fn run_world(spec: &WorldSpec) -> WorldOutcome {
     outcome.edge = edge.borrow().clone();
     outcome.firewalls = unshare(enterprises.firewalls);
     outcome.socks = unshare(enterprises.socks);
+    outcome.http_proxies = unshare(enterprises.http_proxies);
+    outcome.network_changes = enterprises
+        .switches
+        .iter()
+        .map(|(name, switch)| (name.clone(), switch.counters()))
+        .collect();
     outcome
 }
 
@@ -303,6 +377,11 @@ struct Enterprises {
     reports: BTreeMap<String, Rc<RefCell<ClientReport>>>,
     firewalls: BTreeMap<String, Rc<RefCell<FirewallCounters>>>,
     socks: BTreeMap<String, Rc<RefCell<Socks5Stats>>>,
+    http_proxies: BTreeMap<String, Rc<RefCell<HttpProxyStats>>>,
+    /// Each enterprise's network-change switch.
+    switches: BTreeMap<String, Rc<NetSwitch>>,
+    /// Where each client's driver hears of address changes.
+    changes: BTreeMap<String, tokio::sync::mpsc::Sender<NetworkChange>>,
 }
 
 /// A world being built, then run: the simulation and what every host shares.
@@ -333,6 +412,15 @@ impl<'a> Build<'a> {
         let tap = Tap::start(spec.capture.as_ref());
         let mut dns = Dns::default();
         dns.insert(AP_DOMAIN, seed::ap_ips());
+        for proxy in spec
+            .enterprises
+            .iter()
+            .filter_map(|e| e.http_proxy.as_ref())
+        {
+            if let Some(name) = &proxy.name {
+                dns.insert(name, vec![proxy.ip]);
+            }
+        }
         Build {
             spec,
             sim,
@@ -347,7 +435,7 @@ impl<'a> Build<'a> {
     /// The access points, one host each.
     fn host_aps(&mut self) -> BTreeMap<IpAddr, Rc<RefCell<ApCounters>>> {
         let config = ap_config(self.spec);
-        self.host_cloud(seed::ap_ips(), "ap", 100, |_| config.clone(), run_ap)
+        self.host_cloud(seed::ap_ips(), "ap", 100, |_| config.clone(), run_ap_443)
     }
 
     /// The relays, one host each.
@@ -361,7 +449,7 @@ impl<'a> Build<'a> {
             }
             config
         };
-        self.host_cloud(seed::relay_ips(), "relay", 200, config_of, run_relay)
+        self.host_cloud(seed::relay_ips(), "relay", 200, config_of, run_relay_443)
     }
 
     /// One host of the cloud proxy at each address, named `{prefix}{n}` from 1, running `run`
@@ -426,10 +514,19 @@ impl<'a> Build<'a> {
         // as the policy's DNS rule says, so the firewall itself never sees DNS traffic.
         let resolving = Resolving::new(self.net.clone(), self.dns.clone(), enterprise.policy.dns);
         let net = Firewalled::new(resolving, Rc::new(enterprise.policy.clone()), counters);
+        let switch = Rc::new(NetSwitch::default());
+        shared
+            .switches
+            .insert(enterprise.name.clone(), switch.clone());
+        let net = Changing::new(net, switch);
         let net = self.tap.wrap(net, enterprise.clients_ip);
         if let Some(socks) = &enterprise.socks {
             let stats = self.host_socks(socks);
             shared.socks.insert(enterprise.name.clone(), stats);
+        }
+        if let Some(proxy) = &enterprise.http_proxy {
+            let stats = self.host_http_proxy(proxy);
+            shared.http_proxies.insert(enterprise.name.clone(), stats);
         }
         let env = ClientEnv {
             sdrtn: edge_endpoints(),
@@ -444,13 +541,16 @@ impl<'a> Build<'a> {
                 client.script.push((self.spec.duration, Op::Leave));
             }
             client.talk_until = Some(self.spec.duration.saturating_sub(Duration::from_secs(2)));
-            tasks.push((client, report));
+            let (tx, changes) = tokio::sync::mpsc::channel(4);
+            shared.changes.insert(client.name.clone(), tx);
+            tasks.push((client, report, changes));
         }
         self.sim.client(enterprise.clients_ip, async move {
             let handles: Vec<_> = tasks
                 .into_iter()
-                .map(|(client, report)| {
-                    tokio::task::spawn_local(run_client(net.clone(), client, env.clone(), report))
+                .map(|(client, report, changes)| {
+                    let (net, env) = (net.clone(), env.clone());
+                    tokio::task::spawn_local(run_client_watching(net, client, env, report, changes))
                 })
                 .collect();
             for handle in handles {
@@ -472,6 +572,25 @@ impl<'a> Build<'a> {
                 let (ip, port, policy) = (socks.ip, socks.port, socks.policy);
                 let udp_ports = socks.udp_ports;
                 run_socks5_ranged(inner.clone(), inner, ip, port, policy, udp_ports, stats).await?;
+                Ok(())
+            }
+        });
+        stats
+    }
+
+    /// An enterprise's HTTP proxy, on a host of its own. Like the SOCKS5 server it is the
+    /// host the firewall lets out: the enterprise's policy is what its clients see.
+    fn host_http_proxy(&mut self, proxy: &HttpProxySpec) -> Rc<RefCell<HttpProxyStats>> {
+        let stats = Rc::new(RefCell::new(HttpProxyStats::default()));
+        let shared = stats.clone();
+        let inner = Impaired::new(SimNet, self.impairments.clone());
+        let net = self.tap.wrap(inner, proxy.ip);
+        let proxy = proxy.clone();
+        self.sim.host(proxy.ip, move || {
+            let (net, stats) = (net.clone(), shared.clone());
+            let (port, credentials) = (proxy.port, proxy.credentials.clone());
+            async move {
+                run_http_proxy(net.clone(), net, port, credentials, stats).await?;
                 Ok(())
             }
         });
@@ -522,11 +641,7 @@ impl<'a> Build<'a> {
 
     /// Steps the simulation to its end, applying the faults when due. A fault that does
     /// nothing when due, or is due after the end, is recorded with the reason.
-    fn run(
-        &mut self,
-        reports: &BTreeMap<String, Rc<RefCell<ClientReport>>>,
-        outcome: &mut WorldOutcome,
-    ) {
+    fn run(&mut self, enterprises: &Enterprises, outcome: &mut WorldOutcome) {
         let hosts = self.fault_hosts();
         let mut faults: Vec<(Duration, Fault)> = self.spec.faults.clone();
         faults.sort_by_key(|(at, _)| *at);
@@ -535,9 +650,11 @@ impl<'a> Build<'a> {
             while let Some((at, fault)) = faults.next_if(|(at, _)| *at <= self.sim.elapsed()) {
                 let targets = Targets {
                     hosts: &hosts,
-                    reports,
+                    reports: &enterprises.reports,
                     dns: &self.dns,
                     impairments: &self.impairments,
+                    switches: &enterprises.switches,
+                    changes: &enterprises.changes,
                 };
                 let effect = fault_schedule::apply(&mut self.sim, &fault, &targets);
                 let now = Instant::from_micros(self.sim.elapsed().as_micros() as u64);
@@ -589,6 +706,9 @@ impl<'a> Build<'a> {
             hosts
                 .servers
                 .extend(enterprise.socks.as_ref().map(|s| s.ip));
+            hosts
+                .servers
+                .extend(enterprise.http_proxy.as_ref().map(|p| p.ip));
         }
         if self.spec.attacker && !self.spec.enterprises.is_empty() {
             hosts.clients.insert(ip(ATTACKER_IP));

@@ -87,6 +87,15 @@ scenario_tests! {
     open_relay_attack: "open-relay-attack" => "scenario_open-relay-attack";
     ticket_expiry: "ticket-expiry" => "scenario_ticket-expiry";
     crowd: "crowd" => "scenario_crowd", focus &["bank-000", "hospital-000", "bank-099", "hospital-099"];
+    ap_failover_racing: "ap-failover-racing" => "scenario_ap-failover-racing";
+    automatic_open: "automatic-open" => "scenario_automatic-open";
+    automatic_fallback: "automatic-fallback" => "scenario_automatic-fallback";
+    force_tcp_443: "force-tcp-443" => "scenario_force-tcp-443";
+    http_proxy: "http-proxy" => "scenario_http-proxy";
+    http_proxy_auth: "http-proxy-auth" => "scenario_http-proxy-auth";
+    nat_rebinding: "nat-rebinding" => "scenario_nat-rebinding";
+    address_change: "address-change" => "scenario_address-change";
+    vpn_blocks_udp: "vpn-blocks-udp" => "scenario_vpn-blocks-udp";
 }
 
 #[test]

@@ -18,8 +18,8 @@ pub struct Peer {
 }
 
 /// Every Debian peer the tests need: the one list (the README names `cargo xtask peers` rather
-/// than repeat it). tshark, dante-server and microsocks are used by the tests today; the others
-/// are installed for the real-ruleset and HTTP-proxy tests being added on other branches.
+/// than repeat it). tshark, dante-server, microsocks and tinyproxy are used by the tests today;
+/// the others are installed for the real-ruleset tests being added on other branches.
 pub const PEERS: &[Peer] = &[
     Peer {
         package: "tshark",
@@ -54,12 +54,12 @@ pub const PEERS: &[Peer] = &[
     Peer {
         package: "tinyproxy",
         binary: "tinyproxy",
-        why: "a real HTTP proxy peer",
+        why: "a real HTTP proxy for type 3 (CONNECT, with and without BasicAuth)",
     },
     Peer {
         package: "squid",
         binary: "squid",
-        why: "a real HTTP proxy peer",
+        why: "a real HTTP proxy for type 3 (CONNECT, with and without BasicAuth)",
     },
 ];
 

@@ -15,6 +15,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Status;
+use cloudproxy_core::engine::CloudProxyType;
 use cloudproxy_sim::firewall_check::{
     check_firewall_with, CheckError, CheckReport, CheckRequest, Progress, DEFAULT_PARAMS,
 };
@@ -80,6 +81,11 @@ pub struct CheckArgs {
     /// terminal).
     #[arg(long)]
     pub progress: bool,
+    /// setCloudProxy(type) before the setParameters calls (beyond the seed): force-udp (the
+    /// seed's ports) or force-tcp (TCP 443 only, to the access points and the relays: does TCP
+    /// 443 suffice?) [possible values: force-udp, force-tcp].
+    #[arg(long, value_name = "TYPE")]
+    pub cloud_proxy: Option<CloudProxyArg>,
     /// The seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -87,6 +93,27 @@ pub struct CheckArgs {
     /// example as printed).
     #[arg(long)]
     pub compat: bool,
+}
+
+/// `--cloud-proxy force-udp|force-tcp` (`automatic` is parsed, and refused by the check with
+/// what to run instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloudProxyArg(pub CloudProxyType);
+
+impl std::str::FromStr for CloudProxyArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [
+            CloudProxyType::Automatic,
+            CloudProxyType::ForceUdp,
+            CloudProxyType::ForceTcp,
+        ]
+        .into_iter()
+        .find(|t| t.name() == text)
+        .map(CloudProxyArg)
+        .ok_or_else(|| format!("`{text}`: expected force-udp or force-tcp"))
+    }
 }
 
 /// `--dns public|blocked`.
@@ -215,6 +242,7 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> io::Result<Status> {
         socks_udp_ports: args.socks_udp_ports.clone().map(|p| p.0),
         evidence: args.trace.is_some() || args.pcap.is_some(),
         compat: args.compat,
+        cloud_proxy: args.cloud_proxy.map(|c| c.0),
         ..CheckRequest::new(policy, params, args.seed)
     };
     // Refuse a file that cannot be written before the check, not after it.

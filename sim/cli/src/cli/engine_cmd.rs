@@ -8,7 +8,8 @@
 //! {"op":"join","code":-17,"state":"joined","config":{...},"in_force":{...},"error":"join: ..."}
 //! ```
 //!
-//! `config` is the configuration as set (canonical form); `in_force` the one taken at join,
+//! `config` is the configuration as set (canonical form, an HTTP proxy's password printed as
+//! `"<redacted>"`: it never reaches a log); `in_force` the one taken at join,
 //! while in a channel; `error` is present on every non-zero code, `ignored` when keys of other
 //! SDK features were ignored, `suggestions` when an ignored key looks like a misspelt proxy key.
 
@@ -191,8 +192,8 @@ fn step(engine: &mut Engine, op: Op<'_>) -> Outcome {
         op: op.name(),
         code: result.as_ref().err().map_or(0, |e| e.code().as_i32()),
         state: engine.state().name(),
-        config: engine.config().to_json(),
-        in_force: engine.config_in_force().map(|c| c.to_json()),
+        config: engine.config().to_json_redacted(),
+        in_force: engine.config_in_force().map(|c| c.to_json_redacted()),
         ignored,
         suggestions,
         error: result.err().map(|e| e.to_string()),

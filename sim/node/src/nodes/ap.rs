@@ -79,6 +79,22 @@ pub async fn run_ap_on<N: Net>(
     trace: Trace,
     ports: &[u16],
 ) -> io::Result<()> {
+    run_ap_on_with(net, name, config, entropy, counters, trace, ports, &[]).await
+}
+
+/// [`run_ap_on`], also listening on `tcp_only_ports` over TCP alone (**beyond the seed**: 443,
+/// where no UDP is offered, docs/protocol.md §12).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_ap_on_with<N: Net>(
+    net: N,
+    name: String,
+    config: ApConfig,
+    entropy: Entropy,
+    counters: Rc<RefCell<ApCounters>>,
+    trace: Trace,
+    ports: &[u16],
+    tcp_only_ports: &[u16],
+) -> io::Result<()> {
     let write_queue = usize::try_from(config.max_requests_per_tcp_connection)
         .unwrap_or(MAX_WRITE_QUEUE)
         .clamp(1, MAX_WRITE_QUEUE);
@@ -99,6 +115,10 @@ pub async fn run_ap_on<N: Net>(
         )));
         readers.push(tokio::task::spawn_local(accept(listener, tx.clone())));
         sockets.insert(port, udp);
+    }
+    for &port in tcp_only_ports {
+        let listener = net.listen(SocketAddr::from(([0, 0, 0, 0], port))).await?;
+        readers.push(tokio::task::spawn_local(accept(listener, tx.clone())));
     }
     let mut writers: BTreeMap<u64, mpsc::Sender<Vec<u8>>> = BTreeMap::new();
     let mut next_conn = 0u64;

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use cloudproxy_core::app::{App, AppConfig, AppEvent, AppOutput};
-use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId};
+use cloudproxy_core::client::{ClientInput, ClientOutput, ConnId, NetworkChange};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use tokio::sync::mpsc;
 
@@ -50,15 +50,33 @@ pub async fn run_client<N: Net>(
     env: ClientEnv,
     report: Rc<RefCell<ClientReport>>,
 ) -> io::Result<()> {
+    let (_keep, changes) = mpsc::channel(1);
+    run_client_watching(net, spec, env, report, changes).await
+}
+
+/// [`run_client`], told of local network changes on `changes` (**beyond the seed**; the
+/// simulation's address-change fault). On [`NetworkChange::AddressChanged`] the driver binds a
+/// new UDP socket (a new local address; turmoil keeps a host's IP, so here it is a new port)
+/// and tells the application, which closes every connection and reconnects with a new
+/// ticket. On [`NetworkChange::PortChanged`] it re-binds the UDP socket and tells the
+/// application.
+pub async fn run_client_watching<N: Net>(
+    net: N,
+    spec: ClientSpec,
+    env: ClientEnv,
+    report: Rc<RefCell<ClientReport>>,
+    mut changes: mpsc::Receiver<NetworkChange>,
+) -> io::Result<()> {
     let name = spec.name.clone();
     let mut app = App::new(spec, env.sdrtn, net.now());
     let udp = Rc::new(net.bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).await?);
     let (tx, mut rx) = mpsc::channel::<Event>(DATAGRAM_QUEUE);
     let (stream_tx, mut stream_rx) = mpsc::channel::<(ConnId, StreamEvent)>(EVENT_QUEUE);
-    read_udp(udp.clone(), tx.clone());
+    let reader = read_udp(udp.clone(), tx.clone());
     let mut io = ClientIo {
         net: net.clone(),
         udp,
+        reader,
         pumps: StreamPumps::new(stream_tx),
         resolved: tx,
         trace: env.trace,
@@ -70,6 +88,7 @@ pub async fn run_client<N: Net>(
         let deadline = app.poll_timeout();
         tokio::select! {
             biased;
+            Some(change) = changes.recv() => io.handle_change(&mut app, change).await?,
             Some(event) = rx.recv() => io.handle_event(&mut app, event),
             Some((conn, event)) = stream_rx.recv() => io.handle_stream(&mut app, conn, event),
             () = sleep_until(&net, deadline) => app.handle_timeout(net.now()),
@@ -77,6 +96,7 @@ pub async fn run_client<N: Net>(
         io.drain(&mut app).await;
     }
     io.pumps.close_all();
+    io.reader.abort();
     io.report.borrow_mut().done = true;
     Ok(())
 }
@@ -85,9 +105,10 @@ pub async fn run_client<N: Net>(
 /// a datagram is dropped, as a full socket buffer would drop it.
 const DATAGRAM_QUEUE: usize = 256;
 
-/// Forwards every datagram of `udp` to `tx` until either goes away; a datagram that finds
-/// the queue full is dropped (UDP's contract; the reader never waits on the application).
-fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::Sender<Event>) {
+/// Forwards every datagram of `udp` to `tx` until either goes away (or the task is aborted);
+/// a datagram that finds the queue full is dropped (UDP's contract; the reader never waits on
+/// the application).
+fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::Sender<Event>) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let mut buf = vec![0u8; 65_536];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
@@ -96,13 +117,15 @@ fn read_udp<U: Udp>(udp: Rc<U>, tx: mpsc::Sender<Event>) {
                 return;
             }
         }
-    });
+    })
 }
 
 /// The client's IO: what carries out the application's outputs.
 struct ClientIo<N: Net> {
     net: N,
     udp: Rc<N::Udp>,
+    /// The task reading `udp`.
+    reader: tokio::task::JoinHandle<()>,
     pumps: StreamPumps<ConnId>,
     /// Where resolver answers go.
     resolved: mpsc::Sender<Event>,
@@ -114,6 +137,28 @@ struct ClientIo<N: Net> {
 impl<N: Net> ClientIo<N> {
     fn record(&self, event: TraceEvent) {
         self.trace.record(self.net.now(), &self.name, &event);
+    }
+
+    /// The local network changed: a new UDP socket (its reader replaces the old one's), then
+    /// the application is told.
+    async fn handle_change(&mut self, app: &mut App, change: NetworkChange) -> io::Result<()> {
+        let udp = Rc::new(
+            self.net
+                .bind_udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+                .await?,
+        );
+        self.reader.abort();
+        self.reader = read_udp(udp.clone(), self.resolved.clone());
+        let port = udp.local_addr().map(|a| a.port()).unwrap_or_default();
+        self.udp = udp;
+        self.record(TraceEvent::NetworkChange {
+            change,
+            udp_port: port,
+        });
+        let input = ClientInput::NetworkChanged { change };
+        app.handle_input(input, self.net.now())
+            .expect("news from the network");
+        Ok(())
     }
 
     fn handle_event(&mut self, app: &mut App, event: Event) {
@@ -185,6 +230,15 @@ impl<N: Net> ClientIo<N> {
         let line = match event {
             AppEvent::ParametersSet { text, code, error } => TraceEvent::SetParameters {
                 text: text.clone(),
+                code: *code,
+                error: error.clone(),
+            },
+            AppEvent::CloudProxySet {
+                proxy_type,
+                code,
+                error,
+            } => TraceEvent::SetCloudProxy {
+                proxy_type: proxy_type.as_i32(),
                 code: *code,
                 error: error.clone(),
             },

@@ -4,5 +4,6 @@ pub mod ap;
 pub mod attacker;
 pub mod client;
 pub mod edge;
+pub mod http_proxy;
 pub mod relay;
 pub mod socks;

@@ -100,6 +100,10 @@ pub type HandoffIn<S> = mpsc::Receiver<(S, SocketAddr, Vec<u8>)>;
 pub struct RelayHost<F, S> {
     /// The TCP port for tunnels and media channels. Default [`RELAY_TCP_PORT`].
     pub tcp_port: u16,
+    /// More TCP ports serving exactly the same (**beyond the seed**: the simulated relays add
+    /// [`RELAY_TLS_PORT`](cloudproxy_core::wire::RELAY_TLS_PORT), 443, for clients that may
+    /// only reach TCP 443). Default none.
+    pub also_tcp_ports: Vec<u16>,
     /// Resolves when the relay must shut down gracefully. Default: never.
     pub shutdown: F,
     /// How long a shutdown waits for the closing messages to be written, and how long a
@@ -137,6 +141,7 @@ impl<F: Future<Output = ()>, S> RelayHost<F, S> {
     pub fn with_shutdown(shutdown: F) -> Self {
         RelayHost {
             tcp_port: RELAY_TCP_PORT,
+            also_tcp_ports: Vec::new(),
             shutdown,
             flush_timeout: Duration::from_secs(2),
             max_queued_bytes_per_stream: 4 * 1024 * 1024,
@@ -190,7 +195,10 @@ pub async fn run_relay_with<N: Net, F: Future<Output = ()>>(
         limits,
         host.handoff_out.take(),
     );
-    let tasks = open_sockets(&mut driver, host.tcp_port, host.handoff_in.take()).await?;
+    let ports: Vec<u16> = std::iter::once(host.tcp_port)
+        .chain(host.also_tcp_ports.iter().copied())
+        .collect();
+    let tasks = open_sockets(&mut driver, &ports, host.handoff_in.take()).await?;
     driver.shared.borrow_mut().listening = true;
     driver.serve(host.shutdown).await;
     shut_down(&mut driver, tasks, host.flush_timeout).await;
@@ -201,13 +209,14 @@ pub async fn run_relay_with<N: Net, F: Future<Output = ()>>(
 /// the receiver of other shards' connections).
 async fn open_sockets<N: Net>(
     driver: &mut Driver<N>,
-    tcp_port: u16,
+    tcp_ports: &[u16],
     handoff_in: Option<HandoffIn<N::Stream>>,
 ) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let listener = driver
-        .net
-        .listen(SocketAddr::from(([0, 0, 0, 0], tcp_port)))
-        .await?;
+    let mut listeners = Vec::new();
+    for &port in tcp_ports {
+        let at = SocketAddr::from(([0, 0, 0, 0], port));
+        listeners.push(driver.net.listen(at).await?);
+    }
     let config = driver.relay.config().clone();
     let start = *config.udp_ports.start();
     for port in config.udp_ports.clone() {
@@ -222,22 +231,25 @@ async fn open_sockets<N: Net>(
         socket.start::<N>(Rc::new(udp), Source::Media(port), &driver.inbox);
         driver.media.insert(port, socket);
     }
-    let inbox = driver.inbox.clone();
-    let mut tasks = vec![tokio::task::spawn_local(async move {
-        loop {
-            while inbox.accepted.borrow().len() >= ACCEPT_QUEUE {
-                inbox.accept_room.notified().await;
+    let mut tasks = Vec::new();
+    for listener in listeners {
+        let inbox = driver.inbox.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            loop {
+                while inbox.accepted.borrow().len() >= ACCEPT_QUEUE {
+                    inbox.accept_room.notified().await;
+                }
+                let Ok((stream, peer)) = listener.accept().await else {
+                    return;
+                };
+                inbox.post(|i| {
+                    i.accepted
+                        .borrow_mut()
+                        .push_back((stream, peer, Vec::new()))
+                });
             }
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
-            };
-            inbox.post(|i| {
-                i.accepted
-                    .borrow_mut()
-                    .push_back((stream, peer, Vec::new()))
-            });
-        }
-    })];
+        }));
+    }
     if let Some(mut incoming) = handoff_in {
         let inbox = driver.inbox.clone();
         tasks.push(tokio::task::spawn_local(async move {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use cloudproxy_core::ap::{ApTransport, TcpRefusal};
-use cloudproxy_core::client::{ConnectionState, MediaPath};
+use cloudproxy_core::client::{ConnectionState, MediaPath, NetworkChange};
 use cloudproxy_core::relay::{SessionEnd, Transport};
 use serde::Serialize;
 use serde_json::Value;
@@ -22,6 +22,23 @@ pub enum TraceEvent {
         code: i32,
         /// Why it was refused.
         error: Option<String>,
+    },
+    /// The application called `setCloudProxy` (beyond the seed); `code` is the SDK's.
+    SetCloudProxy {
+        /// The cloud proxy type asked for, as the SDK numbers it.
+        #[serde(rename = "type")]
+        proxy_type: i32,
+        /// The SDK's return code.
+        code: i32,
+        /// Why it was refused.
+        error: Option<String>,
+    },
+    /// The local network changed (beyond the seed): the driver has a new UDP socket.
+    NetworkChange {
+        /// What changed.
+        change: NetworkChange,
+        /// The new socket's port.
+        udp_port: u16,
     },
     /// The application joined (`code` 0, with the configuration in force, passwords
     /// redacted) or its join was refused.
@@ -158,6 +175,8 @@ impl TraceEvent {
     pub fn name(&self) -> &'static str {
         match self {
             TraceEvent::SetParameters { .. } => "set_parameters",
+            TraceEvent::SetCloudProxy { .. } => "set_cloud_proxy",
+            TraceEvent::NetworkChange { .. } => "network_change",
             TraceEvent::Join { .. } => "join",
             TraceEvent::Leave { .. } => "leave",
             TraceEvent::State { .. } => "state",

@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use cloudproxy_core::engine::Engine;
+use cloudproxy_core::engine::{CloudProxyType, Engine};
 use cloudproxy_core::params::{Mode, ProxyServer};
 use serde_json::json;
 
@@ -109,6 +109,9 @@ pub struct CheckRequest {
     pub socks_udp_ports: Option<RangeInclusive<u16>>,
     /// Keep the event trace and the pcap of the best path's run ([`CheckReport::evidence`]).
     pub evidence: bool,
+    /// **Beyond the seed**: `setCloudProxy(type)` before the `setParameters` calls: force UDP
+    /// (the seed's ports) or force TCP (TCP 443 only, to the access points and the relays).
+    pub cloud_proxy: Option<CloudProxyType>,
 }
 
 impl CheckRequest {
@@ -122,6 +125,7 @@ impl CheckRequest {
             dns_stated: true,
             socks_udp_ports: None,
             evidence: false,
+            cloud_proxy: None,
         }
     }
 }
@@ -138,12 +142,9 @@ pub enum CheckError {
         /// The engine's error.
         error: String,
     },
-    /// The server is an HTTP proxy (type 3), which the check does not model yet.
-    #[error("check-firewall does not model an HTTP proxy (type 3) yet: {server}; the clients need TCP to the proxy only, and the proxy needs TCP to the access points' and relays' ports (docs/http-connect.md)")]
-    HttpProxy {
-        /// The server, its password redacted.
-        server: String,
-    },
+    /// `setCloudProxy(automatic)` was asked for: it takes two paths, one after the other.
+    #[error("--cloud-proxy automatic takes two paths one after the other: check each on its own, without --cloud-proxy (the direct path, which is how automatic starts) and with --cloud-proxy force-udp (its fallback)")]
+    AutomaticMode,
     /// The SOCKS5 server's UDP port range is empty or starts at port 0.
     #[error("the SOCKS5 server's UDP ports {start}-{end}: expected a range of ports 1-65535, low to high")]
     SocksUdpPorts {
@@ -266,12 +267,15 @@ impl<'a> Checker<'a> {
         params: Vec<String>,
         depth: usize,
     ) -> Result<Self, CheckError> {
-        let server = proxy_server(&params, request.compat)?;
-        let route = Route::new(
+        let server = proxy_server_with(&params, request.compat, request.cloud_proxy)?;
+        let mut route = Route::new(
             server.as_ref(),
             runs::socks_simulated,
             request.socks_udp_ports.clone(),
         )?;
+        if request.cloud_proxy == Some(CloudProxyType::ForceTcp) {
+            route = route.force_tcp();
+        }
         Ok(Checker {
             request,
             runner,
@@ -595,6 +599,10 @@ impl<'a> Checker<'a> {
                 }
             }
             Route::Socks { .. } => {}
+            Route::Http { .. } => self.note(verdict::http_note(&self.route, report)),
+        }
+        if self.route.tcp_443() {
+            self.note(verdict::tcp_443_note(&self.route, self.policy(), report));
         }
     }
 
@@ -642,8 +650,29 @@ pub fn type2_params() -> String {
 }
 
 /// The proxy server the engine takes at join, checking every call.
+#[cfg(test)]
 fn proxy_server(params: &[String], compat: bool) -> Result<Option<ProxyServer>, CheckError> {
+    proxy_server_with(params, compat, None)
+}
+
+/// The proxy server the engine takes at join after `setCloudProxy(cloud)` (when given) and
+/// the `setParameters` calls, checking every call.
+fn proxy_server_with(
+    params: &[String],
+    compat: bool,
+    cloud: Option<CloudProxyType>,
+) -> Result<Option<ProxyServer>, CheckError> {
     let mut engine = Engine::new(if compat { Mode::Compat } else { Mode::Strict });
+    match cloud {
+        Some(CloudProxyType::Automatic) => return Err(CheckError::AutomaticMode),
+        Some(cloud) => engine
+            .set_cloud_proxy(cloud)
+            .map_err(|e| CheckError::Params {
+                text: format!("setCloudProxy({cloud})"),
+                error: e.to_string(),
+            })?,
+        None => {}
+    }
     for text in params {
         engine
             .set_parameters(text)

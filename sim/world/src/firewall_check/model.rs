@@ -9,9 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use cloudproxy_core::params::ProxyServer;
+use cloudproxy_core::http_connect::BasicCredentials;
+use cloudproxy_core::params::{ProxyHost, ProxyServer};
 use cloudproxy_core::relay::Cidr;
-use cloudproxy_core::wire::{AP_PORTS, RELAY_TCP_PORT, RELAY_UDP_PORTS};
+use cloudproxy_core::wire::{
+    AP_PORTS, AP_TLS_PORT, RELAY_TCP_PORT, RELAY_TLS_PORT, RELAY_UDP_PORTS,
+};
 
 use crate::policy::{DnsPolicy, Policy, Proto, Rule, Verdict};
 use crate::world::{edge_endpoints, ip, AP_DOMAIN, AP_IPS, RELAY_IPS};
@@ -45,12 +48,25 @@ pub(crate) enum Route {
         aps: Vec<IpAddr>,
         /// The access-point port: 0 for the default ports.
         port: u16,
+        /// **Beyond the seed**: `setCloudProxy(force TCP)`: TCP 443 only, to the access points
+        /// and the relays, no UDP.
+        tcp_443: bool,
+    },
+    /// **Beyond the seed**, type 3: an enterprise HTTP proxy (`CONNECT`), TCP only.
+    Http {
+        /// The proxy as configured (`10.1.0.8:3128`, `proxy.corp:3128`).
+        shown: String,
+        /// Its address, when configured by IP (the check resolves no proxy names).
+        proxy: Option<SocketAddr>,
+        /// Whether the world can put an HTTP proxy there (an enterprise address).
+        simulated: bool,
+        /// The Basic credentials configured: the simulated proxy asks for exactly these.
+        credentials: Option<BasicCredentials>,
     },
 }
 
 impl Route {
-    /// The route of the server the engine takes at join (`None`: the proxy is off); an HTTP
-    /// proxy (type 3) is not modelled yet.
+    /// The route of the server the engine takes at join (`None`: the proxy is off).
     pub(crate) fn new(
         server: Option<&ProxyServer>,
         simulated_socks: impl Fn(SocketAddr) -> bool,
@@ -72,18 +88,61 @@ impl Route {
                     Vec::new()
                 },
                 port: *port,
+                tcp_443: false,
             },
             Some(ProxyServer::CloudIpList { ips, port }) => Route::Cloud {
                 domain: None,
                 aps: ips.clone(),
                 port: *port,
+                tcp_443: false,
             },
-            Some(server @ ProxyServer::HttpConnect { .. }) => {
-                return Err(super::CheckError::HttpProxy {
-                    server: server.to_json_redacted().to_string(),
-                })
+            Some(ProxyServer::HttpConnect {
+                host,
+                port,
+                credentials,
+            }) => {
+                let proxy = match host {
+                    ProxyHost::Ip(ip) => Some(SocketAddr::new(*ip, *port)),
+                    ProxyHost::Domain(_) => None,
+                };
+                Route::Http {
+                    shown: format!("{host}:{port}"),
+                    simulated: proxy.is_some_and(&simulated_socks),
+                    proxy,
+                    credentials: credentials.clone(),
+                }
             }
         })
+    }
+
+    /// The route over TCP 443 only (`setCloudProxy(force TCP)`): the cloud route's; any other
+    /// is returned as it is.
+    pub(crate) fn force_tcp(self) -> Route {
+        match self {
+            Route::Cloud {
+                domain, aps, port, ..
+            } => Route::Cloud {
+                domain,
+                aps,
+                port,
+                tcp_443: true,
+            },
+            other => other,
+        }
+    }
+
+    /// Whether the route is the cloud proxy over TCP 443 only.
+    pub(crate) fn tcp_443(&self) -> bool {
+        matches!(self, Route::Cloud { tcp_443: true, .. })
+    }
+
+    /// The relays' TCP port on this route (443 for force TCP).
+    pub(crate) fn relay_tcp_port(&self) -> u16 {
+        if self.tcp_443() {
+            RELAY_TLS_PORT
+        } else {
+            RELAY_TCP_PORT
+        }
     }
 
     /// Whether the route resolves a name first.
@@ -100,6 +159,7 @@ impl Route {
     /// The access-point ports the client tries, in order.
     fn ap_ports(&self) -> Vec<u16> {
         match self {
+            Route::Cloud { tcp_443: true, .. } => vec![AP_TLS_PORT],
             Route::Cloud { port: 0, .. } => AP_PORTS.to_vec(),
             Route::Cloud { port, .. } => vec![*port],
             _ => Vec::new(),
@@ -227,6 +287,12 @@ pub(crate) fn predicted_join(route: &Route, policy: &Policy, case: &Case) -> Opt
         } => {
             (*simulated && verdict(Proto::Tcp, *server) == Verdict::Pass).then_some(Duration::ZERO)
         }
+        Route::Http {
+            proxy: Some(proxy),
+            simulated: true,
+            ..
+        } => (verdict(Proto::Tcp, *proxy) == Verdict::Pass).then_some(Duration::ZERO),
+        Route::Http { .. } => None,
         Route::Cloud { aps, .. } => {
             if route.resolves() && case.dns == DnsPolicy::Blocked {
                 return None;
@@ -237,7 +303,10 @@ pub(crate) fn predicted_join(route: &Route, policy: &Policy, case: &Case) -> Opt
             'aps: for ap in aps {
                 for port in route.ap_ports() {
                     let to = SocketAddr::new(*ap, port);
-                    let (tcp, udp) = (verdict(Proto::Tcp, to), verdict(Proto::Udp, to));
+                    let (tcp, mut udp) = (verdict(Proto::Tcp, to), verdict(Proto::Udp, to));
+                    if route.tcp_443() {
+                        udp = Verdict::Drop;
+                    }
                     if known.contains(ap) && (tcp == Verdict::Pass || udp == Verdict::Pass) {
                         reached = true;
                         break 'aps;
@@ -249,7 +318,7 @@ pub(crate) fn predicted_join(route: &Route, policy: &Policy, case: &Case) -> Opt
                 return None;
             }
             for relay in case.relay_order().unwrap_or_else(relays) {
-                let tcp = verdict(Proto::Tcp, SocketAddr::new(relay, RELAY_TCP_PORT));
+                let tcp = verdict(Proto::Tcp, SocketAddr::new(relay, route.relay_tcp_port()));
                 if tcp == Verdict::Pass {
                     return Some(total);
                 }
@@ -360,19 +429,19 @@ pub(crate) fn reach(route: &Route, policy: &Policy) -> Reach {
         .known_aps()
         .into_iter()
         .filter(|a| {
-            ports
-                .iter()
-                .any(|p| passes(Proto::Tcp, *a, *p) || passes(Proto::Udp, *a, *p))
+            ports.iter().any(|p| {
+                passes(Proto::Tcp, *a, *p) || (!route.tcp_443() && passes(Proto::Udp, *a, *p))
+            })
         })
         .collect();
     let cloud = matches!(route, Route::Cloud { .. });
     let relays_open = relays()
         .into_iter()
-        .filter(|r| cloud && passes(Proto::Tcp, *r, RELAY_TCP_PORT))
+        .filter(|r| cloud && passes(Proto::Tcp, *r, route.relay_tcp_port()))
         .collect();
     let relay_udp = relays()
         .into_iter()
-        .filter(|_| cloud)
+        .filter(|_| cloud && !route.tcp_443())
         .map(|r| (r, open_ports(policy, Proto::Udp, r, &RELAY_UDP_PORTS)))
         .collect();
     let socks = match route {
@@ -400,39 +469,49 @@ pub(crate) struct Group {
     ports: Vec<RangeInclusive<u16>>,
 }
 
-/// The relays' flows: TCP 4000 for signalling (and TCP media), UDP 4500-4650 for media.
-fn relay_groups() -> (Group, Group) {
-    (
-        Group {
-            proto: Proto::Tcp,
-            to: relays(),
-            ports: vec![RELAY_TCP_PORT..=RELAY_TCP_PORT],
-        },
-        Group {
-            proto: Proto::Udp,
-            to: relays(),
-            ports: vec![RELAY_UDP_PORTS],
-        },
-    )
+/// The relays' flows: TCP 4000 for signalling (and TCP media), UDP 4500-4650 for media; over
+/// TCP 443 only, TCP 443 and no UDP.
+fn relay_groups(route: &Route) -> (Group, Option<Group>) {
+    let port = route.relay_tcp_port();
+    let tcp = Group {
+        proto: Proto::Tcp,
+        to: relays(),
+        ports: vec![port..=port],
+    };
+    let udp = Group {
+        proto: Proto::Udp,
+        to: relays(),
+        ports: vec![RELAY_UDP_PORTS],
+    };
+    (tcp, (!route.tcp_443()).then_some(udp))
 }
 
-/// The access points' flows, over TCP and over UDP (either answers the client).
-fn ap_groups(route: &Route) -> (Group, Group) {
+/// The access points' flows, over TCP and over UDP (either answers the client); over TCP 443
+/// only, TCP alone.
+fn ap_groups(route: &Route) -> (Group, Option<Group>) {
     let ports: Vec<RangeInclusive<u16>> = route.ap_ports().into_iter().map(|p| p..=p).collect();
     let group = |proto| Group {
         proto,
         to: route.known_aps(),
         ports: ports.clone(),
     };
-    (group(Proto::Tcp), group(Proto::Udp))
+    (
+        group(Proto::Tcp),
+        (!route.tcp_443()).then(|| group(Proto::Udp)),
+    )
 }
 
 /// Whether every access point and port the client tries is open over TCP or UDP.
 fn aps_all_open(route: &Route, policy: &Policy) -> bool {
     let ports = route.ap_ports();
+    let protos: &[Proto] = if route.tcp_443() {
+        &[Proto::Tcp]
+    } else {
+        &[Proto::Tcp, Proto::Udp]
+    };
     route.known_aps().iter().all(|a| {
         ports.iter().all(|p| {
-            [Proto::Tcp, Proto::Udp]
+            protos
                 .iter()
                 .any(|proto| policy.verdict(*proto, SocketAddr::new(*a, *p)) == Verdict::Pass)
         })
@@ -463,14 +542,25 @@ pub(crate) fn best_path_candidates(route: &Route, policy: &Policy) -> Vec<Rule> 
                 ports: vec![udp_ports.clone()],
             },
         ],
+        Route::Http {
+            proxy: Some(proxy),
+            simulated: true,
+            ..
+        } => vec![Group {
+            proto: Proto::Tcp,
+            to: vec![proxy.ip()],
+            ports: vec![proxy.port()..=proxy.port()],
+        }],
+        Route::Http { .. } => Vec::new(),
         Route::Cloud { .. } => {
-            let (relay_tcp, relay_udp) = relay_groups();
+            let (relay_tcp, relay_udp) = relay_groups(route);
             let mut groups = vec![relay_tcp];
             if !aps_all_open(route, policy) {
                 let (ap_tcp, ap_udp) = ap_groups(route);
-                groups.extend([ap_tcp, ap_udp]);
+                groups.push(ap_tcp);
+                groups.extend(ap_udp);
             }
-            groups.push(relay_udp);
+            groups.extend(relay_udp);
             groups
         }
     };
@@ -485,7 +575,7 @@ pub(crate) fn resilience_candidates(route: &Route, policy: &Policy) -> Vec<Rule>
         return Vec::new();
     }
     let reach = reach(route, policy);
-    let (relay_tcp, relay_udp) = relay_groups();
+    let (relay_tcp, relay_udp) = relay_groups(route);
     let (ap_tcp, ap_udp) = ap_groups(route);
     let mut groups = Vec::new();
     let relays_short = reach.relays.len() < 2;
@@ -493,10 +583,11 @@ pub(crate) fn resilience_candidates(route: &Route, policy: &Policy) -> Vec<Rule>
         groups.push(relay_tcp);
     }
     if reach.aps.len() < 2 && route.known_aps().len() >= 2 {
-        groups.extend([ap_tcp, ap_udp]);
+        groups.push(ap_tcp);
+        groups.extend(ap_udp);
     }
     if relays_short {
-        groups.push(relay_udp);
+        groups.extend(relay_udp);
     }
     rules_for(&groups, policy)
 }

@@ -9,14 +9,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cloudproxy_core::client::{ConnectionState, MediaPath};
+use cloudproxy_core::engine::CloudProxyType;
 use cloudproxy_core::socks5::ServerPolicy;
-use cloudproxy_node::nodes::client::{ClientReport, ClientSpec};
+use cloudproxy_node::nodes::client::{ClientReport, ClientSpec, Op};
 
 use super::model::{Case, Pins, Route};
 use super::{Media, PathSeen, Progress, MAX_RUNS, PEER_IP, SDK_IP};
 use crate::pcap::Capture;
 use crate::policy::{Policy, Proto};
-use crate::world::{edge_endpoints, ip, run_world, Fault, SocksSpec, WorldSpec, AP_IPS, EDGE_IP};
+use crate::world::{
+    edge_endpoints, ip, run_world, Fault, HttpProxySpec, SocksSpec, WorldSpec, AP_IPS, EDGE_IP,
+};
 use crate::world::{RELAY_IPS, SDRTN_BLOCK};
 
 const SDK_UID: u32 = 1;
@@ -152,8 +155,14 @@ impl<'a> Runner<'a> {
         let a = spec.enterprise("enterprise", SDK_IP, policy);
         let mut sdk = ClientSpec::new("sdk", SDK_UID, "check", &calls, JOIN_AT);
         sdk.compat = self.compat;
+        if run.route.tcp_443() {
+            // setCloudProxy(force TCP) first, as the check's engine did.
+            sdk.script
+                .insert(0, (JOIN_AT, Op::SetCloudProxy(CloudProxyType::ForceTcp)));
+        }
         spec.enterprises[a].clients.push(sdk);
         spec.enterprises[a].socks = socks_spec(&run.route, &run.pins);
+        spec.enterprises[a].http_proxy = http_spec(&run.route);
         let b = spec.enterprise("open", PEER_IP, Policy::open());
         spec.enterprises[b]
             .clients
@@ -228,6 +237,24 @@ fn socks_spec(route: &Route, pins: &Pins) -> Option<SocksSpec> {
     }
 }
 
+/// The HTTP proxy of a type-3 route, asking for the configured credentials.
+fn http_spec(route: &Route) -> Option<HttpProxySpec> {
+    match route {
+        Route::Http {
+            proxy: Some(proxy),
+            simulated: true,
+            credentials,
+            ..
+        } => Some(HttpProxySpec {
+            ip: proxy.ip(),
+            port: proxy.port(),
+            name: None,
+            credentials: credentials.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// What a run showed of the client's path.
 pub(crate) fn path_seen(facts: &RunFacts) -> PathSeen {
     let sdk = &facts.sdk;
@@ -242,6 +269,7 @@ pub(crate) fn path_seen(facts: &RunFacts) -> PathSeen {
     let (signalling, via) = match (joined, sdk.proxy) {
         (false, _) => ("none".to_owned(), None),
         (true, Some((0, addr))) => (format!("socks5 {addr}"), Some(addr)),
+        (true, Some((3, addr))) => (format!("http proxy {addr}"), Some(addr)),
         (true, Some((_, addr))) => (format!("cloud relay {addr}"), Some(addr)),
         (true, None) => (
             format!("direct {}", edge_endpoints().signalling),

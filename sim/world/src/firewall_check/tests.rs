@@ -447,12 +447,92 @@ fn target() -> crate::policy_formats::render::Target {
 use crate::policy_formats::render::Format;
 
 #[test]
-fn an_http_proxy_is_refused_with_what_to_allow_and_its_password_redacted() {
-    let text = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"u","s3cret"]}"#;
-    let server = proxy_server(&[text.to_owned()], false).unwrap();
-    let err = Route::new(server.as_ref(), |_| true, None).unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("HTTP proxy (type 3)"), "{message}");
-    assert!(message.contains("proxy.corp"), "{message}");
-    assert!(!message.contains("s3cret"), "{message}");
+fn an_http_proxy_needs_tcp_to_the_proxy_only_with_or_without_credentials() {
+    let plain = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"10.1.0.8",3128]}"#;
+    let auth = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"10.1.0.8",3128,"u","s3cret"]}"#;
+    let only_proxy = Policy::only_tcp_to(ip("10.1.0.8"));
+    for text in [plain, auth] {
+        let report = check_firewall(&CheckRequest::new(
+            only_proxy.clone(),
+            vec![text.to_owned()],
+            1,
+        ))
+        .unwrap();
+        assert_eq!(report.route, "http-proxy");
+        assert!(report.joined(), "{:#?}", report.paths);
+        assert_eq!(report.paths[0].behind.media, Media::Tcp);
+        assert!(report.paths[0]
+            .behind
+            .signalling
+            .starts_with("http proxy 10.1.0.8:3128"));
+        assert!(report.missing.is_empty(), "{:?}", report.missing);
+        let notes = report.notes.join("\n");
+        assert!(
+            notes.contains("need TCP to 10.1.0.8:3128 and nothing else"),
+            "{notes}"
+        );
+        assert!(!notes.contains("s3cret") && !format!("{report:?}").contains("s3cret"));
+    }
+    // Behind a deny-all policy: the one rule is TCP to the proxy, verified.
+    let deny = policy("default = \"drop\"\n");
+    let report = check_firewall(&CheckRequest::new(deny, vec![auth.to_owned()], 1)).unwrap();
+    assert!(!report.joined());
+    assert_eq!(
+        texts(&report.missing),
+        [r#"{"ports":["3128"],"proto":"tcp","to":["10.1.0.8"]}"#]
+    );
+    assert!(report
+        .missing_verified
+        .is_some_and(|v| v.verified && v.minimal));
+    // By name: no path can run, and the note says what to give instead.
+    let named = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128]}"#;
+    let report = check_firewall(&CheckRequest::new(
+        Policy::open(),
+        vec![named.to_owned()],
+        1,
+    ))
+    .unwrap();
+    assert!(
+        report.notes.join("\n").contains("resolves no proxy names"),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn force_tcp_needs_tcp_443_to_the_access_points_and_relays_only() {
+    let mut request = CheckRequest::new(Policy::tcp_443_only(), Vec::new(), 1);
+    request.cloud_proxy = Some(cloudproxy_core::engine::CloudProxyType::ForceTcp);
+    let report = check_firewall(&request).unwrap();
+    assert_eq!(report.route, "cloud-domain-tcp443");
+    assert!(report.joined(), "{:#?}", report.paths);
+    assert!(report.paths.iter().all(|p| p.behind.media == Media::Tcp));
+    assert!(report
+        .paths
+        .iter()
+        .all(|p| p.behind.via.is_some_and(|v| v.port() == 443)));
+    assert!(report.missing.is_empty(), "{:?}", report.missing);
+    let notes = report.notes.join("\n");
+    assert!(
+        notes.contains("4 of 4 access point(s) and 2 of 2 relay(s); TCP 443 to them suffices"),
+        "{notes}"
+    );
+    // The seed's whitelist opens no TCP 443: the rules are TCP 443 to the relays, then to the
+    // access points, and nothing over UDP.
+    request.policy = Policy::seed();
+    let report = check_firewall(&request).unwrap();
+    assert!(!report.joined());
+    assert_eq!(
+        texts(&report.missing),
+        [
+            r#"{"ports":["443"],"proto":"tcp","to":["120.92.118.34","120.92.18.162"]}"#,
+            r#"{"ports":["443"],"proto":"tcp","to":["47.74.211.17","52.80.192.229","52.52.84.170","47.96.234.219"]}"#
+        ]
+    );
+    assert!(report.missing_verified.is_some_and(|v| v.verified));
+    assert!(report.notes.join("\n").contains("does not suffice"));
+    // Automatic is two paths: refused with what to run instead.
+    request.cloud_proxy = Some(cloudproxy_core::engine::CloudProxyType::Automatic);
+    let err = check_firewall(&request).unwrap_err();
+    assert!(err.to_string().contains("--cloud-proxy force-udp"), "{err}");
 }

@@ -13,7 +13,7 @@ use super::report::{
 use super::runs::{media_before, path_seen, RunFacts, RunSpec, JOIN_AT};
 use super::{Checker, Media, REFERENCE_DURATION};
 use crate::policy::{Policy, Proto};
-use crate::world::{Fault, RELAY_IPS};
+use crate::world::{edge_endpoints, Fault, RELAY_IPS};
 
 /// The earliest a relay is lost in a loss run (the client has joined and media flows).
 const LOSS_AT: Duration = Duration::from_secs(3);
@@ -185,11 +185,68 @@ pub(super) fn resilience(
     }
 }
 
+/// What the administrator must know about an HTTP proxy route (type 3).
+pub(super) fn http_note(route: &Route, report: &CheckReport) -> String {
+    let Route::Http {
+        shown,
+        proxy,
+        simulated,
+        credentials,
+    } = route
+    else {
+        return String::new();
+    };
+    let auth = if credentials.is_some() {
+        "with Basic authentication (the simulated proxy asks for the configured credentials)"
+    } else {
+        "without authentication"
+    };
+    let mut text = format!(
+        "type 3 through the HTTP proxy {shown} {auth}: the clients need TCP to {shown} and nothing else (an HTTP proxy carries no UDP: media goes over TCP); the proxy itself opens CONNECT tunnels to SD-RTN's signalling and TCP media ports (here the simulation's edge {} and {}), so its own egress rules and its allowed CONNECT ports must include them",
+        edge_endpoints().signalling,
+        edge_endpoints().media_tcp
+    );
+    match (proxy, simulated) {
+        (None, _) => text.push_str(
+            "; the check resolves no proxy names: give the proxy's IP address to have the path run",
+        ),
+        (Some(_), false) => text.push_str(
+            "; no HTTP proxy can be simulated there (not an enterprise address): the check cannot say whether it works",
+        ),
+        (Some(p), true) if report.joined() => {
+            text.push_str(&format!("; verified: the client joins through {p}"))
+        }
+        (Some(p), true) => text.push_str(&format!(
+            "; the client does not join through {p} behind this policy"
+        )),
+    }
+    text
+}
+
+/// Whether TCP 443 to the access points and the relays suffices (`setCloudProxy(force TCP)`).
+pub(super) fn tcp_443_note(route: &Route, policy: &Policy, report: &CheckReport) -> String {
+    let reach = model::reach(route, policy);
+    let (aps, relays) = (route.known_aps().len(), model::relays().len());
+    let verdict = if report.joined() {
+        "TCP 443 to them suffices: the client joins with media over TCP 443"
+    } else {
+        "that does not suffice: the client does not join"
+    };
+    format!(
+        "force TCP: the client uses TCP 443 only, to the access points and the relays (no UDP); this policy opens TCP 443 to {} of {aps} access point(s) and {} of {relays} relay(s); {verdict}",
+        reach.aps.len(),
+        reach.relays.len()
+    )
+}
+
 /// Resilience where it is not checked: off the cloud route, or when nothing joins.
 pub(super) fn resilience_not_checked(route: &Route, report: &CheckReport) -> Resilience {
     let text = match route {
         Route::Socks { server, .. } => format!(
             "does not apply: one SOCKS5 server ({server}) carries every call; the enterprise's own redundancy for it is not modelled"
+        ),
+        Route::Http { shown, .. } => format!(
+            "does not apply: one HTTP proxy ({shown}) carries every call; the enterprise's own redundancy for it is not modelled"
         ),
         Route::Direct => "not checked with the proxy off".to_owned(),
         Route::Cloud { .. } if !report.paths.iter().any(|p| p.behind.joined) => {

@@ -4,9 +4,11 @@
 //! resolver in [`crate::dns`].
 
 mod capture;
+mod changes;
 mod firewall;
 mod sim_net;
 
 pub use capture::{Captured, CapturedListener, CapturedStream, CapturedUdp, StreamAddrs};
+pub use changes::{ChangeCounters, Changing, ChangingUdp, NetSwitch};
 pub use firewall::{decide, FirewallCounters, Firewalled, FirewalledUdp, RuleHit};
 pub use sim_net::{SimListener, SimNet, SimUdp};

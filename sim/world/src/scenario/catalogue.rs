@@ -22,14 +22,23 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Every scenario, in catalogue order.
+/// Every scenario, in catalogue order: the seed's, then those beyond it (issue 18, in their
+/// own modules).
 pub fn catalogue() -> &'static [Scenario] {
-    &CATALOGUE
+    static ALL: std::sync::LazyLock<Vec<Scenario>> = std::sync::LazyLock::new(|| {
+        CATALOGUE
+            .iter()
+            .chain(&super::beyond_join::SCENARIOS)
+            .chain(&super::beyond_changes::SCENARIOS)
+            .copied()
+            .collect()
+    });
+    &ALL
 }
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    CATALOGUE.iter().find(|s| s.name == name)
+    catalogue().iter().find(|s| s.name == name)
 }
 
 static CATALOGUE: [Scenario; 15] = [

@@ -5,6 +5,8 @@
 //! file); [`reproduction`] turns exactly those into the one-line command that runs it again, so
 //! every printed reproduction line reproduces its run (same checks, same trace hash).
 
+mod beyond_changes;
+mod beyond_join;
 mod catalogue;
 mod checks;
 #[cfg(test)]
