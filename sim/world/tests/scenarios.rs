@@ -134,7 +134,7 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
 #[test]
 fn canary_relay_without_destination_check_is_caught_by_the_safety_oracle() {
     let scenario = find("open-relay-attack").unwrap();
-    let mut spec = (scenario.build)(SEED);
+    let mut spec = scenario.world(SEED);
     spec.canary = true;
     let outcome = cloudproxy_sim::world::run_world(&spec);
     let checks = cloudproxy_sim::scenario::checks_for(scenario, &spec, &outcome);
@@ -150,8 +150,8 @@ fn canary_relay_without_destination_check_is_caught_by_the_safety_oracle() {
 /// the seed firewall, delivers the same application messages.
 #[test]
 fn differential_direct_and_proxied_deliver_the_same_messages() {
-    let direct_spec = (find("direct-open").unwrap().build)(SEED);
-    let proxied_spec = (find("proxy-default").unwrap().build)(SEED);
+    let direct_spec = find("direct-open").unwrap().world(SEED);
+    let proxied_spec = find("proxy-default").unwrap().world(SEED);
     assert_eq!(direct_spec.duration, proxied_spec.duration);
     let direct = cloudproxy_sim::world::run_world(&direct_spec);
     let proxied = cloudproxy_sim::world::run_world(&proxied_spec);

@@ -8,7 +8,9 @@ use clap::Args;
 use super::junit;
 use super::record::RunRecord;
 use super::Status;
-use cloudproxy_sim::scenario::{catalogue, find, reproduction, PolicyFile, RunOptions, Scenario};
+use cloudproxy_sim::scenario::{
+    catalogue, find, reproduction_with_files, PolicyFile, RunOptions, Scenario, ScenarioFile,
+};
 
 /// Arguments of `cloudproxy run`.
 #[derive(Debug, Args, Default)]
@@ -16,6 +18,10 @@ pub struct RunArgs {
     /// Scenarios to run (default: the whole catalogue; `cloudproxy list` names them).
     #[arg(value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
+    /// Also run the scenario written in FILE (TOML, docs/scenarios.md "Scenario files";
+    /// `sim/scenarios/` has the catalogue's); repeatable.
+    #[arg(long = "scenario-file", value_name = "FILE.toml")]
+    pub scenario_files: Vec<PathBuf>,
     /// The seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -63,7 +69,7 @@ pub fn list(out: &mut impl Write) -> io::Result<bool> {
 
 /// Runs scenarios and prints the report; returns whether every check passed.
 pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
-    let mut selected: Vec<&Scenario> = Vec::new();
+    let mut selected: Vec<&'static Scenario> = Vec::new();
     for name in &args.scenarios {
         match find(name) {
             Some(s) => selected.push(s),
@@ -71,6 +77,13 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
                 eprintln!("cloudproxy: no scenario named {name:?}; `cloudproxy list` shows them");
                 return Ok(Status::Usage);
             }
+        }
+    }
+    match load_scenario_files(&args.scenario_files) {
+        Ok(files) => selected.extend(files),
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
         }
     }
     if selected.is_empty() {
@@ -147,6 +160,18 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
         junit::write(path, "cloudproxy run", &records)?;
     }
     Ok(Status::from(records.iter().all(RunRecord::passed)))
+}
+
+/// The scenarios of `paths`, read and checked (the error names the file, line and field).
+pub fn load_scenario_files(paths: &[PathBuf]) -> Result<Vec<&'static Scenario>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            ScenarioFile::load(p)
+                .map(Scenario::from_file)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// Writes a scenario's pcap and says where, with a note when the capture is incomplete.
@@ -232,13 +257,18 @@ pub fn print_report(
         }
         writeln!(out, "  reproduce: {}", r.reproduce)?;
     }
-    let names: Vec<&str> = records.iter().map(|r| r.scenario).collect();
+    let names: Vec<&str> = records
+        .iter()
+        .filter(|r| r.file.is_none())
+        .map(|r| r.scenario)
+        .collect();
+    let files: Vec<&Path> = records.iter().filter_map(|r| r.file.as_deref()).collect();
     writeln!(
         out,
         "\n{} passed, {} failed. Reproduce: {}",
         records.len() - failed.len(),
         failed.len(),
-        reproduction(&names, options)
+        reproduction_with_files(&names, &files, options)
     )?;
     Ok(())
 }

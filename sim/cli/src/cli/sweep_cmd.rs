@@ -44,6 +44,10 @@ pub struct SweepArgs {
     /// Scenarios to sweep (default: the whole catalogue).
     #[arg(long = "scenario", value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
+    /// Also sweep the scenario written in FILE (TOML, docs/scenarios.md "Scenario files");
+    /// repeatable.
+    #[arg(long = "scenario-file", value_name = "FILE.toml")]
+    pub scenario_files: Vec<PathBuf>,
     /// Print one JSON object per run (schema `cloudproxy-run/1`, docs/scenarios.md) instead of
     /// the summary table, in (scenario, seed) order.
     #[arg(long)]
@@ -136,6 +140,13 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
                 eprintln!("cloudproxy: no scenario named {name:?}; `cloudproxy list` shows them");
                 return Ok(Status::Usage);
             }
+        }
+    }
+    match super::run_cmd::load_scenario_files(&args.scenario_files) {
+        Ok(files) => selected.extend(files),
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
         }
     }
     if selected.is_empty() {
@@ -384,6 +395,7 @@ mod tests {
             rotate,
             jobs: Some(1),
             scenarios: Vec::new(),
+            scenario_files: Vec::new(),
             json: false,
             junit: None,
         }
