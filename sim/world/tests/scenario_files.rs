@@ -207,3 +207,31 @@ fn a_policy_file_is_found_beside_the_scenario_file_and_hosts_have_names() {
     assert!(missing.to_string().contains("none.toml"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The world of `scenario` with `options`, written as a file and read back.
+fn round_trip(spec: &cloudproxy_sim::world::WorldSpec) -> cloudproxy_sim::world::WorldSpec {
+    use cloudproxy_sim::scenario::file_writer::to_toml;
+    let text = to_toml(spec, "written", "a round trip", &[]).unwrap();
+    let file = ScenarioFile::parse(&text, Path::new("written.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    file.world(spec.seed)
+}
+
+#[test]
+fn every_world_written_as_a_file_reads_back_the_same_with_and_without_swarm_faults() {
+    for scenario in catalogue() {
+        for (seed, swarm) in [(1, false), (5, true), (9, true)] {
+            let options = RunOptions {
+                swarm,
+                ..RunOptions::seed(seed)
+            };
+            let (spec, _) = scenario.spec(&options);
+            assert_eq!(
+                format!("{:?}", round_trip(&spec)),
+                format!("{spec:?}"),
+                "{} seed {seed} swarm {swarm}",
+                scenario.name
+            );
+        }
+    }
+}

@@ -550,7 +550,8 @@ pub const PRESETS: [&str; 5] = [
     "udp-blocked",
 ];
 
-fn preset(name: &str) -> Option<Policy> {
+/// The policy preset `name`.
+pub(super) fn preset(name: &str) -> Option<Policy> {
     Some(match name {
         "seed" => Policy::seed(),
         "open" => Policy::open(),
@@ -626,4 +627,70 @@ fn template(text: &str, i: u32) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The catalogue written as scenario files (`sim/scenarios/NAME.toml`), built in.
+const CATALOGUE_FILES: [(&str, &str); 15] = [
+    (
+        "direct-blocked",
+        include_str!("../../../scenarios/direct-blocked.toml"),
+    ),
+    (
+        "direct-open",
+        include_str!("../../../scenarios/direct-open.toml"),
+    ),
+    (
+        "proxy-default",
+        include_str!("../../../scenarios/proxy-default.toml"),
+    ),
+    (
+        "proxy-ip-list",
+        include_str!("../../../scenarios/proxy-ip-list.toml"),
+    ),
+    (
+        "ap-failover",
+        include_str!("../../../scenarios/ap-failover.toml"),
+    ),
+    (
+        "relay-crash",
+        include_str!("../../../scenarios/relay-crash.toml"),
+    ),
+    (
+        "udp-blocked",
+        include_str!("../../../scenarios/udp-blocked.toml"),
+    ),
+    ("socks5", include_str!("../../../scenarios/socks5.toml")),
+    (
+        "socks5-no-udp",
+        include_str!("../../../scenarios/socks5-no-udp.toml"),
+    ),
+    (
+        "in-channel-change",
+        include_str!("../../../scenarios/in-channel-change.toml"),
+    ),
+    (
+        "lossy-media",
+        include_str!("../../../scenarios/lossy-media.toml"),
+    ),
+    (
+        "partition-heal",
+        include_str!("../../../scenarios/partition-heal.toml"),
+    ),
+    (
+        "open-relay-attack",
+        include_str!("../../../scenarios/open-relay-attack.toml"),
+    ),
+    (
+        "ticket-expiry",
+        include_str!("../../../scenarios/ticket-expiry.toml"),
+    ),
+    ("crowd", include_str!("../../../scenarios/crowd.toml")),
+];
+
+/// The catalogue scenario `name` as its file twin in `sim/scenarios/` (built in; the twin
+/// test proves each equal to the catalogue's).
+pub fn catalogue_file(name: &str) -> Option<ScenarioFile> {
+    let (_, text) = CATALOGUE_FILES.iter().find(|(n, _)| *n == name)?;
+    let path = PathBuf::from(format!("sim/scenarios/{name}.toml"));
+    ScenarioFile::parse(text, &path).ok()
 }

@@ -9,6 +9,8 @@ mod catalogue;
 mod checks;
 pub mod file;
 mod file_schema;
+pub mod file_writer;
+pub mod shrink;
 #[cfg(test)]
 mod tests;
 pub mod vocabulary;
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use catalogue::{catalogue, find};
-pub use checks::{differential, Check};
+pub use checks::{differential, safety as safety_checks, Check};
 pub use file::{FileError, ScenarioFile};
 
 use crate::policy::Policy;
