@@ -194,3 +194,143 @@ fn shrink_finds_the_one_fault_a_failure_needs_and_writes_a_file_that_fails_on_it
         text(&output)
     );
 }
+
+/// A relay-crash run with one expectation that does not hold (alice's media is on UDP).
+fn wrong_expectation(dir: &Path) -> PathBuf {
+    let path = dir.join("relay-crash-wrong.toml");
+    let text = std::fs::read_to_string(shipped("relay-crash")).unwrap()
+        + "\n[[check]]\nmedia_path = \"alice\"\npath = \"tcp\"\n";
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The browser that renders the report, when this machine has one.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn a_failing_run_writes_a_one_file_report_that_a_real_browser_renders_offline() {
+    let dir = temp_dir("report");
+    let file = wrong_expectation(&dir);
+    let reports = dir.join("reports");
+    let output = cloudproxy(&[
+        "run",
+        "--scenario-file",
+        file.to_str().unwrap(),
+        "direct-open",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    // One report, for the failing run only, with its trace and pcap beside it.
+    let mut names: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "relay-crash-seed-1.html",
+            "relay-crash-seed-1.pcap",
+            "relay-crash-seed-1.trace.jsonl"
+        ]
+    );
+    let html_path = reports.join("relay-crash-seed-1.html");
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let line = format!(
+        "cargo run --release -- run --scenario-file {} --seed 1",
+        file.display()
+    );
+    assert!(html.contains(&line), "the reproduction line");
+    assert!(html.contains("alice media over Tcp") && html.contains("media path Some(Udp)"));
+    assert!(
+        html.contains("crash the relay alice uses"),
+        "the fault timeline"
+    );
+    assert!(
+        html.contains("setParameters({&quot;rtc.enable_proxy&quot;:true})"),
+        "the parameters"
+    );
+    assert!(html.contains("120.92.118.34/32"), "the policies");
+    assert!(
+        html.contains("href=\"relay-crash-seed-1.trace.jsonl\"")
+            && html.contains("href=\"relay-crash-seed-1.pcap\"")
+    );
+    // Self-contained: nothing is fetched (the SVG namespace is a name, not a fetch).
+    assert!(!html.contains("src=") && !html.contains("href=\"http") && !html.contains("@import"));
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED the browser half of this test: no chromium on this machine (apt-get install chromium; CI installs it)");
+        return;
+    };
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", html_path.display()))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        dom.contains("<svg class=\"seq\""),
+        "the diagram is in the DOM: {dom}"
+    );
+    assert!(
+        dom.contains("data-diagram=\"rendered\""),
+        "the diagram laid out with a size, no script error: {}",
+        dom.lines().find(|l| l.contains("<body")).unwrap_or("")
+    );
+    assert!(
+        dom.matches("marker-end=").count() > 10,
+        "arrows between the lanes"
+    );
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("net::ERR"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn a_sweep_writes_one_report_per_failing_seed() {
+    let dir = temp_dir("sweep-report");
+    let file = wrong_expectation(&dir);
+    let reports = dir.join("reports");
+    let output = cloudproxy(&[
+        "sweep",
+        "--seeds",
+        "1..3",
+        "--jobs",
+        "2",
+        "--scenario-file",
+        file.to_str().unwrap(),
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let mut names: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".html"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["relay-crash-seed-1.html", "relay-crash-seed-2.html"]
+    );
+    let html = std::fs::read_to_string(reports.join("relay-crash-seed-2.html")).unwrap();
+    assert!(html.contains("--seed 2") && html.contains("not captured in a sweep"));
+}

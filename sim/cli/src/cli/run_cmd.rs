@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Also write the runs as JUnit XML to FILE (one test case per scenario and seed).
     #[arg(long, value_name = "FILE.xml")]
     pub junit: Option<PathBuf>,
+    /// For every failing run, write a one-file HTML report in DIR (with its trace and pcap
+    /// beside it).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -121,15 +125,17 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     let mut records = Vec::new();
     let several = selected.len() > 1;
     for scenario in selected {
-        let capture = args
-            .pcap
-            .as_ref()
-            .map(|_| cloudproxy_sim::pcap::Capture::default());
+        let capture = (args.pcap.is_some() || args.report_dir.is_some())
+            .then(cloudproxy_sim::pcap::Capture::default);
         let recording = capture.as_ref().map(cloudproxy_sim::pcap::record_worlds);
         let result = scenario.run_with(&options);
         drop(recording);
         if let (Some(path), Some(capture)) = (&args.pcap, &capture) {
             save_pcap(path, several.then_some(scenario.name), capture)?;
+        }
+        if let (Some(dir), false) = (&args.report_dir, result.passed()) {
+            let files = crate::report::write(dir, scenario, &result, capture.as_ref())?;
+            eprintln!("  report {}", files.html.display());
         }
         if let Some(file) = trace_file.as_mut() {
             for line in result.outcome.trace.lines() {
