@@ -334,3 +334,94 @@ fn a_sweep_writes_one_report_per_failing_seed() {
     let html = std::fs::read_to_string(reports.join("relay-crash-seed-2.html")).unwrap();
     assert!(html.contains("--seed 2") && html.contains("not captured in a sweep"));
 }
+
+/// tshark's answer for `fields` of `file` (with `filter`), one line per packet.
+fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file).args(["-T", "fields"]);
+    if !filter.is_empty() {
+        cmd.args(["-Y", filter]);
+    }
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let output = cmd
+        .output()
+        .expect("tshark (apt-get install tshark; cargo xtask test installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn pcaps_carry_dns_start_at_the_epoch_and_pcapng_has_a_host_per_interface_and_comments() {
+    let dir = temp_dir("pcapng");
+    let file = dir.join("pd.pcapng");
+    let output = cloudproxy(&[
+        "run",
+        "proxy-default",
+        "--pcap",
+        file.to_str().unwrap(),
+        "--pcap-epoch",
+        "2026-12-01T09:30:00Z",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    // DNS: both clients ask their enterprise resolver, and hear the four access points.
+    let dns = tshark_fields(
+        &file,
+        "dns",
+        &["ip.src", "dns.flags.response", "dns.qry.name", "dns.a"],
+    );
+    assert_eq!(dns.len(), 4, "{dns:#?}");
+    assert!(
+        dns.contains(&"10.1.0.10\tFalse\tap-proxy.agora.io\t".to_owned())
+            || dns.contains(&"10.1.0.10\t0\tap-proxy.agora.io\t".to_owned()),
+        "{dns:#?}"
+    );
+    assert!(
+        dns.iter().any(|l| l.starts_with("10.2.0.53\t")
+            && l.ends_with("47.74.211.17,52.80.192.229,52.52.84.170,47.96.234.219")),
+        "{dns:#?}"
+    );
+    // The epoch: the first packet (the first query, at 0.1 s) is on 2026-12-01 09:30:00.1 UTC.
+    let first = tshark_fields(&file, "", &["frame.time_epoch"]);
+    assert!(first[0].starts_with("1796117400.1"), "{}", first[0]);
+    // One interface per simulated host, named by its address.
+    let interfaces: std::collections::BTreeSet<String> =
+        tshark_fields(&file, "", &["frame.interface_name"])
+            .into_iter()
+            .collect();
+    for host in ["10.1.0.10", "10.1.0.53", "101.36.1.10", "47.74.211.17"] {
+        assert!(interfaces.contains(host), "{interfaces:?}");
+    }
+    assert!(tshark_fields(
+        &file,
+        "_ws.malformed || _ws.expert.severity >= warning",
+        &["frame.number"]
+    )
+    .is_empty());
+    // Comments on the connects a firewall dropped; DNS refused behind a blocking resolver.
+    let blocked = dir.join("db.pcapng");
+    let _ = cloudproxy(&["run", "direct-blocked", "--pcap", blocked.to_str().unwrap()]);
+    let comments = tshark_fields(&blocked, "frame.comment", &["frame.comment"]);
+    assert!(
+        !comments.is_empty()
+            && comments
+                .iter()
+                .all(|c| c == "connect not answered: dropped (a firewall or a partition)"),
+        "{comments:?}"
+    );
+    let refused = dir.join("ip.pcap");
+    let _ = cloudproxy(&["run", "proxy-ip-list", "--pcap", refused.to_str().unwrap()]);
+    let rcodes = tshark_fields(&refused, "dns.flags.response == 1", &["dns.flags.rcode"]);
+    assert!(
+        !rcodes.is_empty() && rcodes.iter().all(|r| r == "5"),
+        "REFUSED: {rcodes:?}"
+    );
+}

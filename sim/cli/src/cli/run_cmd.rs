@@ -39,6 +39,11 @@ pub struct RunArgs {
     /// scenarios, one file each, named FILE's stem, the scenario and FILE's extension.
     #[arg(long, value_name = "FILE.pcap")]
     pub pcap: Option<PathBuf>,
+    /// Timestamps of the pcap start at this date (RFC 3339, e.g. 2026-12-01T09:30:00Z, or
+    /// Unix seconds) instead of 1970-01-01. A FILE named *.pcapng is written as pcapng: one
+    /// interface per simulated host, comments on dropped and rejected connects.
+    #[arg(long, value_name = "DATE", value_parser = cloudproxy_sim::pcap_out::parse_epoch)]
+    pub pcap_epoch: Option<u64>,
     /// Print one JSON object per run (schema `cloudproxy-run/1`, docs/scenarios.md) instead of
     /// the report table.
     #[arg(long)]
@@ -131,7 +136,12 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
         let result = scenario.run_with(&options);
         drop(recording);
         if let (Some(path), Some(capture)) = (&args.pcap, &capture) {
-            save_pcap(path, several.then_some(scenario.name), capture)?;
+            save_pcap(
+                path,
+                several.then_some(scenario.name),
+                capture,
+                args.pcap_epoch,
+            )?;
         }
         if let (Some(dir), false) = (&args.report_dir, result.passed()) {
             let files = crate::report::write(dir, scenario, &result, capture.as_ref())?;
@@ -185,6 +195,7 @@ fn save_pcap(
     path: &Path,
     scenario: Option<&str>,
     capture: &cloudproxy_sim::pcap::Capture,
+    epoch_us: Option<u64>,
 ) -> io::Result<()> {
     let path = match scenario {
         None => path.to_path_buf(),
@@ -196,8 +207,8 @@ fn save_pcap(
             path.with_file_name(format!("{stem}.{name}.{ext}"))
         }
     };
-    capture
-        .save(&path)
+    use cloudproxy_sim::pcap_out::{save, Format};
+    save(capture, &path, Format::of(&path), epoch_us.unwrap_or(0))
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let summary = capture.summary();
     eprintln!(
