@@ -325,30 +325,40 @@ impl Cx<'_> {
         } else if let Some(on) = f.dns_outage {
             Fault::DnsOutage(on)
         } else if let Some(i) = &f.impair {
-            let pct = |v: u8, k: &str| {
-                if v > 100 {
-                    Err(self.err(
-                        doc.span(),
-                        &sub(k),
-                        format!("{v}: a percentage is 0 to 100"),
-                    ))
-                } else {
-                    Ok(v)
-                }
-            };
-            Fault::Impair(Impairments {
-                loss_pct: pct(i.loss_pct, "impair.loss_pct")?,
-                burst: match i.burst {
-                    None => None,
-                    Some([a, b]) => Some((pct(a, "impair.burst")?, pct(b, "impair.burst")?)),
-                },
-                dup_pct: pct(i.dup_pct, "impair.dup_pct")?,
-                jitter_ms: i.jitter_ms,
-            })
+            Fault::Impair(self.impairments(i, doc.span(), field)?)
         } else {
             unreachable!("exactly one kind is present")
         };
         Ok((at, fault))
+    }
+
+    /// `impair = { ... }`, every percentage within 0..=100.
+    fn impairments(
+        &self,
+        i: &ImpairDoc,
+        span: std::ops::Range<usize>,
+        field: &str,
+    ) -> Result<Impairments, FileError> {
+        let pct = |v: u8, k: &str| {
+            if v > 100 {
+                Err(self.err(
+                    span.clone(),
+                    &format!("{field}.impair.{k}"),
+                    format!("{v}: a percentage is 0 to 100"),
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(Impairments {
+            loss_pct: pct(i.loss_pct, "loss_pct")?,
+            burst: match i.burst {
+                None => None,
+                Some([a, b]) => Some((pct(a, "burst")?, pct(b, "burst")?)),
+            },
+            dup_pct: pct(i.dup_pct, "dup_pct")?,
+            jitter_ms: i.jitter_ms,
+        })
     }
 
     /// One `[[check]]`.
@@ -398,24 +408,43 @@ impl Cx<'_> {
                 kinds.len(), if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") }, words.join(", ")
             )));
         }
+        let def = self.word(doc, kinds[0], field, world)?;
+        Ok(match &c.name {
+            Some(name) => CheckDef::Named(name.clone(), Box::new(def)),
+            None => def,
+        })
+    }
+
+    /// The check `kind` (the one word present) of `doc`.
+    fn word(
+        &self,
+        doc: &Spanned<CheckDoc>,
+        kind: &str,
+        field: &str,
+        world: &WorldSpec,
+    ) -> Result<CheckDef, FileError> {
+        let c = doc.get_ref();
         let need = |what: &str| {
             self.err(
                 doc.span(),
                 &format!("{field}.{what}"),
-                format!("`{}` needs `{what}`", kinds[0]),
+                format!("`{}` needs `{what}`", kind),
             )
         };
-        let client = |v: &Spanned<String>| self.client(v, &format!("{field}.{}", kinds[0]), world);
+        let client = |v: &Spanned<String>| self.client(v, &format!("{field}.{}", kind), world);
         let two = |v: &Vec<Spanned<String>>| match v.as_slice() {
             [a, b] => Ok((client(a)?, client(b)?)),
             _ => Err(self.err(
                 doc.span(),
-                &format!("{field}.{}", kinds[0]),
+                &format!("{field}.{}", kind),
                 "expected two clients: [listener, talker]",
             )),
         };
         use CheckDef as D;
-        let def = if let Some(n) = &c.joined {
+        if let Some(def) = self.world_word(c, field, world, &need, &client)? {
+            return Ok(def);
+        }
+        Ok(if let Some(n) = &c.joined {
             D::Joined(client(n)?)
         } else if let Some(n) = &c.never_joined {
             D::NeverJoined(client(n)?, c.reason.clone().ok_or_else(|| need("reason"))?)
@@ -458,7 +487,22 @@ impl Cx<'_> {
             D::RecoversWithin(client(n)?, self.secs(within, &format!("{field}.within_s"))?)
         } else if let Some(n) = &c.relay_in_use_crashed {
             D::RelayInUseCrashed(client(n)?)
-        } else if let Some(s) = &c.liveness_within_s {
+        } else {
+            unreachable!("exactly one word is present")
+        })
+    }
+
+    /// The second half of the vocabulary (`None`: a word of the first, which [`Self::word`] reads).
+    fn world_word(
+        &self,
+        c: &CheckDoc,
+        field: &str,
+        world: &WorldSpec,
+        need: &dyn Fn(&str) -> FileError,
+        client: &dyn Fn(&Spanned<String>) -> Result<String, FileError>,
+    ) -> Result<Option<CheckDef>, FileError> {
+        use CheckDef as D;
+        Ok(Some(if let Some(s) = &c.liveness_within_s {
             D::Liveness(self.secs(s, &format!("{field}.liveness_within_s"))?)
         } else if c.impairments_happened {
             D::ImpairmentsHappened
@@ -509,11 +553,7 @@ impl Cx<'_> {
         } else if let Some(n) = c.crowd {
             D::Crowd(n)
         } else {
-            unreachable!("exactly one word is present")
-        };
-        Ok(match &c.name {
-            Some(name) => D::Named(name.clone(), Box::new(def)),
-            None => def,
-        })
+            return Ok(None);
+        }))
     }
 }
