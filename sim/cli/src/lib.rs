@@ -11,4 +11,5 @@
 
 pub mod cli;
 pub mod netlab;
+pub mod report;
 pub mod serve;

@@ -18,7 +18,9 @@ use pcap_file::DataLink;
 const TSHARK_INSTALL: &str = "DEBIAN_FRONTEND=noninteractive apt-get install -y tshark";
 
 fn captured(scenario: &str, seed: u64, limits: CaptureLimits) -> (Capture, WorldOutcome) {
-    let mut spec = (find(scenario).expect("a scenario of the catalogue").build)(seed);
+    let mut spec = find(scenario)
+        .expect("a scenario of the catalogue")
+        .world(seed);
     let capture = Capture::new(limits);
     spec.capture = Some(capture.clone());
     let outcome = run_world(&spec);

@@ -14,6 +14,8 @@ pub mod faults;
 pub mod firewall_check;
 pub mod net;
 pub mod pcap;
+pub mod pcap_dns;
+pub mod pcap_out;
 pub mod policy;
 pub mod policy_formats;
 pub mod scenario;

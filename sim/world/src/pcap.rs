@@ -186,7 +186,32 @@ impl Capture {
     }
 
     /// Writes the pcap file to `out`.
-    pub fn write_pcap(&self, mut out: impl Write) -> io::Result<()> {
+    pub fn write_pcap(&self, out: impl Write) -> io::Result<()> {
+        self.write_pcap_at(out, 0)
+    }
+
+    /// Calls `each(ts_us, packet, comment)` for every packet, in time order (equal times in
+    /// the order they were sent).
+    pub(crate) fn for_each_packet(
+        &self,
+        mut each: impl FnMut(u64, &[u8], Option<&'static str>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let recorder = self.lock();
+        let mut order: Vec<&Entry> = recorder.index.iter().collect();
+        order.sort_by_key(|e| e.ts_us);
+        for entry in order {
+            each(
+                entry.ts_us,
+                &recorder.buf[entry.start..entry.start + entry.len],
+                entry.comment,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pcap file to `out`, its timestamps `epoch_us` after the Unix epoch at the
+    /// run's start (`--pcap-epoch`).
+    pub fn write_pcap_at(&self, mut out: impl Write, epoch_us: u64) -> io::Result<()> {
         let recorder = self.lock();
         out.write_all(&file_header())?;
         let mut order: Vec<&Entry> = recorder.index.iter().collect();
@@ -195,8 +220,9 @@ impl Capture {
         for entry in order {
             let packet = &recorder.buf[entry.start..entry.start + entry.len];
             let mut header = [0u8; RECORD_HEADER_LEN];
-            let secs = u32::try_from(entry.ts_us / 1_000_000).unwrap_or(u32::MAX);
-            let micros = (entry.ts_us % 1_000_000) as u32;
+            let ts_us = entry.ts_us.saturating_add(epoch_us);
+            let secs = u32::try_from(ts_us / 1_000_000).unwrap_or(u32::MAX);
+            let micros = (ts_us % 1_000_000) as u32;
             let len = packet.len() as u32;
             header[0..4].copy_from_slice(&secs.to_le_bytes());
             header[4..8].copy_from_slice(&micros.to_le_bytes());
@@ -353,6 +379,27 @@ impl Sink {
         });
     }
 
+    /// Records a UDP datagram that is no flow of the host's own (a synthesized DNS message:
+    /// the flows are what `check-firewall` learns the client's paths from).
+    pub(crate) fn udp_unflowed(
+        &self,
+        ts_us: u64,
+        from: SocketAddr,
+        to: SocketAddr,
+        payload: &[u8],
+    ) {
+        let mut r = self.lock();
+        if r.sealed {
+            return;
+        }
+        let (src, dst) = same_family(from, to);
+        let builder = ip_builder(src.ip(), dst.ip()).udp(src.port(), dst.port());
+        let size = builder.size(payload.len());
+        r.push(ts_us, size, |buf| {
+            builder.write_to_vec(buf, payload).is_ok()
+        });
+    }
+
     /// Records a TCP segment.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn tcp(
@@ -424,8 +471,16 @@ impl Sink {
             ..Flags::default()
         };
         self.tcp(ts_us, local, to, isn(local, to), 0, syn, &[]);
+        self.comment_last("connect not answered: dropped (a firewall or a partition)");
         self.tcp_flow(ts_us, host, to, false);
         Some(local)
+    }
+
+    /// Comments the packet recorded last (pcapng writes it as the packet's comment).
+    pub(crate) fn comment_last(&self, text: &'static str) {
+        if let Some(entry) = self.lock().index.last_mut() {
+            entry.comment = Some(text);
+        }
     }
 
     /// A local port for a connect of `host` that never got one.
@@ -513,6 +568,8 @@ struct Entry {
     ts_us: u64,
     start: usize,
     len: usize,
+    /// What the capture knows about the packet's fate (a refused or unanswered connect).
+    comment: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -591,7 +648,12 @@ impl Recorder {
         }
         let len = self.buf.len() - start;
         self.file_bytes += RECORD_HEADER_LEN + len;
-        self.index.push(Entry { ts_us, start, len });
+        self.index.push(Entry {
+            ts_us,
+            start,
+            len,
+            comment: None,
+        });
     }
 }
 

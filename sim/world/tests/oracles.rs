@@ -10,7 +10,7 @@ use cloudproxy_sim::world::{ip, run_world, Fault, WorldSpec};
 /// Runs scenario `name` (seed 1) with `change` applied to its world; returns its checks.
 fn checks_of(name: &str, change: impl FnOnce(&mut WorldSpec)) -> Vec<Check> {
     let scenario = find(name).unwrap();
-    let mut spec = (scenario.build)(1);
+    let mut spec = scenario.world(1);
     change(&mut spec);
     let outcome = run_world(&spec);
     checks_for(scenario, &spec, &outcome)

@@ -142,8 +142,8 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
 /// the seed firewall, delivers the same application messages.
 #[test]
 fn differential_direct_and_proxied_deliver_the_same_messages() {
-    let direct_spec = (find("direct-open").unwrap().build)(SEED);
-    let proxied_spec = (find("proxy-default").unwrap().build)(SEED);
+    let direct_spec = find("direct-open").unwrap().world(SEED);
+    let proxied_spec = find("proxy-default").unwrap().world(SEED);
     assert_eq!(direct_spec.duration, proxied_spec.duration);
     let direct = cloudproxy_sim::world::run_world(&direct_spec);
     let proxied = cloudproxy_sim::world::run_world(&proxied_spec);

@@ -61,6 +61,11 @@ pub const PEERS: &[Peer] = &[
         binary: "squid",
         why: "a real HTTP proxy for type 3 (CONNECT, with and without BasicAuth)",
     },
+    Peer {
+        package: "chromium",
+        binary: "chromium",
+        why: "renders the one-file failure reports headless (run --report-dir)",
+    },
 ];
 
 /// The directories searched for a peer's program: `$PATH`, then the sbin directories a

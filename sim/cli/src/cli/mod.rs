@@ -13,6 +13,7 @@ mod params_file;
 mod real_cmd;
 pub mod record;
 mod run_cmd;
+mod shrink_cmd;
 mod sweep_cmd;
 
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ pub enum Command {
     Run(run_cmd::RunArgs),
     /// Run scenarios over many seeds in parallel, optionally with swarm faults.
     Sweep(sweep_cmd::SweepArgs),
+    /// Shrink a failing run's fault schedule to a smallest one that still fails the same
+    /// check, and write it as a scenario file that fails on its own.
+    Shrink(shrink_cmd::ShrinkArgs),
     /// Serve the cloud proxy (access points and relays) on real sockets, as the config says;
     /// SIGINT/SIGTERM close every session and exit 0.
     Serve(real_cmd::ServeArgs),
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::List => run_cmd::list(&mut out).map(Status::from),
         Command::Run(args) => run_cmd::run(&args, &mut out),
         Command::Sweep(args) => sweep_cmd::run(&args, &mut out),
+        Command::Shrink(args) => shrink_cmd::run(&args, &mut out),
         Command::Serve(args) => real_cmd::serve(&args, &mut out),
         Command::Edge(args) => real_cmd::edge(&args, &mut out),
         Command::Call(args) => real_cmd::call(&args, &mut out),

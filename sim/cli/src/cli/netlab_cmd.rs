@@ -333,7 +333,7 @@ fn run_scenarios(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
                 "no scenario named {name:?}; `cloudproxy list` shows them"
             ));
         };
-        let mut spec = (scenario.build)(args.seed);
+        let mut spec = scenario.world(args.seed);
         if let Some(p) = &policy {
             for e in &mut spec.enterprises {
                 e.policy = p.clone();

@@ -50,6 +50,8 @@ pub struct ClientLine {
 pub struct RunRecord {
     /// The scenario.
     pub scenario: &'static str,
+    /// The scenario file it was read from (`None`: the catalogue's).
+    pub file: Option<std::path::PathBuf>,
     /// The options it ran with.
     pub options: RunOptions,
     /// Every check.
@@ -123,6 +125,7 @@ impl RunRecord {
             .collect();
         RunRecord {
             scenario: result.name,
+            file: result.file.clone(),
             options: result.options.clone(),
             checks: result.checks.clone(),
             swarm_kinds: result

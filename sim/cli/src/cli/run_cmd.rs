@@ -8,7 +8,9 @@ use clap::Args;
 use super::junit;
 use super::record::RunRecord;
 use super::Status;
-use cloudproxy_sim::scenario::{catalogue, find, reproduction, PolicyFile, RunOptions, Scenario};
+use cloudproxy_sim::scenario::{
+    catalogue, find, reproduction_with_files, PolicyFile, RunOptions, Scenario, ScenarioFile,
+};
 
 /// Arguments of `cloudproxy run`.
 #[derive(Debug, Args, Default)]
@@ -16,6 +18,10 @@ pub struct RunArgs {
     /// Scenarios to run (default: the whole catalogue; `cloudproxy list` names them).
     #[arg(value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
+    /// Also run the scenario written in FILE (TOML, docs/scenarios.md "Scenario files";
+    /// `sim/scenarios/` has the catalogue's); repeatable.
+    #[arg(long = "scenario-file", value_name = "FILE.toml")]
+    pub scenario_files: Vec<PathBuf>,
     /// The seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -33,6 +39,11 @@ pub struct RunArgs {
     /// scenarios, one file each, named FILE's stem, the scenario and FILE's extension.
     #[arg(long, value_name = "FILE.pcap")]
     pub pcap: Option<PathBuf>,
+    /// Timestamps of the pcap start at this date (RFC 3339, e.g. 2026-12-01T09:30:00Z, or
+    /// Unix seconds) instead of 1970-01-01. A FILE named *.pcapng is written as pcapng: one
+    /// interface per simulated host, comments on dropped and rejected connects.
+    #[arg(long, value_name = "DATE", value_parser = cloudproxy_sim::pcap_out::parse_epoch)]
+    pub pcap_epoch: Option<u64>,
     /// Print one JSON object per run (schema `cloudproxy-run/1`, docs/scenarios.md) instead of
     /// the report table.
     #[arg(long)]
@@ -40,6 +51,10 @@ pub struct RunArgs {
     /// Also write the runs as JUnit XML to FILE (one test case per scenario and seed).
     #[arg(long, value_name = "FILE.xml")]
     pub junit: Option<PathBuf>,
+    /// For every failing run, write a one-file HTML report in DIR (with its trace and pcap
+    /// beside it).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -63,7 +78,7 @@ pub fn list(out: &mut impl Write) -> io::Result<bool> {
 
 /// Runs scenarios and prints the report; returns whether every check passed.
 pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
-    let mut selected: Vec<&Scenario> = Vec::new();
+    let mut selected: Vec<&'static Scenario> = Vec::new();
     for name in &args.scenarios {
         match find(name) {
             Some(s) => selected.push(s),
@@ -71,6 +86,13 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
                 eprintln!("cloudproxy: no scenario named {name:?}; `cloudproxy list` shows them");
                 return Ok(Status::Usage);
             }
+        }
+    }
+    match load_scenario_files(&args.scenario_files) {
+        Ok(files) => selected.extend(files),
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
         }
     }
     if selected.is_empty() {
@@ -108,15 +130,22 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     let mut records = Vec::new();
     let several = selected.len() > 1;
     for scenario in selected {
-        let capture = args
-            .pcap
-            .as_ref()
-            .map(|_| cloudproxy_sim::pcap::Capture::default());
+        let capture = (args.pcap.is_some() || args.report_dir.is_some())
+            .then(cloudproxy_sim::pcap::Capture::default);
         let recording = capture.as_ref().map(cloudproxy_sim::pcap::record_worlds);
         let result = scenario.run_with(&options);
         drop(recording);
         if let (Some(path), Some(capture)) = (&args.pcap, &capture) {
-            save_pcap(path, several.then_some(scenario.name), capture)?;
+            save_pcap(
+                path,
+                several.then_some(scenario.name),
+                capture,
+                args.pcap_epoch,
+            )?;
+        }
+        if let (Some(dir), false) = (&args.report_dir, result.passed()) {
+            let files = crate::report::write(dir, scenario, &result, capture.as_ref())?;
+            eprintln!("  report {}", files.html.display());
         }
         if let Some(file) = trace_file.as_mut() {
             for line in result.outcome.trace.lines() {
@@ -149,11 +178,24 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     Ok(Status::from(records.iter().all(RunRecord::passed)))
 }
 
+/// The scenarios of `paths`, read and checked (the error names the file, line and field).
+pub fn load_scenario_files(paths: &[PathBuf]) -> Result<Vec<&'static Scenario>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            ScenarioFile::load(p)
+                .map(Scenario::from_file)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// Writes a scenario's pcap and says where, with a note when the capture is incomplete.
 fn save_pcap(
     path: &Path,
     scenario: Option<&str>,
     capture: &cloudproxy_sim::pcap::Capture,
+    epoch_us: Option<u64>,
 ) -> io::Result<()> {
     let path = match scenario {
         None => path.to_path_buf(),
@@ -165,8 +207,8 @@ fn save_pcap(
             path.with_file_name(format!("{stem}.{name}.{ext}"))
         }
     };
-    capture
-        .save(&path)
+    use cloudproxy_sim::pcap_out::{save, Format};
+    save(capture, &path, Format::of(&path), epoch_us.unwrap_or(0))
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let summary = capture.summary();
     eprintln!(
@@ -232,13 +274,18 @@ pub fn print_report(
         }
         writeln!(out, "  reproduce: {}", r.reproduce)?;
     }
-    let names: Vec<&str> = records.iter().map(|r| r.scenario).collect();
+    let names: Vec<&str> = records
+        .iter()
+        .filter(|r| r.file.is_none())
+        .map(|r| r.scenario)
+        .collect();
+    let files: Vec<&Path> = records.iter().filter_map(|r| r.file.as_deref()).collect();
     writeln!(
         out,
         "\n{} passed, {} failed. Reproduce: {}",
         records.len() - failed.len(),
         failed.len(),
-        reproduction(&names, options)
+        reproduction_with_files(&names, &files, options)
     )?;
     Ok(())
 }

@@ -44,6 +44,10 @@ pub struct SweepArgs {
     /// Scenarios to sweep (default: the whole catalogue).
     #[arg(long = "scenario", value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
+    /// Also sweep the scenario written in FILE (TOML, docs/scenarios.md "Scenario files");
+    /// repeatable.
+    #[arg(long = "scenario-file", value_name = "FILE.toml")]
+    pub scenario_files: Vec<PathBuf>,
     /// Print one JSON object per run (schema `cloudproxy-run/1`, docs/scenarios.md) instead of
     /// the summary table, in (scenario, seed) order.
     #[arg(long)]
@@ -51,6 +55,9 @@ pub struct SweepArgs {
     /// Also write the runs as JUnit XML to FILE (one test case per scenario and seed).
     #[arg(long, value_name = "FILE.xml")]
     pub junit: Option<PathBuf>,
+    /// For every failing seed, write a one-file HTML report in DIR (with its trace beside it).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 /// A half-open range of seeds.
@@ -138,6 +145,13 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
             }
         }
     }
+    match super::run_cmd::load_scenario_files(&args.scenario_files) {
+        Ok(files) => selected.extend(files),
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Ok(Status::Usage);
+        }
+    }
     if selected.is_empty() {
         selected = catalogue().iter().collect();
     }
@@ -183,7 +197,7 @@ pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
         swarm: args.swarm,
         policy,
     };
-    let workers = Workers::start(jobs.clone(), threads, &options, tx);
+    let workers = Workers::start(jobs.clone(), threads, &options, args.report_dir.clone(), tx);
     let (mut records, interrupted) = collect(&rx, jobs.len(), &workers.stop);
     records.sort_by_key(|r| (r.scenario, r.options.seed));
     if interrupted {
@@ -232,13 +246,14 @@ impl Workers {
         jobs: Arc<Vec<(u64, &'static Scenario)>>,
         threads: usize,
         options: &RunOptions,
+        report_dir: Option<PathBuf>,
         tx: mpsc::Sender<Event>,
     ) -> Self {
         let next = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         for _ in 0..threads {
             let (jobs, next, stop, tx) = (jobs.clone(), next.clone(), stop.clone(), tx.clone());
-            let options = options.clone();
+            let (options, report_dir) = (options.clone(), report_dir.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +264,16 @@ impl Workers {
                         seed,
                         ..options.clone()
                     };
-                    let record = RunRecord::new(&scenario.run_with(&options));
+                    let result = scenario.run_with(&options);
+                    if let (Some(dir), false) = (&report_dir, result.passed()) {
+                        if let Err(e) = crate::report::write(dir, scenario, &result, None) {
+                            eprintln!(
+                                "cloudproxy sweep: the report of {} seed {seed}: {e}",
+                                scenario.name
+                            );
+                        }
+                    }
+                    let record = RunRecord::new(&result);
                     if tx.send(Event::Done(Box::new(record))).is_err() {
                         return;
                     }
@@ -384,6 +408,8 @@ mod tests {
             rotate,
             jobs: Some(1),
             scenarios: Vec::new(),
+            scenario_files: Vec::new(),
+            report_dir: None,
             json: false,
             junit: None,
         }

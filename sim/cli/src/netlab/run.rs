@@ -222,7 +222,7 @@ mod tests {
             "socks5",
             "socks5-no-udp",
         ] {
-            let spec = (find(name).unwrap().build)(1);
+            let spec = find(name).unwrap().world(1);
             assert!(supported(&spec).is_ok(), "{name}: {:?}", supported(&spec));
         }
         for (name, why) in [
@@ -231,7 +231,7 @@ mod tests {
             ("in-channel-change", "changes parameters"),
             ("open-relay-attack", "attacker"),
         ] {
-            let spec = (find(name).unwrap().build)(1);
+            let spec = find(name).unwrap().world(1);
             let err = supported(&spec).unwrap_err().to_string();
             assert!(err.contains(why), "{name}: {err}");
         }

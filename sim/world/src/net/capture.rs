@@ -306,6 +306,7 @@ where
                         ..Flags::default()
                     };
                     sink.tcp(now, to, local, 0, syn.wrapping_add(1), rst, &[]);
+                    sink.comment_last("connect refused: rejected (RST)");
                 }
                 Err(e)
             }
@@ -334,7 +335,12 @@ where
     }
 
     async fn resolve(&self, name: &str) -> Result<Vec<std::net::IpAddr>, String> {
-        self.inner.resolve(name).await
+        let asked = (self.clock)();
+        let result = self.inner.resolve(name).await;
+        if let Some(sink) = &self.sink {
+            crate::pcap_dns::record(sink, self.host, asked, (self.clock)(), name, &result);
+        }
+        result
     }
 
     fn now(&self) -> cloudproxy_core::time::Instant {

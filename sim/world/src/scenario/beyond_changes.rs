@@ -9,7 +9,7 @@ use cloudproxy_core::engine::CloudProxyType;
 
 use super::beyond_join::client;
 use super::checks::*;
-use super::Scenario;
+use super::{Scenario, Source};
 use crate::policy::Policy;
 use crate::world::{Fault, WorldOutcome, WorldSpec};
 
@@ -25,9 +25,9 @@ pub const VPN_BOUND: Duration = Duration::from_millis(12_100);
 
 /// The scenarios of this module, in catalogue order.
 pub static SCENARIOS: [Scenario; 3] = [
-    Scenario { name: "nat-rebinding", proves: "the bank's NAT rebinds mid-call: the relay follows the new port on the same session (no reconnect, no new ticket) and refuses the old one", build: nat_rebinding, check: check_nat_rebinding },
-    Scenario { name: "address-change", proves: "a client's address changes mid-call: it fetches a new ticket and is back within 1 s", build: address_change, check: check_address_change },
-    Scenario { name: "vpn-blocks-udp", proves: "a VPN that blocks UDP comes up mid-call: media moves to TCP without a reconnect within the bound", build: vpn_blocks_udp, check: check_vpn_blocks_udp },
+    Scenario { name: "nat-rebinding", proves: "the bank's NAT rebinds mid-call: the relay follows the new port on the same session (no reconnect, no new ticket) and refuses the old one", source: Source::Builtin { build: nat_rebinding, check: check_nat_rebinding } },
+    Scenario { name: "address-change", proves: "a client's address changes mid-call: it fetches a new ticket and is back within 1 s", source: Source::Builtin { build: address_change, check: check_address_change } },
+    Scenario { name: "vpn-blocks-udp", proves: "a VPN that blocks UDP comes up mid-call: media moves to TCP without a reconnect within the bound", source: Source::Builtin { build: vpn_blocks_udp, check: check_vpn_blocks_udp } },
 ];
 
 fn secs(s: u64) -> Duration {

@@ -10,7 +10,7 @@ use cloudproxy_core::http_connect::BasicCredentials;
 use cloudproxy_node::nodes::client::{ClientSpec, Op};
 
 use super::checks::*;
-use super::Scenario;
+use super::{Scenario, Source};
 use crate::policy::{Policy, Proto};
 use crate::world::{ip, Fault, HttpProxySpec, WorldOutcome, WorldSpec, AP_IPS};
 
@@ -33,12 +33,12 @@ pub const PROXY_JOIN_WORST: Duration = Duration::from_millis(120);
 
 /// The scenarios of this module, in catalogue order.
 pub static SCENARIOS: [Scenario; 6] = [
-    Scenario { name: "ap-failover-racing", proves: "setCloudProxy(force UDP) races the access points (RFC 8305): the first two dead, the join takes at most 1.5 s", build: ap_failover_racing, check: check_ap_failover_racing },
-    Scenario { name: "automatic-open", proves: "setCloudProxy(automatic) on an open network stays direct: no access point is asked", build: automatic_open, check: check_automatic_open },
-    Scenario { name: "automatic-fallback", proves: "setCloudProxy(automatic) behind the seed firewall falls back to the proxy within the probe time plus the proxy's join", build: automatic_fallback, check: check_automatic_fallback },
-    Scenario { name: "force-tcp-443", proves: "a bank that opens only TCP 443: setCloudProxy(force TCP) joins with media over TCP 443; the seed's client cannot", build: force_tcp_443, check: check_force_tcp_443 },
-    Scenario { name: "http-proxy", proves: "type 3 through the enterprise HTTP proxy (CONNECT), the only host allowed: signalling and TCP media, no UDP", build: http_proxy, check: check_http_proxy },
-    Scenario { name: "http-proxy-auth", proves: "type 3 with Basic credentials answers the 407 and joins; without them the join fails with a clear reason", build: http_proxy_auth, check: check_http_proxy_auth },
+    Scenario { name: "ap-failover-racing", proves: "setCloudProxy(force UDP) races the access points (RFC 8305): the first two dead, the join takes at most 1.5 s", source: Source::Builtin { build: ap_failover_racing, check: check_ap_failover_racing } },
+    Scenario { name: "automatic-open", proves: "setCloudProxy(automatic) on an open network stays direct: no access point is asked", source: Source::Builtin { build: automatic_open, check: check_automatic_open } },
+    Scenario { name: "automatic-fallback", proves: "setCloudProxy(automatic) behind the seed firewall falls back to the proxy within the probe time plus the proxy's join", source: Source::Builtin { build: automatic_fallback, check: check_automatic_fallback } },
+    Scenario { name: "force-tcp-443", proves: "a bank that opens only TCP 443: setCloudProxy(force TCP) joins with media over TCP 443; the seed's client cannot", source: Source::Builtin { build: force_tcp_443, check: check_force_tcp_443 } },
+    Scenario { name: "http-proxy", proves: "type 3 through the enterprise HTTP proxy (CONNECT), the only host allowed: signalling and TCP media, no UDP", source: Source::Builtin { build: http_proxy, check: check_http_proxy } },
+    Scenario { name: "http-proxy-auth", proves: "type 3 with Basic credentials answers the 407 and joins; without them the join fails with a clear reason", source: Source::Builtin { build: http_proxy_auth, check: check_http_proxy_auth } },
 ];
 
 fn secs(s: u64) -> Duration {

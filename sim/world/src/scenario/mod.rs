@@ -9,30 +9,48 @@ mod beyond_changes;
 mod beyond_join;
 mod catalogue;
 mod checks;
+pub mod file;
+mod file_schema;
+pub mod file_writer;
+pub mod shrink;
 #[cfg(test)]
 mod tests;
+pub mod vocabulary;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use catalogue::{catalogue, find};
-pub use checks::{differential, Check};
+pub use checks::{differential, safety as safety_checks, Check};
+pub use file::{FileError, ScenarioFile};
 
 use crate::policy::Policy;
 use crate::swarm::FaultKind;
 use crate::world::{run_world, WorldOutcome, WorldSpec};
 
-/// A named scenario.
+/// A named scenario: one of the catalogue, or one read from a file.
 #[derive(Clone, Copy)]
 pub struct Scenario {
     /// Its name, as `cloudproxy run NAME` takes it.
     pub name: &'static str,
     /// What it proves, one line.
     pub proves: &'static str,
-    /// The world for a seed.
-    pub build: fn(u64) -> WorldSpec,
-    /// The checks of an outcome.
-    pub check: fn(&WorldSpec, &WorldOutcome) -> Vec<Check>,
+    /// Where its world and checks come from.
+    pub source: Source,
+}
+
+/// Where a scenario's world and checks come from.
+#[derive(Clone, Copy)]
+pub enum Source {
+    /// Written in Rust, in the catalogue.
+    Builtin {
+        /// The world for a seed.
+        build: fn(u64) -> WorldSpec,
+        /// The checks of an outcome.
+        check: fn(&WorldSpec, &WorldOutcome) -> Vec<Check>,
+    },
+    /// Read from a scenario file (`--scenario-file`).
+    File(&'static ScenarioFile),
 }
 
 /// A firewall policy read from a file: the policy, and the path as given (for the
@@ -100,10 +118,24 @@ pub const REPRODUCE_PREFIX: &str = "cargo run --release -- run";
 /// The one-line command that runs `scenarios` again with `options`, exactly: the only place
 /// a reproduction line is built.
 pub fn reproduction(scenarios: &[&str], options: &RunOptions) -> String {
+    reproduction_with_files(scenarios, &[], options)
+}
+
+/// The one-line command that runs the catalogue's `scenarios` and the scenario `files` again
+/// with `options`.
+pub fn reproduction_with_files(
+    scenarios: &[&str],
+    files: &[&Path],
+    options: &RunOptions,
+) -> String {
     let mut line = REPRODUCE_PREFIX.to_owned();
+    let files = files
+        .iter()
+        .flat_map(|f| ["--scenario-file".to_owned(), f.display().to_string()]);
     for word in scenarios
         .iter()
         .map(|s| (*s).to_owned())
+        .chain(files)
         .chain(options.args())
     {
         line.push(' ');
@@ -128,6 +160,8 @@ pub fn shell_quote(word: &str) -> String {
 pub struct RunResult {
     /// The scenario's name.
     pub name: &'static str,
+    /// The scenario file it was read from (`None`: the catalogue's).
+    pub file: Option<PathBuf>,
     /// The seed (the same as `options.seed`).
     pub seed: u64,
     /// The options of the run.
@@ -155,11 +189,62 @@ impl RunResult {
 
     /// The one-line command that reproduces this run.
     pub fn reproduce(&self) -> String {
-        reproduction(&[self.name], &self.options)
+        match &self.file {
+            None => reproduction(&[self.name], &self.options),
+            Some(path) => reproduction_with_files(&[], &[path.as_path()], &self.options),
+        }
     }
 }
 
 impl Scenario {
+    /// A scenario of the catalogue.
+    pub const fn builtin(
+        name: &'static str,
+        proves: &'static str,
+        build: fn(u64) -> WorldSpec,
+        check: fn(&WorldSpec, &WorldOutcome) -> Vec<Check>,
+    ) -> Self {
+        Scenario {
+            name,
+            proves,
+            source: Source::Builtin { build, check },
+        }
+    }
+
+    /// The scenario of a file, kept for the rest of the process (a command reads a few).
+    pub fn from_file(file: ScenarioFile) -> &'static Scenario {
+        let file: &'static ScenarioFile = Box::leak(Box::new(file));
+        Box::leak(Box::new(Scenario {
+            name: file.name,
+            proves: file.proves,
+            source: Source::File(file),
+        }))
+    }
+
+    /// Its world for `seed`, as written (no options applied).
+    pub fn world(&self, seed: u64) -> WorldSpec {
+        match self.source {
+            Source::Builtin { build, .. } => build(seed),
+            Source::File(file) => file.world(seed),
+        }
+    }
+
+    /// Its own checks of an outcome (besides the harness's and the safety checks).
+    pub fn own_checks(&self, spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+        match self.source {
+            Source::Builtin { check, .. } => check(spec, outcome),
+            Source::File(file) => file.checks(spec, outcome),
+        }
+    }
+
+    /// The file it was read from, if any.
+    pub fn file(&self) -> Option<&'static ScenarioFile> {
+        match self.source {
+            Source::Builtin { .. } => None,
+            Source::File(file) => Some(file),
+        }
+    }
+
     /// Runs the scenario with `seed` on a calm network, judged by its own checks.
     pub fn run(&self, seed: u64) -> RunResult {
         self.run_with(&RunOptions::seed(seed))
@@ -178,7 +263,7 @@ impl Scenario {
     /// The world of this scenario with `options` applied (policy, then swarm faults), and the
     /// swarm's fault kinds.
     pub fn spec(&self, options: &RunOptions) -> (WorldSpec, Vec<FaultKind>) {
-        let mut spec = (self.build)(options.seed);
+        let mut spec = self.world(options.seed);
         if let Some(policy) = &options.policy {
             for enterprise in &mut spec.enterprises {
                 enterprise.policy = policy.policy.clone();
@@ -207,6 +292,7 @@ impl Scenario {
         };
         RunResult {
             name: self.name,
+            file: self.file().map(|f| f.path.clone()),
             seed: options.seed,
             options: options.clone(),
             swarm_kinds,
@@ -235,7 +321,7 @@ pub fn harness_checks(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
 pub fn checks_for(scenario: &Scenario, spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
     let mut checks = harness_checks(spec, outcome);
     checks.extend(checks::safety(spec, outcome));
-    checks.extend((scenario.check)(spec, outcome));
+    checks.extend(scenario.own_checks(spec, outcome));
     checks
 }
 

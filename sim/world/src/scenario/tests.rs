@@ -13,7 +13,7 @@ use super::*;
 use crate::world::Fault;
 
 fn spec() -> WorldSpec {
-    (find("proxy-default").expect("in the catalogue").build)(1)
+    find("proxy-default").expect("in the catalogue").world(1)
 }
 
 /// A client that joined, heard `media` packets a second from uid `from` all along, and was
