@@ -36,10 +36,12 @@ const SECS: f64 = 8.0;
 /// in its arenas (one per thread that allocated: the relay workers, the runtime's threads)
 /// instead of returning it to the kernel, and the first sessions, tickets and scrapes
 /// allocate tables that stay (the replay cache, the rate limiter's windows, tokio's slabs).
-/// Measured on this machine (2 cores, glibc 2.36): idle about 9 MiB, peak about 20 MiB,
-/// after about 13 MiB, i.e. a few MiB kept; 16 MiB is several times what stays and a fraction
-/// of what a leak of the attack's connections (the 270 MB of issue 13) would leave.
-const RETURN_MARGIN: u64 = 16 << 20;
+/// Measured on this machine (2 cores, glibc, `cargo test`'s optimized profile), five runs:
+/// idle 9.5-9.8 MiB, peak 10.5-10.8 MiB, after 0.9-1.1 MiB above idle, no `malloc_trim` and
+/// no `MALLOC_ARENA_MAX` needed. 4 MiB is four times what stays, and half of what leaking
+/// only the hogs' write queues would leave (32 channels x 256 KiB = 8 MiB; issue 13's leak
+/// was about 6 MB per ticket).
+const RETURN_MARGIN: u64 = 4 << 20;
 
 /// The most the attacks may add to idle RSS, from the configured limits: every relay
 /// connection (the pending handshakes, and two per session: tunnel and media channel) with a
@@ -161,10 +163,14 @@ fn memory_stays_under_the_configured_bound_during_every_attack_and_returns_after
         seen.hog_channels.load(Ordering::Relaxed) >= u64::from(HOGS),
         "{seen:?}"
     );
-    assert!(
-        m("cloudproxy_relay_stream_overflows_total", &relay) > 0
-            || seen.hog_cut.load(Ordering::Relaxed) > 0,
-        "no hog was cut\n{at_stop}\n{seen:?}"
+    // Every hog's channel was closed by the relay (with its session, once the tunnel closed,
+    // or for its queue). The relay reads a channel only while its answers have room, so the
+    // unread keepalives wait in the kernel's socket buffers, not in serve's memory: measured,
+    // the write queues peak at 12-29 KB in all and none overflows.
+    assert_eq!(
+        seen.hog_cut.load(Ordering::Relaxed),
+        seen.hog_channels.load(Ordering::Relaxed),
+        "{seen:?}"
     );
     assert!(
         m("cloudproxy_relay_queued_bytes_peak", &relay) <= MAX_QUEUED * (2 * MAX_SESSIONS),
@@ -173,19 +179,17 @@ fn memory_stays_under_the_configured_bound_during_every_attack_and_returns_after
 
     // After: every session, connection and queue gone (the relay's idle timeout is 3 s, the
     // handshake timeout 2 s, the endpoint's 1 s), then RSS measured again.
-    let after_text = wait_for_idle_gauges();
+    wait_for_idle_gauges();
     std::thread::sleep(Duration::from_secs(4));
-    let after_text = {
-        let again = wait_for_idle_gauges();
-        assert!(!after_text.is_empty());
-        again
-    };
+    let after_text = wait_for_idle_gauges();
     let (after, _) = rss(pid);
     let fds_after = metric(&after_text, "process_open_fds", "");
 
     let bound = bound_bytes();
+    let queued_peak = m("cloudproxy_relay_queued_bytes_peak", &relay);
+    let overflows = m("cloudproxy_relay_stream_overflows_total", &relay);
     eprintln!(
-        "memory: idle {} (VmRSS), during the attacks max {} ({samples} samples), peak {} (VmHWM), after {} ({:+.1} MiB from idle); bound on the peak {} = idle + {} from the limits; return margin {}; descriptors idle {fds_idle}, after {fds_after}; attacks {seen:?}",
+        "memory: idle {} (VmRSS), during the attacks max {} ({samples} samples), peak {} (VmHWM), after {} ({:+.1} MiB from idle); bound on the peak {} = idle + {} from the limits; return margin {}; descriptors idle {fds_idle}, after {fds_after}; relay write queues peak {queued_peak} bytes, {overflows} cut for overflow; attacks {seen:?}",
         mib(idle),
         mib(during_max),
         mib(peak),
