@@ -36,7 +36,7 @@ const SECS: f64 = 8.0;
 /// in its arenas (one per thread that allocated: the relay workers, the runtime's threads)
 /// instead of returning it to the kernel, and the first sessions, tickets and scrapes
 /// allocate tables that stay (the replay cache, the rate limiter's windows, tokio's slabs).
-/// Measured on this machine (2 cores, glibc, `cargo test`'s optimized profile), five runs:
+/// Measured on this machine (2 cores, glibc, `cargo test`'s optimized profile), seven runs:
 /// idle 9.5-9.8 MiB, peak 10.5-10.8 MiB, after 0.9-1.1 MiB above idle, no `malloc_trim` and
 /// no `MALLOC_ARENA_MAX` needed. 4 MiB is four times what stays, and half of what leaking
 /// only the hogs' write queues would leave (32 channels x 256 KiB = 8 MiB; issue 13's leak
