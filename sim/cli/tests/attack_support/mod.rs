@@ -2,8 +2,11 @@
 //! loopback address of the test's block, all on one thread of their own
 //! ([`Attacks::start`]): a UDP media flood at the relay's media ports, slowloris connections
 //! to the relay, to the access point's TCP port and to the metrics endpoint, and an access
-//! point request flood from 50 addresses of one `/24`. Every loop is bounded in count and in
-//! time and stops by itself; [`Attacks::stop`] ends them early and returns what each saw.
+//! point request flood from 50 addresses of one `/24`, and (when [`Targets::queue_hogs`] asks)
+//! write-queue hogs: sessions whose media channel sends keepalives and never reads the
+//! answers, then closes its tunnel and keeps the channel open (issue 13's first finding).
+//! Every loop is bounded in count and in time and stops by itself; [`Attacks::stop`] ends them
+//! early and returns what each saw.
 #![allow(dead_code)]
 // clippy.toml disallows the system's clocks; the attackers bound their loops on the wall clock.
 #![allow(clippy::disallowed_methods)]
@@ -16,9 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudproxy_core::entropy::Entropy;
-use cloudproxy_core::wire::{Message, FLAG_UDP_MEDIA};
+use cloudproxy_core::wire::{DecodeError, Message, Ticket, FLAG_UDP_MEDIA};
 use cloudproxy_node::net::{Net, TokioNet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::real_support::{metric, scrape, Block};
 
@@ -34,6 +38,10 @@ const SLOWLORIS_OPENS: u64 = 5_000;
 /// Access-point flood: source addresses (one /24), requests per address at most.
 pub const AP_FLOOD_ADDRS: u8 = 50;
 pub const AP_FLOOD_PER_ADDR: u64 = 1_000;
+/// Write-queue hogs: rounds per hog address at most (a ticket, a tunnel and a channel each),
+/// keepalives written per round at most (about 18 bytes each, answered with as many).
+pub const HOG_ROUNDS: u64 = 4;
+pub const HOG_KEEPALIVES: u64 = 50_000;
 
 /// The relay's pending-handshake bounds in the tests' config: in total, per client address.
 pub const PENDING: u64 = 64;
@@ -47,12 +55,18 @@ pub const AP_TCP_PER_IP: u64 = 4;
 /// A `serve` config for block `b`: one access point, one relay, metrics, the bounds above,
 /// short handshake and access-point idle timeouts (2 s) so that slowloris slots turn over.
 pub fn config(b: Block) -> String {
+    config_with(b, "", "", "")
+}
+
+/// [`config`] with more keys: `top` at the top level, `ap` in `[ap]`, `relay` in `[relay]`
+/// (each a few TOML lines, each ending with a newline).
+pub fn config_with(b: Block, top: &str, ap: &str, relay: &str) -> String {
     format!(
-        "sdrtn = [\"{sdrtn}\"]\nmetrics = \"{metrics}\"\n\n[ap]\nlisten = [\"{ap}\"]\nrate_window_ms = 600000\nmax_requests_per_ip = {PER_IP}\nmax_requests_per_prefix = {PER_PREFIX}\nmax_tcp_connections_per_ip = {AP_TCP_PER_IP}\ntcp_idle_timeout_ms = 2000\n\n[relay]\nlisten = [\"{relay}\"]\nudp_ports = \"4500-4503\"\nhandshake_timeout_ms = 2000\nmax_pending_handshakes = {PENDING}\nmax_pending_handshakes_per_client_ip = {PENDING_PER_IP}\n",
+        "sdrtn = [\"{sdrtn}\"]\nmetrics = \"{metrics}\"\n{top}\n[ap]\nlisten = [\"{ap_ip}\"]\nrate_window_ms = 600000\nmax_requests_per_ip = {PER_IP}\nmax_requests_per_prefix = {PER_PREFIX}\nmax_tcp_connections_per_ip = {AP_TCP_PER_IP}\ntcp_idle_timeout_ms = 2000\n{ap}\n[relay]\nlisten = [\"{relay_ip}\"]\nudp_ports = \"4500-4503\"\nhandshake_timeout_ms = 2000\nmax_pending_handshakes = {PENDING}\nmax_pending_handshakes_per_client_ip = {PENDING_PER_IP}\n{relay}",
         sdrtn = b.sdrtn(),
         metrics = b.metrics(1),
-        ap = b.ap(),
-        relay = b.relay(1),
+        ap_ip = b.ap(),
+        relay_ip = b.relay(1),
     )
 }
 
@@ -65,6 +79,8 @@ pub fn targets(b: Block) -> Targets {
         ap_tcp: SocketAddr::new(b.ap(), 1080),
         ap_udp: SocketAddr::new(b.ap(), 8000),
         metrics: b.metrics(1),
+        tunnel_to: SocketAddr::new(b.edge(), 5000),
+        queue_hogs: 0,
     }
 }
 
@@ -128,6 +144,13 @@ pub struct Seen {
     pub ap_other_answers: AtomicU64,
     /// The most tickets any one flood address got.
     pub ap_tickets_one_addr_max: AtomicU64,
+    /// Write-queue hogs: media channels opened on a session, keepalive bytes written on them,
+    /// channels the relay cut (closed or reset under the hog), rounds that failed before
+    /// their channel opened.
+    pub hog_channels: AtomicU64,
+    pub hog_bytes_written: AtomicU64,
+    pub hog_cut: AtomicU64,
+    pub hog_failed: AtomicU64,
 }
 
 /// The running attacks.
@@ -146,6 +169,10 @@ pub struct Targets {
     pub ap_tcp: SocketAddr,
     pub ap_udp: SocketAddr,
     pub metrics: SocketAddr,
+    /// Where the hogs' tunnels go (inside the SD-RTN block: the edge's signalling port).
+    pub tunnel_to: SocketAddr,
+    /// Write-queue hog addresses (0: none), each running [`HOG_ROUNDS`] rounds at most.
+    pub queue_hogs: u8,
 }
 
 impl Attacks {
@@ -253,6 +280,12 @@ async fn tcp_and_ap_attacks(t: Targets, stop: Arc<AtomicBool>, seen: Arc<Seen>) 
             ap_flood_from(t.block.ip(77, i), t.ap_udp, i, &stop, &seen).await;
         }));
     }
+    for i in 1..=t.queue_hogs {
+        let (stop, seen) = (stop.clone(), seen.clone());
+        tasks.push(tokio::task::spawn_local(async move {
+            queue_hog(t, t.block.ip(70, i), &stop, &seen).await;
+        }));
+    }
     for task in tasks {
         task.await.unwrap();
     }
@@ -341,4 +374,162 @@ async fn ap_flood_from(ip: IpAddr, to: SocketAddr, i: u8, stop: &AtomicBool, see
     }
     seen.ap_tickets_one_addr_max
         .fetch_max(tickets.get(), Ordering::Relaxed);
+}
+
+/// One write-queue hog address: up to [`HOG_ROUNDS`] rounds of [`hog_round`], a second apart.
+async fn queue_hog(t: Targets, ip: IpAddr, stop: &AtomicBool, seen: &Seen) {
+    let started = Instant::now();
+    for round in 0..HOG_ROUNDS {
+        if over(stop, started) {
+            return;
+        }
+        if let Err(e) = hog_round(t, ip, round, stop, started, seen).await {
+            seen.hog_failed.fetch_add(1, Ordering::Relaxed);
+            if round == 0 {
+                eprintln!("queue hog {ip}: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A ticket, a tunnel to [`Targets::tunnel_to`], a media channel on its session with a small
+/// receive buffer; keepalives written on the channel without ever reading an answer (up to
+/// [`HOG_KEEPALIVES`], or until the relay cuts it); then the tunnel closes and the channel is
+/// held open, still unread, until the relay closes it or the attacks stop.
+async fn hog_round(
+    t: Targets,
+    ip: IpAddr,
+    round: u64,
+    stop: &AtomicBool,
+    started: Instant,
+    seen: &Seen,
+) -> Result<(), String> {
+    let ticket = hog_ticket(t, ip, round).await?;
+    let mut tunnel = connect_from(ip, t.relay_tcp, None).await?;
+    let open = Message::TunnelOpen {
+        ticket,
+        destination: t.tunnel_to,
+    };
+    write(&mut tunnel, &open).await?;
+    let session_id = match read_message(&mut tunnel).await? {
+        Message::TunnelAccept { session_id, .. } => session_id,
+        other => return Err(format!("no TunnelAccept: {other:?}")),
+    };
+    let mut channel = connect_from(ip, t.relay_tcp, Some(4096)).await?;
+    write(&mut channel, &Message::MediaChannelOpen { session_id }).await?;
+    seen.hog_channels.fetch_add(1, Ordering::Relaxed);
+    let mut burst = Vec::new();
+    for seq in 0..1_000 {
+        burst.extend_from_slice(&Message::Keepalive { session_id, seq }.to_bytes().unwrap());
+    }
+    let mut cut = false;
+    for _ in 0..HOG_KEEPALIVES / 1_000 {
+        if over(stop, started) {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_secs(2), channel.write_all(&burst)).await {
+            Ok(Ok(())) => {
+                seen.hog_bytes_written
+                    .fetch_add(burst.len() as u64, Ordering::Relaxed);
+            }
+            Ok(Err(_)) => {
+                cut = true;
+                break;
+            }
+            // Nothing moves: the relay holds its queue for us; stop writing, keep holding.
+            Err(_) => break,
+        }
+    }
+    drop(tunnel);
+    // Hold the channel, unread, until the relay closes it (seen as a failed write) or the end.
+    while !cut && !over(stop, started) {
+        let probe = Message::Keepalive {
+            session_id,
+            seq: u32::MAX,
+        }
+        .to_bytes()
+        .unwrap();
+        match tokio::time::timeout(Duration::from_millis(200), channel.write_all(&probe)).await {
+            Ok(Err(_)) => cut = true,
+            Ok(Ok(())) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => {}
+        }
+    }
+    if cut {
+        seen.hog_cut.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// A ticket for `ip` from the access point (over UDP, a few tries).
+async fn hog_ticket(t: Targets, ip: IpAddr, round: u64) -> Result<Ticket, String> {
+    let udp = TokioNet::new(ip)
+        .bind_udp("0.0.0.0:0".parse().unwrap())
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let request = Message::padded_ap_request(0x7000_0000 | round as u32, "hog", FLAG_UDP_MEDIA)
+        .to_bytes()
+        .unwrap();
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..10 {
+        let _ = udp.send_to(&request, t.ap_udp).await;
+        if let Ok(Ok((len, _))) =
+            tokio::time::timeout(Duration::from_millis(500), udp.recv_from(&mut buf)).await
+        {
+            if let Ok(Message::ApResponse { ticket, .. }) = Message::decode_datagram(&buf[..len]) {
+                return Ok(ticket);
+            }
+        }
+    }
+    Err("no ticket from the access point".into())
+}
+
+/// Connects from `ip` to `to`, with a receive buffer of `recv_buffer` bytes if given.
+async fn connect_from(
+    ip: IpAddr,
+    to: SocketAddr,
+    recv_buffer: Option<u32>,
+) -> Result<TcpStream, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    if let Some(size) = recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .map_err(|e| e.to_string())?;
+    }
+    socket
+        .bind(SocketAddr::new(ip, 0))
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(2), socket.connect(to))
+        .await
+        .map_err(|_| format!("connect to {to}: timed out"))?
+        .map_err(|e| format!("connect to {to}: {e}"))
+}
+
+async fn write(stream: &mut TcpStream, message: &Message) -> Result<(), String> {
+    stream
+        .write_all(&message.to_bytes().unwrap())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Reads one whole message (within 5 s), a byte at a time: nothing after it is consumed.
+async fn read_message(stream: &mut TcpStream) -> Result<Message, String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match Message::decode(&buf) {
+                Ok((message, _)) => return Ok(message),
+                Err(DecodeError::Incomplete { .. }) => {}
+                Err(e) => return Err(format!("undecodable: {e}")),
+            }
+            match stream.read(&mut byte).await {
+                Ok(0) | Err(_) => return Err(format!("closed after {} bytes", buf.len())),
+                Ok(_) => buf.push(byte[0]),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("no message within 5 s".into()))
 }
