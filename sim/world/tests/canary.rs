@@ -17,7 +17,7 @@ const SAFETY: &str = "safety: no relay forwards outside SD-RTN";
 /// The checks of `scenario` at `seed`, with the canary planted or not.
 fn checks(scenario: &str, seed: u64, canary: bool) -> (WorldSpec, Vec<Check>) {
     let scenario = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
-    let mut spec = (scenario.build)(seed);
+    let mut spec = scenario.world(seed);
     spec.canary = canary;
     assert_eq!(spec.canary_planted(), canary);
     let outcome = run_world(&spec);
