@@ -1,12 +1,14 @@
-//! Interop (beyond the seed): proxy type 3 through Debian's `tinyproxy`, an HTTP proxy no one
-//! here wrote, on loopback: `cloudproxy call` opens `CONNECT` tunnels through it to the real
+//! Interop (beyond the seed): proxy type 3 through Debian's `tinyproxy` and `squid`, HTTP
+//! proxies no one here wrote, on loopback: `cloudproxy call` opens `CONNECT` tunnels through it to the real
 //! `cloudproxy edge` (signalling on 5000, framed TCP media on 5002: an HTTP proxy carries no
-//! UDP), without authentication and with Basic authentication (tinyproxy's `BasicAuth`, the
-//! 407 answered with the configured credentials; without them the call fails with the reason).
+//! UDP), without authentication and with Basic authentication (tinyproxy's `BasicAuth`,
+//! squid's `basic_ncsa_auth` helper; the 407 answered with the configured credentials; without
+//! them the call fails with the reason).
 //!
-//! tinyproxy runs as a child with a generated configuration listening on a free port, and is
-//! stopped by its process id. When it is not installed the test says why and returns (CI
-//! installs it: `.ci/run`, `sim/xtask`).
+//! Each proxy runs as a child with a generated configuration listening on a free port, and is
+//! stopped by its process id. When one is not installed the test says why and returns (CI
+//! installs both: `cargo xtask test` installs the Debian peers). squid's ICMP pinger is off and
+//! its resolver is loopback: it sends nothing off this machine.
 // clippy.toml disallows the system's clocks; real-socket tests bound their waits on the wall clock.
 #![allow(clippy::disallowed_methods)]
 
@@ -22,19 +24,15 @@ use real_support::*;
 const USER: &str = "alice";
 const PASS: &str = "tiny-s3cret";
 
-/// tinyproxy, or `None` (and why) when it is not installed.
-fn tinyproxy() -> Option<PathBuf> {
-    let found = [
-        "/usr/bin/tinyproxy",
-        "/usr/sbin/tinyproxy",
-        "/usr/local/bin/tinyproxy",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file());
+/// The installed `name` (tinyproxy, squid), or `None` (and why) when it is not installed.
+fn installed(name: &str) -> Option<PathBuf> {
+    let found = ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
+        .into_iter()
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.is_file());
     if found.is_none() {
         eprintln!(
-            "skipped: tinyproxy is not installed (apt-get install -y tinyproxy); this interop test needs it"
+            "skipped: {name} is not installed (apt-get install -y {name}); this interop test needs it"
         );
     }
     found
@@ -64,13 +62,14 @@ fn start_tinyproxy(binary: &PathBuf, ip: IpAddr, port: u16, dir: &TempDir, auth:
     proc
 }
 
-/// Waits until something accepts TCP on `addr`.
+/// Waits until something accepts TCP on `addr` (`proc` listens there).
 fn wait_port(addr: SocketAddr, proc: &Proc) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
-            "tinyproxy did not listen on {addr}: {}",
+            "{} did not listen on {addr}: {}",
+            proc.name,
             proc.stderr()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -115,7 +114,9 @@ fn two_calls(b: Block, dir: &TempDir, params: &str) -> (CallReport, CallReport) 
 
 #[test]
 fn type3_through_tinyproxy_without_authentication() {
-    let Some(binary) = tinyproxy() else { return };
+    let Some(binary) = installed("tinyproxy") else {
+        return;
+    };
     let b = Block(81);
     let dir = TempDir::new("tinyproxy-noauth");
     let _edge = start_edge(b, &dir);
@@ -138,7 +139,9 @@ fn type3_through_tinyproxy_without_authentication() {
 
 #[test]
 fn type3_through_tinyproxy_with_basic_authentication() {
-    let Some(binary) = tinyproxy() else { return };
+    let Some(binary) = installed("tinyproxy") else {
+        return;
+    };
     let b = Block(82);
     let dir = TempDir::new("tinyproxy-auth");
     let _edge = start_edge(b, &dir);
@@ -165,4 +168,117 @@ fn type3_through_tinyproxy_with_basic_authentication() {
         mallory.stderr
     );
     server.terminate(Duration::from_secs(5));
+}
+
+/// squid's Basic-auth password file for `USER` and `SQUID_PASS`, in Apache's MD5 format, which
+/// squid's `basic_ncsa_auth` reads (made with `openssl passwd -apr1 -salt cpxtest1 squid-s3cret`).
+const SQUID_PASSWD: &str = "alice:$apr1$cpxtest1$k5HJTyMdJjRkeXII5NkxS0\n";
+const SQUID_PASS: &str = "squid-s3cret";
+
+/// Starts squid on `ip:port` in the foreground: no cache, CONNECT only to the edge's ports, from
+/// loopback only, asking for Basic credentials when `auth`. Its logs go into `dir`, which squid's
+/// own user must be able to write.
+fn start_squid(binary: &PathBuf, ip: IpAddr, port: u16, dir: &TempDir, auth: bool) -> Proc {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777))
+        .expect("let squid's user write its logs");
+    let d = dir.0.display();
+    let mut config = format!(
+        "http_port {ip}:{port}\npid_filename {d}/squid.pid\ncache_log {d}/cache.log\n\
+         access_log stdio:{d}/access.log\ncoredump_dir {d}\ncache deny all\ncache_mem 8 MB\n\
+         pinger_enable off\ndns_nameservers 127.0.0.1\nshutdown_lifetime 0 seconds\n\
+         acl edge_ports port 5000 5002\nacl loopback src 127.0.0.0/8\n\
+         http_access deny CONNECT !edge_ports\nhttp_access deny !loopback\n"
+    );
+    if auth {
+        let passwd = dir.write("passwd", SQUID_PASSWD);
+        config.push_str(&format!(
+            "auth_param basic program /usr/lib/squid/basic_ncsa_auth {}\n\
+             auth_param basic realm cloudproxy-test\nacl authed proxy_auth REQUIRED\n\
+             http_access allow authed\n",
+            passwd.display()
+        ));
+    } else {
+        config.push_str("http_access allow loopback\n");
+    }
+    config.push_str("http_access deny all\n");
+    let path = dir.write("squid.conf", &config);
+    let mut command = Command::new(binary);
+    command.arg("-N").arg("-f").arg(&path);
+    let proc = Proc::spawn("squid", command, dir);
+    wait_port(SocketAddr::new(ip, port), &proc);
+    proc
+}
+
+/// squid's access log: one line per request it handled (written as each tunnel ends).
+fn squid_access_log(dir: &TempDir) -> String {
+    std::fs::read_to_string(dir.join("access.log")).unwrap_or_default()
+}
+
+#[test]
+fn type3_through_squid_without_authentication() {
+    let Some(binary) = installed("squid") else {
+        return;
+    };
+    let b = Block(84);
+    let dir = TempDir::new("squid-noauth");
+    let _edge = start_edge(b, &dir);
+    let proxy = SocketAddr::new(b.socks(), free_port(b.socks()));
+    let mut server = start_squid(&binary, proxy.ip(), proxy.port(), &dir, false);
+    let (alice, bob) = two_calls(b, &dir, &type3(proxy, None));
+    check_heard(&alice, 2, proxy);
+    check_heard(&bob, 1, proxy);
+    server.terminate(Duration::from_secs(10));
+    // squid itself opened the tunnels: signalling and framed media, for each client.
+    let log = squid_access_log(&dir);
+    for port in [5000, 5002] {
+        let tunnels = log
+            .lines()
+            .filter(|l| l.contains("CONNECT") && l.contains(&format!("{}:{port}", b.edge())))
+            .count();
+        assert!(
+            tunnels >= 2,
+            "{tunnels} CONNECT(s) to the edge's port {port} in squid's access log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn type3_through_squid_with_basic_authentication() {
+    let Some(binary) = installed("squid") else {
+        return;
+    };
+    let b = Block(85);
+    let dir = TempDir::new("squid-auth");
+    let _edge = start_edge(b, &dir);
+    let proxy = SocketAddr::new(b.socks(), free_port(b.socks()));
+    let mut server = start_squid(&binary, proxy.ip(), proxy.port(), &dir, true);
+    let (alice, bob) = two_calls(b, &dir, &type3(proxy, Some((USER, SQUID_PASS))));
+    check_heard(&alice, 2, proxy);
+    check_heard(&bob, 1, proxy);
+    assert!(!alice.stderr.contains(SQUID_PASS), "{}", alice.stderr);
+    assert!(
+        !alice.json.to_string().contains(SQUID_PASS),
+        "{:#?}",
+        alice.json
+    );
+
+    // A wrong password: squid answers 407 again, and the call fails saying so.
+    let wrong = type3(proxy, Some((USER, "not-the-password")));
+    let mut mallory = start_call(b, &dir, "mallory", 3, 2.0, &[&wrong], &[]);
+    let mallory = finish_call(&mut mallory, Duration::from_secs(20));
+    assert_eq!(mallory.status.code(), Some(1), "{mallory:#?}");
+    assert!(!mallory.joined());
+    assert!(
+        mallory.stderr.contains("rejected the credentials"),
+        "{}",
+        mallory.stderr
+    );
+    server.terminate(Duration::from_secs(10));
+    let log = squid_access_log(&dir);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("CONNECT") && l.contains(USER)),
+        "no authenticated CONNECT by {USER} in squid's access log:\n{log}"
+    );
 }

@@ -18,8 +18,7 @@ pub struct Peer {
 }
 
 /// Every Debian peer the tests need: the one list (the README names `cargo xtask peers` rather
-/// than repeat it). tshark, dante-server, microsocks and tinyproxy are used by the tests today;
-/// the others are installed for the real-ruleset tests being added on other branches.
+/// than repeat it).
 pub const PEERS: &[Peer] = &[
     Peer {
         package: "tshark",
