@@ -115,7 +115,9 @@ pub struct ClientReport {
     pub outages: Vec<(Duration, Option<Duration>)>,
     /// Whether the script finished (set by the driver when the application is done).
     pub done: bool,
-    /// The config in force at the latest join, canonical.
+    /// The config in force at the latest join, as a setParameters object with an HTTP
+    /// proxy's password shown as `"<redacted>"` ([`ProxyConfig::to_json_redacted`](crate::params::ProxyConfig::to_json_redacted),
+    /// the engine CLI's redaction): reports print it.
     pub config_in_force: Option<String>,
     /// Signalling round trips, microseconds: from sending a message (a join included) to its
     /// ack, for messages acknowledged on the connection they were sent on (a re-send after a
@@ -152,7 +154,7 @@ impl ClientReport {
             AppEvent::Joined { config, at } => {
                 self.first_join_at.get_or_insert(*at);
                 self.left = false;
-                self.config_in_force = Some(config.canonical());
+                self.config_in_force = Some(config.to_json_redacted().to_string());
                 self.codes.push(("join".to_owned(), 0));
             }
             AppEvent::JoinRefused { code, .. } => self.codes.push(("join".to_owned(), *code)),

@@ -252,6 +252,27 @@ fn a_reconnect_rejoins_resends_what_is_unacknowledged_and_keeps_media_going() {
 }
 
 #[test]
+fn the_config_in_force_is_reported_with_the_proxy_password_redacted() {
+    let params = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"alice","hunter2-planted"]}"#;
+    let mut h = Harness::new(AppConfig::new("alice", 7, "room", &[params], ms(100)));
+    h.run_to(ms(100));
+    let joined = h.events().into_iter().find_map(|e| match e {
+        AppEvent::Joined { config, .. } => Some(config),
+        _ => None,
+    });
+    assert_eq!(
+        joined.map(|c| c.enabled),
+        Some(true),
+        "the join took the config"
+    );
+    let in_force = h.report.config_in_force.clone().unwrap();
+    assert!(!in_force.contains("hunter2-planted"), "{in_force}");
+    assert!(in_force.contains(r#""alice","<redacted>""#), "{in_force}");
+    assert!(in_force.contains(r#"[3,"proxy.corp",3128"#), "{in_force}");
+    assert!(!format!("{:?}", h.report).contains("hunter2-planted"));
+}
+
+#[test]
 fn signalling_round_trips_are_timed_from_send_to_ack_on_one_connection() {
     let mut h = Harness::new(alice());
     let first = h.join_and_connect(); // join 1 sent at 100 ms
