@@ -300,3 +300,29 @@ pub fn to_json(options: &CallOptions, result: &CallResult) -> Value {
         "wall_ms": ms(result.wall),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timing_lines_print_the_percentiles_or_a_dash() {
+        let mut report = ClientReport::default();
+        for us in [900, 1_000, 1_100, 25_000] {
+            report.rtt_us.push(us);
+        }
+        let result = CallResult {
+            report,
+            wall: Duration::from_secs(1),
+        };
+        let text = timing(&result);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "rtt       p50 1000 us  p90 25.0 ms  p99 25.0 ms  max 25.0 ms   (4 round trips, signalling message to its ack)",
+                "jitter    -   (RFC 3550 interarrival, media, 0 packets)",
+            ]
+        );
+    }
+}
