@@ -16,11 +16,13 @@
 //! - **signalling round trip**: from writing a `Msg` to reading its `Ack` (closed loop: one
 //!   message outstanding per party);
 //! - **media transit and jitter**: each media body starts with the sender's send instant
-//!   (microseconds since the call's epoch, one clock for both parties: they run in one
-//!   process), so the receiver reads each packet's one-way transit directly; the jitter is RFC
-//!   3550 §6.4.1's `J += (|D| − J) / 16`, `D` the change of transit between consecutive
-//!   packets, kept in nanoseconds. The send instant is read just before the send, so the
-//!   sender's own timer jitter does not enter: what is left is the path's (relay included).
+//!   (the application's stamp, [`stamped_payload`]: microseconds since the call's epoch, one
+//!   clock for both parties: they run in one process), so the receiver reads each packet's
+//!   one-way transit directly; the jitter is RFC 3550 §6.4.1's `J += (|D| − J) / 16`, `D` the
+//!   change of transit between consecutive packets, kept in nanoseconds. The send instant is
+//!   read just before the send, so the sender's own timer jitter does not enter: what is left
+//!   is the path's (relay included). Percentiles and jitter are `cloudproxy_core::app::stats`,
+//!   the code `cloudproxy call` and `cloudproxy load` report with.
 //!
 //! Every wait is bounded ([`STEP_TIMEOUT`]); a call that cannot be set up or whose messages go
 //! unanswered is an error naming the step, never a hang.
@@ -30,7 +32,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use cloudproxy_core::app::{media_packet, read_media, LineReader, Signal, MEDIA_HEADER_LEN};
+use cloudproxy_core::app::stats::{Jitter, Percentiles};
+use cloudproxy_core::app::{
+    media_packet, media_sent_us, read_media, stamped_payload, LineReader, Signal,
+};
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use cloudproxy_core::wire::{Message, MAX_FRAME_LEN};
 use cloudproxy_load::session::open_session;
@@ -243,13 +248,14 @@ impl Signalling {
     }
 
     /// Round trips, one every `every`, until `end`; microseconds each.
-    async fn until(&mut self, end: Instant, every: Duration) -> Result<Vec<u64>, String> {
+    async fn until(&mut self, end: Instant, every: Duration) -> Result<Vec<u32>, String> {
         let mut rtts = Vec::new();
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while Instant::now() < end {
             tick.tick().await;
-            rtts.push(self.message().await?.as_micros() as u64);
+            let rtt = self.message().await?.as_micros();
+            rtts.push(u32::try_from(rtt).unwrap_or(u32::MAX));
         }
         Ok(rtts)
     }
@@ -257,10 +263,9 @@ impl Signalling {
 
 impl Media {
     /// Sends media packet `seq`, its body stamped with the microseconds since `epoch`.
-    async fn send(&self, seq: u32, epoch: Instant, body: &mut [u8]) {
+    async fn send(&self, seq: u32, epoch: Instant) {
         let sent_us = epoch.elapsed().as_micros() as u64;
-        body[..8].copy_from_slice(&sent_us.to_be_bytes());
-        let packet = media_packet(self.uid, seq, body);
+        let packet = media_packet(self.uid, seq, &stamped_payload(sent_us, MEDIA_BODY, 0));
         let (datagram, to) = match self.path {
             MediaPath::Direct => (packet, self.edge_media),
             MediaPath::Relay { session_id, at } => (
@@ -278,31 +283,13 @@ impl Media {
     }
 }
 
-/// RFC 3550 §6.4.1's interarrival jitter, in nanoseconds.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Jitter {
-    last_transit_ns: Option<f64>,
-    /// The estimate `J`.
-    pub estimate_ns: f64,
-}
-
-impl Jitter {
-    /// Folds in one packet's transit time.
-    pub fn record(&mut self, transit_ns: f64) {
-        if let Some(last) = self.last_transit_ns {
-            let d = (transit_ns - last).abs();
-            self.estimate_ns += (d - self.estimate_ns) / 16.0;
-        }
-        self.last_transit_ns = Some(transit_ns);
-    }
-}
-
 /// What one receiver saw.
 #[derive(Clone, Debug, Default)]
 struct Received {
     packets: u64,
+    /// RFC 3550 jitter of the transit times, in nanoseconds.
     jitter: Jitter,
-    transits_us: Vec<u64>,
+    transits_us: Vec<u32>,
 }
 
 /// What a call measured, both parties together.
@@ -322,14 +309,9 @@ pub struct CallStats {
     pub round_trips: u64,
 }
 
-/// The nearest-rank percentile `p` (0..=100) of `v` (sorted here).
-pub fn percentile(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-    v[rank.min(v.len()) - 1]
+/// The median and 99th percentile of `v` (nearest rank), zero for none.
+fn p50_p99(v: &[u32]) -> (u64, u64) {
+    Percentiles::of(v).map_or((0, 0), |p| (u64::from(p.p50), u64::from(p.p99)))
 }
 
 /// Reads `media`'s socket into `into` until aborted.
@@ -355,7 +337,7 @@ fn receive(
             let Some(header) = read_media(&packet).filter(|h| h.intact) else {
                 continue;
             };
-            let Some(stamp) = packet.get(MEDIA_HEADER_LEN..MEDIA_HEADER_LEN + 8) else {
+            let Some(sent_us) = media_sent_us(&packet) else {
                 continue;
             };
             let mut r = into.borrow_mut();
@@ -364,11 +346,12 @@ fn receive(
                 // A warm-up packet: it only tells the edge where the sender listens.
                 continue;
             }
-            let sent_us = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
             let transit_us = now_us.saturating_sub(sent_us);
-            r.jitter.record(transit_us as f64 * 1_000.0);
+            r.jitter
+                .record(i64::try_from(transit_us.saturating_mul(1_000)).unwrap_or(i64::MAX));
             if r.transits_us.len() < MAX_TRANSITS {
-                r.transits_us.push(transit_us);
+                r.transits_us
+                    .push(u32::try_from(transit_us).unwrap_or(u32::MAX));
             }
         }
     })
@@ -383,15 +366,14 @@ async fn warm_up(
     heard: &[Rc<RefCell<Received>>; 2],
 ) -> Result<(), String> {
     let deadline = Instant::now() + STEP_TIMEOUT;
-    let mut body = vec![0u8; MEDIA_BODY];
     while heard.iter().any(|r| r.borrow().packets == 0) {
         if Instant::now() > deadline {
             return Err(format!(
                 "the parties did not hear each other within {STEP_TIMEOUT:?}"
             ));
         }
-        a.send(0, epoch, &mut body).await;
-        b.send(0, epoch, &mut body).await;
+        a.send(0, epoch).await;
+        b.send(0, epoch).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -425,11 +407,11 @@ pub async fn call(
         let media = async {
             let mut tick = tokio::time::interval(Duration::from_secs(1) / pps.max(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let (mut body, mut seq, mut sent) = (vec![0u8; MEDIA_BODY], 1u32, 0u64);
+            let (mut seq, mut sent) = (1u32, 0u64);
             while Instant::now() < end {
                 tick.tick().await;
-                a.media.send(seq, epoch, &mut body).await;
-                b.media.send(seq, epoch, &mut body).await;
+                a.media.send(seq, epoch).await;
+                b.media.send(seq, epoch).await;
                 (seq, sent) = (seq + 1, sent + 2);
             }
             sent
@@ -449,23 +431,20 @@ pub async fn call(
     for t in &tasks {
         t.abort();
     }
-    let (media_sent, mut rtts) = result?;
+    let (media_sent, rtts) = result?;
     let (mut transits, mut jitter_ns, mut received) = (Vec::new(), 0.0, 0);
     for r in &heard {
         let r = r.borrow();
         transits.extend_from_slice(&r.transits_us);
-        jitter_ns += r.jitter.estimate_ns / 2.0;
+        jitter_ns += f64::from(r.jitter.estimate()) / 2.0;
         received += r.packets;
     }
     Ok(CallStats {
         media_sent,
         media_received: received,
         jitter_ns,
-        transit_us: (
-            percentile(&mut transits, 50.0),
-            percentile(&mut transits, 99.0),
-        ),
-        rtt_us: (percentile(&mut rtts, 50.0), percentile(&mut rtts, 99.0)),
+        transit_us: p50_p99(&transits),
+        rtt_us: p50_p99(&rtts),
         round_trips: rtts.len() as u64,
     })
 }
@@ -475,28 +454,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_follows_rfc_3550() {
-        let mut j = Jitter::default();
-        // Constant transit: no jitter.
-        for _ in 0..10 {
-            j.record(1_000.0);
-        }
-        assert_eq!(j.estimate_ns, 0.0);
-        // One step of 160 ns: J moves by 160/16.
-        j.record(1_160.0);
-        assert!((j.estimate_ns - 10.0).abs() < 1e-9, "{}", j.estimate_ns);
-        // Back down: |D| = 160 again, J += (160 - 10) / 16.
-        j.record(1_000.0);
-        assert!((j.estimate_ns - 19.375).abs() < 1e-9, "{}", j.estimate_ns);
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let mut v: Vec<u64> = (1..=100).rev().collect();
-        assert_eq!(percentile(&mut v, 50.0), 50);
-        assert_eq!(percentile(&mut v, 99.0), 99);
-        assert_eq!(percentile(&mut v, 100.0), 100);
-        assert_eq!(percentile(&mut [], 50.0), 0);
-        assert_eq!(percentile(&mut [7], 1.0), 7);
+    fn the_median_and_p99_are_core_nearest_rank_and_zero_for_none() {
+        // 1..=100 in any order: rank 50 and rank 99.
+        let v: Vec<u32> = (1..=100).rev().collect();
+        assert_eq!(p50_p99(&v), (50, 99));
+        assert_eq!(p50_p99(&[]), (0, 0));
+        assert_eq!(p50_p99(&[7]), (7, 7));
     }
 }

@@ -44,7 +44,7 @@
 //! - [`entropy`]: the seeded randomness every machine is handed (ticket nonces, jitter).
 //! - [`time`]: the two clocks a driver hands in: [`time::Instant`], monotonic microseconds on
 //!   the driver's timeline (every `now`), and [`time::UnixTime`], the wall clock tickets expire
-//!   in (`ApInput::WallClock`, `RelayInput::WallClock`).
+//!   in ([`time::Clocks`] at construction, then `ApInput::WallClock`, `RelayInput::WallClock`).
 //!
 //! ## Run loop
 //!
@@ -70,6 +70,13 @@
 //! 3. `now` never goes backwards (an earlier `now` is taken as the latest seen). Ids of
 //!    connections and allocations are the machine's or the driver's as each module says;
 //!    inputs naming ids that are gone are ignored and counted, never a panic.
+//! 4. `now` is the driver's **monotonic** clock, never the wall clock. The machines that issue
+//!    or check tickets (the access point and the relay) also need Unix time, and cannot be
+//!    built without it: their constructors take [`time::Clocks`], both clocks read at one
+//!    moment, from which they count Unix time forward with `now`. A driver that follows the
+//!    system's wall clock (it may step) hands in a fresh reading (`ApInput::WallClock`,
+//!    `RelayInput::WallClock`) before each input that may carry a ticket. No machine ever
+//!    reads `now` as Unix time.
 //!
 //! Each machine's module writes its own contract out in full, with a doctest:
 //! [`client`](client#drain-contract), [`ap`](ap#driving-an-accesspoint-the-drain-contract),

@@ -6,10 +6,25 @@
 //!
 //! Tickets are the one thing that crosses hosts: the access point writes an expiry that every
 //! relay must read the same way. They carry wall-clock time, a [`UnixTime`] (milliseconds since
-//! the Unix epoch), which the driver reads beside `now` and hands in
-//! ([`ApInput::WallClock`](crate::ap::ApInput::WallClock),
-//! [`RelayInput::WallClock`](crate::relay::RelayInput::WallClock)): the real driver from the
-//! system's wall clock, the simulation from its virtual clock plus a fixed epoch.
+//! the Unix epoch). The two timelines are unrelated: a relay whose monotonic clock started at
+//! zero this morning still judges a ticket by the Unix time it was issued in.
+//!
+//! ## The wall clock is an input, always
+//!
+//! A machine that issues or checks tickets ([`AccessPoint`](crate::ap::AccessPoint),
+//! [`Relay`](crate::relay::Relay)) cannot be built without the wall clock: its constructor
+//! takes [`Clocks`], both clocks read at one moment. From that reading the machine knows Unix
+//! time at every later `now` (the reading's Unix time plus the monotonic time since it, see
+//! [`Clocks::unix_at`]); a fresh reading,
+//! [`ApInput::WallClock`](crate::ap::ApInput::WallClock) or
+//! [`RelayInput::WallClock`](crate::relay::RelayInput::WallClock), replaces it at its `now`
+//! (a driver that follows the system's wall clock, steps included, gives one before every
+//! input that may carry a ticket). There is no fallback that reads `now` as Unix time.
+//!
+//! Each driver reads both from its own clocks (`Net::now` and `Net::unix_now` in the node
+//! crate): the real driver from the system's monotonic and wall clocks, the simulation from
+//! its virtual clock and that clock plus a fixed epoch, the pair harness and the fuzz targets
+//! from their virtual clock and a fixed epoch years away from it.
 
 use std::fmt;
 use std::ops::{Add, AddAssign};
@@ -151,6 +166,43 @@ impl Add<Duration> for UnixTime {
 
     fn add(self, d: Duration) -> UnixTime {
         self.saturating_add(d)
+    }
+}
+
+/// Both clocks read at one moment: the wall clock read `unix` at the instant `at` of the
+/// driver's monotonic timeline. What a machine that needs Unix time is built with (see the
+/// [module docs](self)).
+///
+/// ```
+/// use cloudproxy_core::time::{Clocks, Instant, UnixTime};
+/// use std::time::Duration;
+///
+/// // A host whose monotonic clock started at zero, on 2025-12-01T00:00:00Z.
+/// let clocks = Clocks::new(Instant::EPOCH, UnixTime::from_millis(1_764_547_200_000));
+/// let later = Instant::EPOCH + Duration::from_secs(90);
+/// assert_eq!(clocks.unix_at(later), UnixTime::from_millis(1_764_547_290_000));
+/// // Before the reading (a `now` that went backwards): the reading itself.
+/// let before = Clocks::new(later, UnixTime::from_millis(1_764_547_290_000));
+/// assert_eq!(before.unix_at(Instant::EPOCH), UnixTime::from_millis(1_764_547_290_000));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clocks {
+    /// The monotonic instant of the reading.
+    pub at: Instant,
+    /// The wall clock at that instant.
+    pub unix: UnixTime,
+}
+
+impl Clocks {
+    /// The wall clock read `unix` at the monotonic instant `at`.
+    pub const fn new(at: Instant, unix: UnixTime) -> Self {
+        Clocks { at, unix }
+    }
+
+    /// Unix time at the monotonic instant `now`: the reading's Unix time plus the monotonic
+    /// time elapsed since it (none when `now` is before the reading).
+    pub fn unix_at(self, now: Instant) -> UnixTime {
+        self.unix + now.saturating_duration_since(self.at)
     }
 }
 

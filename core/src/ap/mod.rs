@@ -61,17 +61,18 @@
 //! ```
 //! use cloudproxy_core::ap::{AccessPoint, ApConfig, ApConn, ApInput, ApOutput};
 //! use cloudproxy_core::entropy::Entropy;
-//! use cloudproxy_core::time::{Instant, UnixTime};
+//! use cloudproxy_core::time::{Clocks, Instant, UnixTime};
 //! use cloudproxy_core::wire::{Message, RelayInfo, TicketKey, FLAG_UDP_MEDIA};
 //!
 //! let relay = RelayInfo { addr: "120.92.118.34".parse().unwrap(), tcp_port: 4000, udp_port: 0 };
 //! let key = TicketKey::from_bytes([7; 32]);
-//! let mut ap = AccessPoint::new(ApConfig::new(key.clone(), vec![relay]), Entropy::from_u64(1));
-//! let (local, from) = ("47.74.211.17:8000".parse().unwrap(), "203.0.113.7:40000".parse().unwrap());
+//! // Both clocks, read by the driver at start-up: tickets expire in Unix time, timers run on
+//! // the monotonic `now`.
 //! let now = Instant::from_millis(1_000);
-//! // The wall clock, beside the monotonic `now`: tickets expire in Unix time.
 //! let wall = UnixTime::from_millis(1_764_547_200_000);
-//! ap.handle_input(ApInput::WallClock(wall), now);
+//! let config = ApConfig::new(key.clone(), vec![relay]);
+//! let mut ap = AccessPoint::new(config, Entropy::from_u64(1), Clocks::new(now, wall));
+//! let (local, from) = ("47.74.211.17:8000".parse().unwrap(), "203.0.113.7:40000".parse().unwrap());
 //!
 //! // A padded request over UDP: relays and a ticket bound to the sender.
 //! let request = Message::padded_ap_request(9, "demo", FLAG_UDP_MEDIA).to_bytes().unwrap();
@@ -115,7 +116,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::entropy::Entropy;
 use crate::relay::Cidr;
-use crate::time::{Instant, UnixTime};
+use crate::time::{Clocks, Instant, UnixTime};
 use crate::wire::{Message, MAGIC};
 
 mod answer;
@@ -213,11 +214,11 @@ pub enum ApInput<'a> {
         /// The connection.
         conn: ApConn,
     },
-    /// The wall clock, read by the driver: the time tickets are issued against (their expiry
-    /// is this plus the ticket lifetime). Give it before the inputs that may carry a request
-    /// (a `Datagram`, `TcpData`); the access point keeps the latest reading. Until the first,
-    /// the driver's timeline is taken as the Unix epoch's (`now` read as Unix time), as it
-    /// was before the two clocks were split: a driver whose `now` is monotonic must give it.
+    /// A fresh reading of the wall clock at this input's `now`: the time tickets are issued
+    /// against (their expiry is Unix time plus the ticket lifetime). It replaces the reading
+    /// the access point was built with (see [`Clocks`]); between readings Unix time advances
+    /// with `now`. A driver that follows the system's wall clock (steps included) gives one
+    /// before every input that may carry a request (a `Datagram`, `TcpData`).
     WallClock(UnixTime),
 }
 
@@ -269,13 +270,15 @@ pub struct AccessPoint {
     out: VecDeque<ApOutput>,
     /// Counters.
     counters: ApCounters,
-    /// The latest wall-clock reading ([`ApInput::WallClock`]).
-    wall_clock: Option<UnixTime>,
+    /// The latest reading of both clocks: the constructor's, or the latest
+    /// [`ApInput::WallClock`].
+    clocks: Clocks,
 }
 
 impl AccessPoint {
-    /// An access point with `config`, drawing its random choices from `entropy`.
-    pub fn new(config: ApConfig, entropy: Entropy) -> Self {
+    /// An access point with `config`, drawing its random choices from `entropy`, issuing
+    /// tickets in the Unix time that `clocks` anchors to the driver's timeline.
+    pub fn new(config: ApConfig, entropy: Entropy, clocks: Clocks) -> Self {
         let limiter = RateLimiter::new(
             config.max_requests_per_ip,
             config.max_requests_per_prefix,
@@ -292,14 +295,13 @@ impl AccessPoint {
             timers: BTreeSet::new(),
             out: VecDeque::new(),
             counters: ApCounters::default(),
-            wall_clock: None,
+            clocks,
         }
     }
 
-    /// Unix time at `now`: the latest [`ApInput::WallClock`], else `now` read as Unix time.
+    /// Unix time at `now`, from the latest reading of both clocks.
     fn unix_now(&self, now: Instant) -> UnixTime {
-        self.wall_clock
-            .unwrap_or_else(|| UnixTime::from_millis(now.as_millis()))
+        self.clocks.unix_at(now)
     }
 
     /// Feeds one input. Drain [`AccessPoint::poll_output`] afterwards.
@@ -309,7 +311,7 @@ impl AccessPoint {
             ApInput::TcpAccepted { conn, peer } => self.on_tcp_accepted(conn, peer, now),
             ApInput::TcpData { conn, data } => self.on_tcp_data(conn, data, now),
             ApInput::TcpClosed { conn } => self.on_tcp_closed(conn),
-            ApInput::WallClock(unix_now) => self.wall_clock = Some(unix_now),
+            ApInput::WallClock(unix_now) => self.clocks = Clocks::new(now, unix_now),
         }
     }
 

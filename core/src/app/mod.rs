@@ -82,6 +82,7 @@
 )]
 
 mod report;
+pub mod stats;
 mod types;
 mod wire;
 
@@ -100,11 +101,11 @@ use crate::params::Mode;
 use crate::sdrtn::SdRtnEndpoints;
 use crate::time::Instant;
 
-pub use report::{ClientReport, StreamStats};
+pub use report::{ClientReport, StreamStats, MAX_TIMED_SIGNALS};
 pub use types::{AppConfig, AppEvent, AppInputError, AppOutput, Op};
 pub use wire::{
-    media_packet, read_media, LineError, LineReader, MediaHeader, Signal, MAX_LINE_LEN,
-    MEDIA_HEADER_LEN,
+    media_packet, media_sent_us, read_media, stamped_payload, LineError, LineReader, MediaHeader,
+    Signal, MAX_LINE_LEN, MEDIA_HEADER_LEN, MEDIA_STAMP_LEN,
 };
 
 /// Most signalling messages kept for re-sending until the edge acknowledges them.
@@ -424,7 +425,12 @@ impl App {
     fn send_media(&mut self, next: Instant) {
         let seq = self.media_seq;
         let size = MEDIA_MIN_LEN + self.entropy.next_below(1001) as usize;
-        let payload = vec![(seq % 251) as u8; size - MEDIA_HEADER_LEN];
+        // Stamped with the send instant (RFC 3550 jitter at the receiver), then filler.
+        let payload = stamped_payload(
+            self.now.as_micros(),
+            size - MEDIA_HEADER_LEN,
+            (seq % 251) as u8,
+        );
         let packet = media_packet(self.config.uid, seq, &payload);
         self.command(ClientInput::SendMedia { payload: &packet });
         self.media_seq = self.media_seq.wrapping_add(1);
@@ -443,7 +449,8 @@ impl App {
         if self.unacked.len() < MAX_UNACKED {
             self.unacked.insert(seq, line);
         }
-        self.event(AppEvent::SignallingSent { seq });
+        let at = self.since_start();
+        self.event(AppEvent::SignallingSent { seq, at });
         let next = self.now + self.config.signalling_every;
         if let Talk::Joining { next_signal, .. } | Talk::Talking { next_signal, .. } =
             &mut self.talk
@@ -463,7 +470,8 @@ impl App {
             uid: self.config.uid,
             seq,
         };
-        self.event(AppEvent::SignallingSent { seq });
+        let at = self.since_start();
+        self.event(AppEvent::SignallingSent { seq, at });
         if let Some(client) = self.client.as_mut() {
             let now = self.now;
             client.handle_input(
@@ -514,7 +522,8 @@ impl App {
         // A duplicate ack is expected after a reconnect (the unacknowledged messages are
         // re-sent); an ack of a message never sent is not.
         let sent = seq <= self.signal_seq;
-        self.event(AppEvent::Acked { seq, sent });
+        let at = self.since_start();
+        self.event(AppEvent::Acked { seq, sent, at });
         self.unacked.remove(&seq);
         let quiet = self.quiet();
         if let Talk::Joining { joins, next_signal } = &mut self.talk {
@@ -570,7 +579,12 @@ impl App {
             ClientEvent::SignallingReceived(bytes) => self.signalling(&bytes),
             ClientEvent::MediaReceived { payload, .. } => {
                 if let Some(header) = read_media(&payload) {
-                    self.event(AppEvent::MediaReceived { header, at });
+                    let sent_us = media_sent_us(&payload);
+                    self.event(AppEvent::MediaReceived {
+                        header,
+                        at,
+                        sent_us,
+                    });
                 }
             }
         }

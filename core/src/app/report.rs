@@ -1,5 +1,6 @@
 //! The application's report: a fold of its [`AppEvent`]s, for the scenario report and the
-//! oracles.
+//! oracles, and for `cloudproxy call`'s report: signalling round-trip times and RFC 3550 media
+//! jitter, as percentiles ([`super::stats`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -7,7 +8,12 @@ use std::time::Duration;
 
 use crate::client::{ConnectionState, MediaPath};
 
+use super::stats::{Jitter, Samples};
 use super::types::AppEvent;
+
+/// Most signalling messages whose send time the report keeps, awaiting their ack (the oldest
+/// is forgotten beyond: its round trip goes unmeasured).
+pub const MAX_TIMED_SIGNALS: usize = 1_024;
 
 /// Media received from one sender.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,12 +31,26 @@ pub struct StreamStats {
     seen: BTreeSet<u32>,
     first: Option<u32>,
     highest: Option<u32>,
+    /// RFC 3550 jitter of this sender's stream, microseconds.
+    jitter: Jitter,
 }
 
 impl StreamStats {
     /// The highest sequence number received.
     pub fn highest(&self) -> Option<u32> {
         self.highest
+    }
+
+    /// The RFC 3550 interarrival jitter of this sender's stream at its latest packet,
+    /// microseconds (0 before two stamped packets arrived).
+    pub fn jitter_us(&self) -> u32 {
+        self.jitter.estimate()
+    }
+
+    /// Folds a new packet's relative transit time (arrival on the receiver's clock minus the
+    /// sender's stamp, both microseconds) into the stream's jitter; returns the estimate.
+    fn record_transit(&mut self, transit_us: i64) -> u32 {
+        self.jitter.record(transit_us)
     }
 
     /// Counts one packet of this sender.
@@ -95,8 +115,20 @@ pub struct ClientReport {
     pub outages: Vec<(Duration, Option<Duration>)>,
     /// Whether the script finished (set by the driver when the application is done).
     pub done: bool,
-    /// The config in force at the latest join, canonical.
+    /// The config in force at the latest join, as a setParameters object with an HTTP
+    /// proxy's password shown as `"<redacted>"` ([`ProxyConfig::to_json_redacted`](crate::params::ProxyConfig::to_json_redacted),
+    /// the engine CLI's redaction): reports print it.
     pub config_in_force: Option<String>,
+    /// Signalling round trips, microseconds: from sending a message (a join included) to its
+    /// ack, for messages acknowledged on the connection they were sent on (a re-send after a
+    /// reconnect would measure the outage).
+    pub rtt_us: Samples,
+    /// Media jitter, microseconds: each sender's RFC 3550 interarrival estimate at each of its
+    /// stamped packets, all senders together.
+    pub jitter_us: Samples,
+    /// Send times of the signalling messages not acknowledged yet (at most
+    /// [`MAX_TIMED_SIGNALS`]).
+    sent_at: BTreeMap<u64, Duration>,
     /// When the first join was called.
     first_join_at: Option<Duration>,
     /// Between a leave and the next join.
@@ -122,12 +154,13 @@ impl ClientReport {
             AppEvent::Joined { config, at } => {
                 self.first_join_at.get_or_insert(*at);
                 self.left = false;
-                self.config_in_force = Some(config.canonical());
+                self.config_in_force = Some(config.to_json_redacted().to_string());
                 self.codes.push(("join".to_owned(), 0));
             }
             AppEvent::JoinRefused { code, .. } => self.codes.push(("join".to_owned(), *code)),
             AppEvent::Left => {
                 self.left = true;
+                self.sent_at.clear();
                 self.codes.push(("leave".to_owned(), 0));
             }
             AppEvent::LeaveRefused { code, .. } => self.codes.push(("leave".to_owned(), *code)),
@@ -138,20 +171,35 @@ impl ClientReport {
                 proxy_type, relay, ..
             } if !self.left => self.proxy = Some((*proxy_type, *relay)),
             AppEvent::MediaPathChanged(path) if !self.left => self.media_path = Some(*path),
-            AppEvent::SignallingSent { .. } => self.signalling_sent += 1,
+            AppEvent::SignallingSent { seq, at } => {
+                self.signalling_sent += 1;
+                self.timed_send(*seq, *at);
+            }
             AppEvent::MediaSent { .. } => self.media_sent += 1,
-            AppEvent::Acked { seq, sent } => {
+            AppEvent::Acked { seq, sent, at } => {
                 if !sent {
                     self.signalling_bad_acks += 1;
                 }
                 self.signalling_acked.insert(*seq);
+                if let Some(sent_at) = self.sent_at.remove(seq) {
+                    self.rtt_us.push(micros(at.saturating_sub(sent_at)));
+                }
             }
             AppEvent::SignallingBroken { .. } => self.signalling_bad_acks += 1,
-            AppEvent::MediaReceived { header, at } => {
-                self.media_from
-                    .entry(header.uid)
-                    .or_default()
-                    .record(header.seq, header.intact);
+            AppEvent::MediaReceived {
+                header,
+                at,
+                sent_us,
+            } => {
+                let stream = self.media_from.entry(header.uid).or_default();
+                let fresh = header.intact && !stream.seen.contains(&header.seq);
+                stream.record(header.seq, header.intact);
+                if let (true, Some(sent_us)) = (fresh, sent_us) {
+                    let arrived_us = i64::try_from(at.as_micros()).unwrap_or(i64::MAX);
+                    let sent_us = i64::try_from(*sent_us).unwrap_or(i64::MAX);
+                    let estimate = stream.record_transit(arrived_us.saturating_sub(sent_us));
+                    self.jitter_us.push(estimate);
+                }
                 self.media_window = Some(self.media_window.map_or((*at, *at), |(a, _)| (a, *at)));
                 *self.media_per_second.entry(at.as_secs()).or_default() += 1;
             }
@@ -161,7 +209,19 @@ impl ClientReport {
         }
     }
 
+    /// Remembers when message `seq` was sent, forgetting the oldest beyond the bound.
+    fn timed_send(&mut self, seq: u64, at: Duration) {
+        if self.sent_at.len() >= MAX_TIMED_SIGNALS {
+            self.sent_at.pop_first();
+        }
+        self.sent_at.insert(seq, at);
+    }
+
     fn state_changed(&mut self, state: ConnectionState, reason: String, at: Duration) {
+        if state != ConnectionState::Connected {
+            // What is in flight now is re-sent on the next connection: unmeasured.
+            self.sent_at.clear();
+        }
         if self.state == Some(ConnectionState::Connected) && state == ConnectionState::Reconnecting
         {
             self.reconnects += 1;
@@ -179,4 +239,9 @@ impl ClientReport {
         self.state = Some(state);
         self.last_reason = reason;
     }
+}
+
+/// `d` in whole microseconds, saturating.
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }

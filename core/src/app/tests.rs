@@ -187,7 +187,10 @@ fn joins_the_channel_and_sends_media_only_once_the_join_is_acknowledged() {
     let conn = h.join_and_connect();
     let events = h.events();
     assert!(matches!(events[0], AppEvent::Joined { at, .. } if at == ms(100)));
-    assert!(events.contains(&AppEvent::SignallingSent { seq: 1 }));
+    assert!(events.contains(&AppEvent::SignallingSent {
+        seq: 1,
+        at: ms(100)
+    }));
 
     // Signalling ticks, but no media before the edge has acknowledged the join.
     h.run_to(ms(1_100));
@@ -246,6 +249,111 @@ fn a_reconnect_rejoins_resends_what_is_unacknowledged_and_keeps_media_going() {
     h.run_to(now + ms(40));
     assert!(!h.take_media().is_empty());
     assert!(h.report.outages[0].1.is_some(), "the outage ended");
+}
+
+#[test]
+fn the_config_in_force_is_reported_with_the_proxy_password_redacted() {
+    let params = r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"alice","hunter2-planted"]}"#;
+    let mut h = Harness::new(AppConfig::new("alice", 7, "room", &[params], ms(100)));
+    h.run_to(ms(100));
+    let joined = h.events().into_iter().find_map(|e| match e {
+        AppEvent::Joined { config, .. } => Some(config),
+        _ => None,
+    });
+    assert_eq!(
+        joined.map(|c| c.enabled),
+        Some(true),
+        "the join took the config"
+    );
+    let in_force = h.report.config_in_force.clone().unwrap();
+    assert!(!in_force.contains("hunter2-planted"), "{in_force}");
+    assert!(in_force.contains(r#""alice","<redacted>""#), "{in_force}");
+    assert!(in_force.contains(r#"[3,"proxy.corp",3128"#), "{in_force}");
+    assert!(!format!("{:?}", h.report).contains("hunter2-planted"));
+}
+
+#[test]
+fn signalling_round_trips_are_timed_from_send_to_ack_on_one_connection() {
+    let mut h = Harness::new(alice());
+    let first = h.join_and_connect(); // join 1 sent at 100 ms
+    h.run_to(ms(130));
+    h.ack(first, 1); // 30 ms
+    h.run_to(ms(1_100)); // message 2 sent at 1,100 ms
+    h.run_to(ms(1_105));
+    h.ack(first, 2); // 5 ms
+    h.ack(first, 2); // a duplicate ack: no second sample
+    assert_eq!(h.report.rtt_us.count(), 2);
+    let p = h.report.rtt_us.summary().unwrap();
+    assert_eq!((p.p50, p.max), (5_000, 30_000));
+    // Message 3 goes out at 2,100 ms and the connection breaks before its ack: re-sent on the
+    // next connection, its ack measures the outage, so it is not timed; the new join is.
+    h.run_to(ms(2_100));
+    h.input(ClientInput::TcpClosed { conn: first });
+    let conn = h.reconnect();
+    h.input(ClientInput::TcpConnected { conn });
+    let rejoin = h.take_lines(conn)[0].seq();
+    h.ack(conn, 3);
+    assert_eq!(
+        h.report.rtt_us.count(),
+        2,
+        "the re-sent message is not timed"
+    );
+    let now = h.now;
+    h.now = now + ms(7);
+    h.ack(conn, rejoin);
+    assert_eq!(h.report.rtt_us.count(), 3);
+    assert_eq!(h.report.rtt_us.summary().unwrap().p50, 7_000);
+}
+
+#[test]
+fn media_jitter_follows_rfc_3550_on_the_senders_stamps() {
+    let mut h = Harness::new(alice());
+    h.join_and_connect();
+    let edge = sdrtn().media_udp;
+    // Bob's clock is years ahead of ours: only differences of transit count. Received at
+    // 200, 220, 240, 260 ms after alice's start, sent 20 ms apart but the third 1.6 ms late:
+    // relative transits T, T, T - 1.6 ms, T: |D| = 0, 1,600, 1,600.
+    let bob_epoch_us = 9_000_000_000_000u64;
+    let sends_us = [0, 20_000, 41_600, 60_000];
+    for (seq, (sent_us, arrive_ms)) in sends_us.into_iter().zip([200, 220, 240, 260]).enumerate() {
+        h.now = Instant::from_millis(5_000 + arrive_ms);
+        let payload = stamped_payload(bob_epoch_us + sent_us, 188, 0);
+        let packet = media_packet(9, seq as u32, &payload);
+        h.input(ClientInput::UdpData {
+            from: edge,
+            data: &packet,
+        });
+    }
+    // J: 0, 0, 1600/16 = 100, then scaled 1,600 + 1,600 - (1,600 + 8) / 16 = 3,100 → 193.
+    let bob = &h.report.media_from[&9];
+    assert_eq!(bob.jitter_us(), 193);
+    assert_eq!(h.report.jitter_us.count(), 4);
+    let p = h.report.jitter_us.summary().unwrap();
+    assert_eq!((p.p50, p.p90, p.p99, p.max), (0, 193, 193, 193));
+    // A duplicate, a corrupt packet and an unstamped one leave the jitter alone.
+    let dup = media_packet(9, 3, &stamped_payload(bob_epoch_us, 188, 0));
+    let mut corrupt = media_packet(9, 4, &stamped_payload(bob_epoch_us, 188, 0));
+    corrupt[20] ^= 1;
+    for data in [&dup[..], &corrupt[..], &media_packet(9, 5, b"short")[..]] {
+        h.input(ClientInput::UdpData { from: edge, data });
+    }
+    assert_eq!(h.report.jitter_us.count(), 4);
+    assert_eq!(h.report.media_from[&9].jitter_us(), 193);
+}
+
+#[test]
+fn sent_media_carries_the_send_instant() {
+    let mut h = Harness::new(alice());
+    let conn = h.join_and_connect();
+    h.ack(conn, 1);
+    h.run_to(ms(140));
+    let stamps: Vec<u64> = h
+        .take_media()
+        .iter()
+        .filter_map(|p| media_sent_us(p))
+        .collect();
+    // From the ack at 100 ms, every 20 ms, on the application's clock (5 s at its start).
+    assert_eq!(stamps, [5_100_000, 5_120_000, 5_140_000]);
 }
 
 #[test]
@@ -576,7 +684,7 @@ proptest! {
                 }
             }
             for out in &h.out {
-                if let AppOutput::Event(AppEvent::Acked { seq, sent: true }) = out {
+                if let AppOutput::Event(AppEvent::Acked { seq, sent: true, .. }) = out {
                     acked_join |= joins.contains(seq);
                 }
             }

@@ -198,6 +198,8 @@ pub enum AppEvent {
     SignallingSent {
         /// Its sequence number.
         seq: u64,
+        /// When (since the application started).
+        at: Duration,
     },
     /// A media packet went to the proxy client.
     MediaSent {
@@ -210,6 +212,8 @@ pub enum AppEvent {
         seq: u64,
         /// Whether a message with that number was sent (an ack of one never sent is a fault).
         sent: bool,
+        /// When (since the application started).
+        at: Duration,
     },
     /// The signalling stream broke its framing; the reader starts afresh.
     SignallingBroken {
@@ -220,7 +224,10 @@ pub enum AppEvent {
     MediaReceived {
         /// Its header.
         header: MediaHeader,
-        /// When.
+        /// When (since the application started).
         at: Duration,
+        /// Its send stamp, on the sender's clock ([`media_sent_us`](super::media_sent_us)),
+        /// when it carries one.
+        sent_us: Option<u64>,
     },
 }

@@ -8,7 +8,9 @@
 //!
 //! **Media** packets: `uid u32 | seq u32 | checksum u32 | payload`, big-endian, where the
 //! checksum is FNV-1a over `uid | seq | payload`. The edge forwards each packet unchanged to
-//! the other members of the sender's channel.
+//! the other members of the sender's channel. The application's payloads start with its send
+//! stamp, `sent_us u64` (the sender's `now` in microseconds, on its own monotonic clock: see
+//! [`media_sent_us`]), from which the receiver computes RFC 3550 jitter.
 //!
 //! ```
 //! use cloudproxy_core::app::{media_packet, read_media, LineReader, Signal};
@@ -132,6 +134,37 @@ pub fn media_packet(uid: u32, seq: u32, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&sum.to_be_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// Bytes of the send stamp at the start of an application's media payload.
+pub const MEDIA_STAMP_LEN: usize = 8;
+
+/// A media payload of `len` bytes (at least [`MEDIA_STAMP_LEN`]) stamped `sent_us`, the rest
+/// filled with `fill`.
+pub fn stamped_payload(sent_us: u64, len: usize, fill: u8) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(len.max(MEDIA_STAMP_LEN));
+    payload.extend_from_slice(&sent_us.to_be_bytes());
+    payload.resize(len.max(MEDIA_STAMP_LEN), fill);
+    payload
+}
+
+/// The send stamp of a media packet (header included): microseconds on the *sender's* clock,
+/// comparable only with other stamps of the same sender (the receiver's transit time `R − S`
+/// carries the two clocks' offset, which cancels in RFC 3550's `D`). `None` when the payload
+/// is shorter than a stamp.
+///
+/// ```
+/// use cloudproxy_core::app::{media_packet, media_sent_us, stamped_payload};
+///
+/// let packet = media_packet(7, 1, &stamped_payload(1_234_567, 188, 0));
+/// assert_eq!(packet.len(), 200);
+/// assert_eq!(media_sent_us(&packet), Some(1_234_567));
+/// assert_eq!(media_sent_us(&media_packet(7, 1, b"short")), None);
+/// ```
+pub fn media_sent_us(packet: &[u8]) -> Option<u64> {
+    let payload = packet.get(MEDIA_HEADER_LEN..)?;
+    let (stamp, _) = payload.split_first_chunk::<MEDIA_STAMP_LEN>()?;
+    Some(u64::from_be_bytes(*stamp))
 }
 
 /// A media packet's header, read back.

@@ -67,10 +67,12 @@
 //! use cloudproxy_core::relay::{
 //!     ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput,
 //! };
-//! use cloudproxy_core::time::Instant;
+//! use cloudproxy_core::time::{Clocks, Instant, UnixTime};
 //!
-//! let mut relay = Relay::new(RelayConfig::default(), Entropy::from_u64(1));
+//! // Both clocks, read by the driver at start-up: tickets are checked in Unix time.
 //! let now = Instant::from_millis(1_000);
+//! let clocks = Clocks::new(now, UnixTime::from_millis(1_764_547_200_000));
+//! let mut relay = Relay::new(RelayConfig::default(), Entropy::from_u64(1), clocks);
 //! let peer = "203.0.113.7:50000".parse().unwrap();
 //! relay.handle_input(RelayInput::TcpAccepted { conn: ClientConn(1), peer }, now);
 //! relay.handle_input(RelayInput::TcpData { conn: ClientConn(1), data: b"GET / HTTP/1.1\r\n" }, now);
@@ -96,7 +98,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::entropy::Entropy;
-use crate::time::{Instant, UnixTime};
+use crate::time::{Clocks, Instant, UnixTime};
 use crate::wire::{ErrorCode, Message, HEADER_LEN};
 
 mod allow;
@@ -212,11 +214,11 @@ pub enum RelayInput<'a> {
         /// The datagram.
         data: &'a [u8],
     },
-    /// The wall clock, read by the driver: the time tickets are checked against. Give it
-    /// before the inputs that may carry a `TunnelOpen` (`TcpData`); the relay keeps the latest
-    /// reading. Until the first, the driver's timeline is taken as the Unix epoch's (`now` read
-    /// as Unix time), as it was before the two clocks were split: a driver whose `now` is
-    /// monotonic must give it.
+    /// A fresh reading of the wall clock at this input's `now`: the time tickets are checked
+    /// against. It replaces the reading the relay was built with (see [`Clocks`]); between
+    /// readings Unix time advances with `now`. A driver that follows the system's wall clock
+    /// (steps included) gives one before every input that may carry a `TunnelOpen`
+    /// (`TcpData`).
     WallClock(UnixTime),
 }
 
@@ -360,21 +362,28 @@ pub struct Relay {
     udp_errors_in_window: u32,
     /// Set by [`Relay::shutdown`]: every new connection is refused with `ShuttingDown`.
     shutting_down: bool,
-    /// The latest wall-clock reading ([`RelayInput::WallClock`]).
-    wall_clock: Option<UnixTime>,
+    /// The latest reading of both clocks: the constructor's, or the latest
+    /// [`RelayInput::WallClock`].
+    clocks: Clocks,
 }
 
 impl Relay {
     /// A relay with `config`, drawing session ids from `entropy`, alone on its address (its
-    /// own [`LocalLedger`]).
-    pub fn new(config: RelayConfig, entropy: Entropy) -> Self {
+    /// own [`LocalLedger`]), checking tickets in the Unix time that `clocks` anchors to the
+    /// driver's timeline.
+    pub fn new(config: RelayConfig, entropy: Entropy, clocks: Clocks) -> Self {
         let ledger = Box::new(LocalLedger::new(&config));
-        Relay::with_ledger(config, entropy, ledger)
+        Relay::with_ledger(config, entropy, ledger, clocks)
     }
 
     /// A relay that shares its used nonces and bounds with the other shards of its address
-    /// through `ledger` (see [`Ledger`]).
-    pub fn with_ledger(config: RelayConfig, entropy: Entropy, ledger: Box<dyn Ledger>) -> Self {
+    /// through `ledger` (see [`Ledger`]); `clocks` as in [`Relay::new`].
+    pub fn with_ledger(
+        config: RelayConfig,
+        entropy: Entropy,
+        ledger: Box<dyn Ledger>,
+        clocks: Clocks,
+    ) -> Self {
         Relay {
             config,
             entropy,
@@ -395,14 +404,13 @@ impl Relay {
             udp_error_window: Instant::EPOCH,
             udp_errors_in_window: 0,
             shutting_down: false,
-            wall_clock: None,
+            clocks,
         }
     }
 
-    /// Unix time at `now`: the latest [`RelayInput::WallClock`], else `now` read as Unix time.
+    /// Unix time at `now`, from the latest reading of both clocks.
     fn unix_now(&self, now: Instant) -> UnixTime {
-        self.wall_clock
-            .unwrap_or_else(|| UnixTime::from_millis(now.as_millis()))
+        self.clocks.unix_at(now)
     }
 
     /// Feeds one input. Drain [`Relay::poll_output`] afterwards.
@@ -429,7 +437,7 @@ impl Relay {
             RelayInput::UdpFromUpstream { alloc, from, data } => {
                 self.on_udp_from_upstream(alloc, from, data, now)
             }
-            RelayInput::WallClock(unix_now) => self.wall_clock = Some(unix_now),
+            RelayInput::WallClock(unix_now) => self.clocks = Clocks::new(now, unix_now),
         }
         self.update_peaks();
     }

@@ -13,6 +13,42 @@ use real_support::*;
 const PPS: u64 = 50;
 const SECS: f64 = 5.0;
 
+/// The report's round-trip and jitter figures are there and ordered (no timing asserted: they
+/// are wall-clock measurements).
+fn assert_timing(report: &CallReport) {
+    let ordered = |what: &str| {
+        let p = &report.json[what];
+        let v: Vec<u64> = ["p50", "p90", "p99", "max"]
+            .iter()
+            .map(|k| {
+                p[*k]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{what}.{k} missing: {report:#?}"))
+            })
+            .collect();
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{what}: {v:?}");
+    };
+    // Acknowledged messages sent on the one connection are timed (the join at least; one
+    // acknowledged only after the leave would not be).
+    let acked = report.json["signalling_acked"].as_u64().unwrap();
+    let timed = report.json["rtt_samples"].as_u64().unwrap();
+    assert!(
+        (1..=acked).contains(&timed),
+        "{timed} of {acked}: {report:#?}"
+    );
+    ordered("rtt_us");
+    // Every packet received carried its sender's stamp: one jitter estimate each.
+    assert_eq!(
+        report.json["jitter_samples"].as_u64(),
+        Some(report.received()),
+        "{report:#?}"
+    );
+    ordered("jitter_us");
+    for (_, from) in report.json["media_from"].as_object().unwrap() {
+        assert!(from["jitter_us"].as_u64().is_some(), "{report:#?}");
+    }
+}
+
 fn two_calls_through_serve(b: Block, name: &str, params: &[&str], expected_type: u64) {
     let dir = TempDir::new(name);
     let key = random_key();
@@ -43,6 +79,7 @@ fn two_calls_through_serve(b: Block, name: &str, params: &[&str], expected_type:
         assert!(heard >= PPS * 2, "heard only {heard} packets: {report:#?}");
         assert_eq!(report.json["media_from"][other.to_string()]["corrupt"], 0);
         assert!(report.json["signalling_acked"].as_u64().unwrap() >= 2);
+        assert_timing(report);
     }
 
     let text = scrape(b.metrics(1));

@@ -199,14 +199,9 @@ impl LoadReport {
                 self.keepalive_acks
             );
         }
+        // The percentile line `cloudproxy call` prints too (core's `Percentiles` display).
         let line = |name: &str, p: &Option<Percentiles>| match p {
-            Some(p) => format!(
-                "{name:<9} p50 {}  p90 {}  p99 {}  max {}",
-                us(p.p50),
-                us(p.p90),
-                us(p.p99),
-                us(p.max)
-            ),
+            Some(p) => format!("{name:<9} {p}"),
             None => format!("{name:<9} -"),
         };
         let _ = writeln!(
@@ -252,14 +247,6 @@ impl LoadReport {
 }
 
 /// Microseconds, printed in the unit that reads best.
-fn us(v: u32) -> String {
-    if v >= 10_000 {
-        format!("{:.1} ms", f64::from(v) / 1000.0)
-    } else {
-        format!("{v} us")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

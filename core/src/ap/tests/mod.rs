@@ -75,14 +75,24 @@ fn unpadded(app_id: &str) -> Vec<u8> {
 struct Harness {
     ap: AccessPoint,
     now: Instant,
+    /// Both clocks at the access point's start.
+    start: Clocks,
 }
 
 impl Harness {
     fn new(config: ApConfig) -> Self {
+        let now = Instant::from_millis(5_000_000);
+        let start = Clocks::new(now, crate::test_support::TEST_UNIX_EPOCH);
         Harness {
-            ap: AccessPoint::new(config, Entropy::from_u64(42)),
-            now: Instant::from_millis(5_000_000),
+            ap: AccessPoint::new(config, Entropy::from_u64(42), start),
+            now,
+            start,
         }
+    }
+
+    /// Unix time at `now`, as the access point counts it from its start.
+    fn unix_now(&self) -> UnixTime {
+        self.start.unix_at(self.now)
     }
 
     fn drain(&mut self) -> Vec<ApOutput> {

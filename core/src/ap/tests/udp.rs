@@ -20,8 +20,7 @@ fn answers_with_shuffled_relays_ports_and_a_ticket() {
         };
         assert_eq!(request_id, 0xABCD);
         assert_eq!(ticket_lifetime_ms, 120_000);
-        // The harness gives no wall clock: the access point reads `now` as Unix time.
-        let unix_now = UnixTime::from_millis(h.now.as_millis());
+        let unix_now = h.unix_now();
         assert_eq!(ticket.verify(&KEY, unix_now, alice().ip()), Ok(()));
         assert_eq!(ticket.app_id, "demo-app");
         assert_eq!(ticket.expires_at(), unix_now + Duration::from_secs(120));
@@ -226,8 +225,7 @@ fn tickets_bind_the_client_address() {
     };
     let ticket: Ticket = ticket;
     assert_eq!(ticket.client_ip, alice().ip());
-    let unix_now = UnixTime::from_millis(h.now.as_millis());
-    assert!(ticket.verify(&KEY, unix_now, bob().ip()).is_err());
+    assert!(ticket.verify(&KEY, h.unix_now(), bob().ip()).is_err());
 }
 
 /// The access point that gives the largest answers: eight IPv6 relays, so that an IPv6 client
@@ -330,4 +328,20 @@ fn tickets_expire_in_wall_clock_time_beside_the_monotonic_now() {
         panic!()
     };
     assert_eq!(ticket.expires_at(), later + Duration::from_secs(120));
+}
+
+#[test]
+fn tickets_expire_in_the_unix_time_counted_forward_from_the_start_reading() {
+    // Built at monotonic 5000 s with the wall clock at 2026-01-01: no fresh reading after.
+    let mut h = Harness::new(ApConfig::new(KEY, relays(1)));
+    h.now += Duration::from_secs(30);
+    let Some(Message::ApResponse { ticket, .. }) = h.ask(alice(), &padded("x")) else {
+        panic!()
+    };
+    let issued = crate::test_support::TEST_UNIX_EPOCH + Duration::from_secs(30);
+    assert_eq!(ticket.expires_at(), issued + Duration::from_secs(120));
+    // Not `now` (5030 s) read as Unix time, as before the wall clock was a constructor
+    // argument: that ticket expired in 1970.
+    assert!(ticket.expires_at() > UnixTime::from_millis(5_150_000));
+    assert_eq!(ticket.verify(&KEY, issued, alice().ip()), Ok(()));
 }

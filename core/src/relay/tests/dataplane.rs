@@ -48,6 +48,7 @@ fn two_shards(cfg: RelayConfig) -> (Harness, Harness, Rc<RefCell<LocalLedger>>) 
                 shard: index,
                 inner: ledger.clone(),
             }),
+            h.start,
         );
         h
     };

@@ -74,6 +74,8 @@ pub(super) struct Harness {
     pub(super) relay: Relay,
     /// The virtual clock.
     pub(super) now: Instant,
+    /// Both clocks at the relay's start: Unix time at any `now` follows from it.
+    pub(super) start: Clocks,
     /// The next client connection id.
     next_conn: u64,
     /// The next ticket nonce.
@@ -88,9 +90,12 @@ impl Harness {
 
     /// A relay with `config`.
     pub(super) fn with(config: RelayConfig) -> Self {
+        let now = Instant::from_millis(1_000_000);
+        let start = Clocks::new(now, crate::test_support::TEST_UNIX_EPOCH);
         Harness {
-            relay: Relay::new(config, Entropy::from_u64(0x5eed)),
-            now: Instant::from_millis(1_000_000),
+            relay: Relay::new(config, Entropy::from_u64(0x5eed), start),
+            now,
+            start,
             next_conn: 1,
             next_nonce: 1,
         }
@@ -128,6 +133,11 @@ impl Harness {
         outs
     }
 
+    /// Unix time at `now`, as the relay counts it from its start (no fresh reading given).
+    pub(super) fn unix_now(&self) -> UnixTime {
+        self.start.unix_at(self.now)
+    }
+
     /// A valid ticket for `ip`, with a fresh nonce, valid for a minute.
     pub(super) fn ticket(&mut self, ip: IpAddr) -> Ticket {
         let mut nonce = [0u8; 16];
@@ -137,8 +147,7 @@ impl Harness {
             &KEY,
             "demo-app",
             ip,
-            // The harness gives no wall clock: the relay reads `now` as Unix time.
-            UnixTime::from_millis(self.now.as_millis()) + Duration::from_secs(60),
+            self.unix_now() + Duration::from_secs(60),
             nonce,
         )
         .unwrap()

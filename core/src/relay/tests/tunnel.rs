@@ -100,11 +100,12 @@ fn tunnel_forwards_both_ways_and_keeps_early_bytes_in_order() {
 
 #[test]
 fn ap_ticket_opens_a_tunnel_on_the_relay() {
+    let mut h = Harness::new();
     let mut ap = AccessPoint::new(
         ApConfig::new(KEY, vec![relay_info("120.92.118.34")]),
         Entropy::from_u64(3),
+        h.start,
     );
-    let mut h = Harness::new();
     let request = Message::padded_ap_request(1, "demo-app", FLAG_UDP_MEDIA);
     let local = "47.74.211.17:8000".parse().unwrap();
     ap.handle_input(
@@ -319,6 +320,98 @@ fn tickets_are_checked_on_the_wall_clock_and_nonces_kept_on_the_monotonic_one() 
     assert!(h.input(RelayInput::WallClock(wall)).is_empty());
     let (_, outs) = h.open_with(alice(), issue(wall + Duration::from_secs(60), 4), sig());
     assert!(upstream_connect(&outs).is_some(), "{outs:?}");
+}
+
+/// An access point's ticket for `client`, asked at the access point's monotonic `now`.
+fn ap_ticket(ap: &mut AccessPoint, client: SocketAddr, now: Instant) -> Ticket {
+    let request = Message::padded_ap_request(1, "demo-app", FLAG_UDP_MEDIA);
+    let data = request.to_bytes().unwrap();
+    let local = "47.74.211.17:8000".parse().unwrap();
+    let from = client;
+    ap.handle_input(
+        crate::ap::ApInput::Datagram {
+            local,
+            from,
+            data: &data,
+        },
+        now,
+    );
+    let Some(crate::ap::ApOutput::UdpSend { data: answer, .. }) = ap.poll_output() else {
+        panic!("no answer")
+    };
+    while ap.poll_output().is_some() {}
+    let Message::ApResponse { ticket, .. } = Message::decode_datagram(&answer).unwrap() else {
+        panic!("not an answer: {answer:?}")
+    };
+    ticket
+}
+
+/// Regression: until the wall clock became a constructor argument, an access point or relay
+/// given no `WallClock` input read its monotonic `now` as Unix time. Here neither gets one
+/// after its start, and their monotonic clocks began years away from Unix time and from each
+/// other: the access point's at zero, the relay's a day before. The old fallback issued this
+/// ticket to expire in 1970 (the access point's `now` plus its lifetime) and had the relay
+/// refuse it as expired, then accept a ticket long past its real expiry.
+#[test]
+fn tickets_are_judged_in_unix_time_when_the_monotonic_clocks_began_years_apart() {
+    let day = Duration::from_secs(86_400);
+    let t = crate::test_support::TEST_UNIX_EPOCH;
+    let ap_start = Clocks::new(Instant::EPOCH, t);
+    let ap_config = ApConfig::new(KEY, vec![relay_info("120.92.118.34")]);
+    let mut ap = AccessPoint::new(ap_config, Entropy::from_u64(3), ap_start);
+    // The relay booted a day before the access point: its `now` is a day ahead.
+    let mut h = Harness::new();
+    h.now = Instant::EPOCH;
+    h.start = Clocks::new(h.now, UnixTime::from_millis(t.as_millis() - 86_400_000));
+    h.relay = Relay::new(config(), Entropy::from_u64(9), h.start);
+    h.now = Instant::EPOCH + day;
+
+    // Issued 30 s into the access point's life: valid until t + 150 s in Unix time.
+    let first = ap_ticket(&mut ap, alice(), Instant::EPOCH + Duration::from_secs(30));
+    let second = ap_ticket(&mut ap, alice(), Instant::EPOCH + Duration::from_secs(30));
+    assert_eq!(first.expires_at(), t + Duration::from_secs(150));
+    assert!(
+        first.expires_at() > UnixTime::from_millis(1_700_000_000_000),
+        "not in 1970"
+    );
+
+    // At t + 100 s (the relay's `now` a day and 100 s): accepted.
+    h.now = Instant::EPOCH + day + Duration::from_secs(100);
+    assert_eq!(h.unix_now(), t + Duration::from_secs(100));
+    let (conn, outs) = h.open_with(alice(), first, sig());
+    assert!(upstream_connect(&outs).is_some(), "{outs:?}");
+    assert!(!closes(&outs, conn));
+    // At t + 151 s, a second after its expiry: refused.
+    h.now = Instant::EPOCH + day + Duration::from_secs(151);
+    let (conn, outs) = h.open_with(alice(), second, sig());
+    assert_eq!(refusal(&outs, conn), Some(ErrorCode::TicketExpired));
+    assert!(closes(&outs, conn));
+}
+
+/// A relay whose monotonic clock starts at zero judges tickets in Unix time years later, with
+/// no reading after its start: the one it was built with counts forward with `now`.
+#[test]
+fn a_relay_counts_unix_time_forward_from_its_start_without_fresh_readings() {
+    let mut h = Harness::new();
+    h.now = Instant::EPOCH;
+    h.start = Clocks::new(h.now, crate::test_support::TEST_UNIX_EPOCH);
+    h.relay = Relay::new(config(), Entropy::from_u64(9), h.start);
+    let t = crate::test_support::TEST_UNIX_EPOCH;
+    let issue = |expires_at, nonce| {
+        Ticket::issue(&KEY, "demo-app", alice().ip(), expires_at, [nonce; 16]).unwrap()
+    };
+    h.now = Instant::from_millis(1_000);
+    // Valid until t + 60 s: opens at t + 1 s.
+    let (_, outs) = h.open_with(alice(), issue(t + Duration::from_secs(60), 1), sig());
+    assert!(upstream_connect(&outs).is_some(), "{outs:?}");
+    // Expiring in 1970 (60 s after the Unix epoch, a minute after the relay's `now` of 1 s):
+    // refused; the old fallback read `now` as Unix time and let it in.
+    let (conn, outs) = h.open_with(alice(), issue(UnixTime::from_millis(61_000), 2), sig());
+    assert_eq!(refusal(&outs, conn), Some(ErrorCode::TicketExpired));
+    // At t + 61 s, the first kind of ticket has expired.
+    h.now = Instant::from_millis(61_001);
+    let (conn, outs) = h.open_with(alice(), issue(t + Duration::from_secs(60), 3), sig());
+    assert_eq!(refusal(&outs, conn), Some(ErrorCode::TicketExpired));
 }
 
 #[test]

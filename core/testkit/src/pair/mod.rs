@@ -232,6 +232,11 @@ pub struct World {
 }
 
 impl World {
+    /// Unix time at the world's `now` (see [`start_clocks`]).
+    pub fn unix_now(&self) -> cloudproxy_core::time::UnixTime {
+        start_clocks().unix_at(self.now)
+    }
+
     /// The seed's network with these machines behind `policy`: the access point on every AP
     /// address, the relays on the relay addresses (in order), the edge, and the AP's domain in
     /// DNS.
@@ -250,7 +255,7 @@ impl World {
             .collect();
         let dns = BTreeMap::from([(seed::AP_DOMAIN.to_owned(), seed::ap_ips())]);
         World {
-            now: Instant::from_millis(1_000),
+            now: START,
             latency: Duration::from_millis(10),
             queue: BTreeMap::new(),
             seq: 0,

@@ -12,7 +12,7 @@ use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::params::ProxyServer;
 use cloudproxy_core::relay::{Relay, RelayConfig};
 use cloudproxy_core::socks5::ServerPolicy;
-use cloudproxy_core::time::{Instant, UnixTime};
+use cloudproxy_core::time::{Clocks, Instant, UnixTime};
 use cloudproxy_core::wire::{Ticket, TicketKey};
 
 use super::{World, SOCKS_IP};
@@ -48,10 +48,25 @@ pub fn ap_config(ticket_lifetime: Duration) -> ApConfig {
     }
 }
 
+/// Where the pair world's virtual clock starts.
+pub const START: Instant = Instant::from_millis(1_000);
+
+/// The wall clock at the pair world's [`START`] (2026-01-01T00:00:00Z): its Unix time is its
+/// virtual clock from here, years away from the monotonic `now` its machines are given, so
+/// that a machine that read one for the other would fail the world's tests.
+pub const UNIX_AT_START: UnixTime = UnixTime::from_millis(1_767_225_600_000);
+
+/// Both of the pair world's clocks at its start: what its access point and relays are built
+/// with (it gives them no fresh reading after; they count Unix time forward with `now`).
+pub fn start_clocks() -> Clocks {
+    Clocks::new(START, UNIX_AT_START)
+}
+
 fn build(policy: Policy, lifetime: Duration, max_per_ip: usize) -> World {
-    let ap = AccessPoint::new(ap_config(lifetime), Entropy::from_u64(100));
+    let clocks = start_clocks();
+    let ap = AccessPoint::new(ap_config(lifetime), Entropy::from_u64(100), clocks);
     let relays = (0..2)
-        .map(|i| Relay::new(relay_config(max_per_ip), Entropy::from_u64(200 + i)))
+        .map(|i| Relay::new(relay_config(max_per_ip), Entropy::from_u64(200 + i), clocks))
         .collect();
     World::new(Some(ap), relays, policy)
 }
@@ -151,10 +166,10 @@ pub fn app(name: &str, uid: u32, params: &[&str]) -> AppConfig {
 }
 
 /// A ticket signed with the world's key, as an AP would issue it, expiring at `expires_at` on
-/// the world's clock (the pair world gives its machines no wall clock, so they read their
-/// timeline as Unix time: the ticket's expiry is the same count of milliseconds).
+/// the world's virtual clock (written in the Unix time of that instant, see
+/// [`start_clocks`]).
 pub fn ticket_for(client_ip: IpAddr, expires_at: Instant, nonce: u8) -> Ticket {
-    let expires_at = UnixTime::from_millis(expires_at.as_millis());
+    let expires_at = start_clocks().unix_at(expires_at);
     Ticket::issue(&key(), APP_ID, client_ip, expires_at, [nonce; 16])
         .unwrap_or_else(|e| panic!("a ticket for {client_ip}: {e}"))
 }

@@ -34,7 +34,7 @@ use cloudproxy_core::ap::{
     AccessPoint, ApConfig, ApConn, ApEvent, ApInput, ApOutput, TcpEnd, TcpRefusal,
 };
 use cloudproxy_core::entropy::Entropy;
-use cloudproxy_core::time::{Instant, UnixTime};
+use cloudproxy_core::time::Instant;
 use cloudproxy_core::wire::{FrameReader, Message, AP_REQUEST_PADDED_LEN};
 
 use super::input;
@@ -116,11 +116,12 @@ enum Fed {
 impl World {
     fn new(setup: Setup) -> World {
         let config = setup.config();
+        let start = super::start_clocks();
         World {
             trace: std::env::var_os("FUZZ_TRACE").is_some(),
-            ap: AccessPoint::new(config.clone(), Entropy::from_u64(0xA9)),
+            ap: AccessPoint::new(config.clone(), Entropy::from_u64(0xA9), start),
             config,
-            now: Instant::from_millis(1_000_000),
+            now: start.at,
             ids: Vec::new(),
             open: BTreeMap::new(),
         }
@@ -405,8 +406,8 @@ impl World {
                     "an ApResponse to a short request"
                 );
                 assert_eq!(request_id, 0x0A0B_0C0D);
-                // No wall clock given: the access point reads `now` as Unix time.
-                let unix_now = UnixTime::from_millis(self.now.as_millis());
+                // Unix time as the access point counts it from its start.
+                let unix_now = super::start_clocks().unix_at(self.now);
                 assert_eq!(ticket.verify(&KEY, unix_now, from.ip()), Ok(()));
                 assert!(relays.iter().all(|r| self
                     .config

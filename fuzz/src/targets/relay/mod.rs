@@ -37,7 +37,7 @@ use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::relay::{
     AllocId, ClientConn, Relay, RelayConfig, RelayEvent, RelayInput, RelayOutput, UpstreamConn,
 };
-use cloudproxy_core::time::{Instant, UnixTime};
+use cloudproxy_core::time::Instant;
 use cloudproxy_core::wire::{
     CloseReason, FrameReader, Message, Ticket, AP_REQUEST_PADDED_LEN, MAX_MEDIA_PAYLOAD,
 };
@@ -121,14 +121,15 @@ pub fn run(data: &[u8]) {
 impl World {
     fn new(setup: Setup) -> World {
         let config = setup.relay_config();
+        let start = super::start_clocks();
         World {
             trace: std::env::var_os("FUZZ_TRACE").is_some(),
             setup,
             blocks: setup.blocks(),
-            relay: Relay::new(config.clone(), Entropy::from_u64(0x5eed)),
-            ap: AccessPoint::new(setup.ap_config(), Entropy::from_u64(0xA9)),
+            relay: Relay::new(config.clone(), Entropy::from_u64(0x5eed), start),
+            ap: AccessPoint::new(setup.ap_config(), Entropy::from_u64(0xA9), start),
             config,
-            now: Instant::from_millis(1_000_000),
+            now: start.at,
             conns: Vec::new(),
             closed_conns: BTreeSet::new(),
             upstreams: Vec::new(),
@@ -369,8 +370,8 @@ impl World {
                 };
                 let mut nonce = [0u8; 16];
                 nonce[0] = spec.nonce;
-                // No wall clock given: the relay reads `now` as Unix time.
-                let expires = UnixTime::from_millis(self.now.as_millis())
+                // Unix time as the relay counts it from its start.
+                let expires = super::start_clocks().unix_at(self.now)
                     + Duration::from_millis(u64::from(spec.lifetime_ms));
                 let app = APPS[usize::from(spec.app) % APPS.len()];
                 match Ticket::issue(&KEY, app, ip, expires, nonce) {
@@ -652,7 +653,7 @@ impl World {
                 };
                 assert_eq!(request_id, asked, "the answer's request id");
                 assert_eq!(
-                    ticket.verify(&KEY, UnixTime::from_millis(self.now.as_millis()), from.ip()),
+                    ticket.verify(&KEY, super::start_clocks().unix_at(self.now), from.ip()),
                     Ok(()),
                     "the access point's ticket does not verify"
                 );

@@ -378,6 +378,7 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
     } else {
         writeln!(out, "{}", call::header())?;
         writeln!(out, "{}", call::row(&args.name, &result, options.duration))?;
+        writeln!(out, "{}", call::timing(&result))?;
     }
     let verdict = result.verdict();
     if verdict != call::Verdict::Ok {

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use cloudproxy_core::app::stats::Percentiles;
 use cloudproxy_core::client::ConnectionState;
 use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use cloudproxy_core::socks5::Credentials;
@@ -235,6 +236,24 @@ pub fn row(name: &str, result: &CallResult, duration: Duration) -> String {
     )
 }
 
+/// The timing lines printed under the row: signalling round-trip time and RFC 3550 media
+/// jitter percentiles, the same lines from the same code as `cloudproxy load`'s
+/// ([`cloudproxy_core::app::stats::Percentiles`]).
+pub fn timing(result: &CallResult) -> String {
+    let r = &result.report;
+    let line = |name: &str, p: Option<Percentiles>| match p {
+        Some(p) => format!("{name:<9} {p}"),
+        None => format!("{name:<9} -"),
+    };
+    format!(
+        "{}   ({} round trips, signalling message to its ack)\n{}   (RFC 3550 interarrival, media, {} packets)",
+        line("rtt", r.rtt_us.summary()),
+        r.rtt_us.count(),
+        line("jitter", r.jitter_us.summary()),
+        r.jitter_us.count(),
+    )
+}
+
 /// The whole report as one JSON object (for scripts and tests).
 pub fn to_json(options: &CallOptions, result: &CallResult) -> Value {
     let r = &result.report;
@@ -245,7 +264,7 @@ pub fn to_json(options: &CallOptions, result: &CallResult) -> Value {
         .map(|(uid, s)| {
             (
                 uid.to_string(),
-                json!({"received": s.received, "lost": s.lost, "duplicated": s.duplicated, "reordered": s.reordered, "corrupt": s.corrupt}),
+                json!({"received": s.received, "lost": s.lost, "duplicated": s.duplicated, "reordered": s.reordered, "corrupt": s.corrupt, "jitter_us": s.jitter_us()}),
             )
         })
         .collect();
@@ -274,6 +293,36 @@ pub fn to_json(options: &CallOptions, result: &CallResult) -> Value {
         "signalling_sent": r.signalling_sent,
         "signalling_acked": r.signalling_acked.len(),
         "signalling_bad_acks": r.signalling_bad_acks,
+        "rtt_samples": r.rtt_us.count(),
+        "rtt_us": r.rtt_us.summary(),
+        "jitter_samples": r.jitter_us.count(),
+        "jitter_us": r.jitter_us.summary(),
         "wall_ms": ms(result.wall),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timing_lines_print_the_percentiles_or_a_dash() {
+        let mut report = ClientReport::default();
+        for us in [900, 1_000, 1_100, 25_000] {
+            report.rtt_us.push(us);
+        }
+        let result = CallResult {
+            report,
+            wall: Duration::from_secs(1),
+        };
+        let text = timing(&result);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "rtt       p50 1000 us  p90 25.0 ms  p99 25.0 ms  max 25.0 ms   (4 round trips, signalling message to its ack)",
+                "jitter    -   (RFC 3550 interarrival, media, 0 packets)",
+            ]
+        );
+    }
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use cloudproxy_core::ap::{AccessPoint, ApConfig, ApConn, ApCounters, ApEvent, ApInput, ApOutput};
 use cloudproxy_core::entropy::Entropy;
+use cloudproxy_core::time::Clocks;
 use cloudproxy_core::wire::AP_PORTS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -99,7 +100,9 @@ pub async fn run_ap_on_with<N: Net>(
         .unwrap_or(MAX_WRITE_QUEUE)
         .clamp(1, MAX_WRITE_QUEUE);
     let write_timeout = config.tcp_idle_timeout;
-    let mut ap = AccessPoint::new(config, entropy);
+    // Both clocks, each from its own source: tickets are issued in Unix time.
+    let clocks = Clocks::new(net.now(), net.unix_now());
+    let mut ap = AccessPoint::new(config, entropy, clocks);
     let (tx, mut rx) = mpsc::channel::<Event<N::Stream>>(EVENT_QUEUE);
     let mut sockets: BTreeMap<u16, Rc<N::Udp>> = BTreeMap::new();
     let mut readers = Vec::new();

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::relay::{Ledger, Relay, RelayConfig, RelayCounters, RelayEvent};
+use cloudproxy_core::time::Clocks;
 use cloudproxy_core::wire::RELAY_TCP_PORT;
 use tokio::sync::mpsc;
 
@@ -177,9 +178,11 @@ pub async fn run_relay_with<N: Net, F: Future<Output = ()>>(
     trace: Trace,
     mut host: RelayHost<F, N::Stream>,
 ) -> io::Result<()> {
+    // Both clocks, each from its own source: tickets are checked in Unix time.
+    let clocks = Clocks::new(net.now(), net.unix_now());
     let relay = match host.ledger.take() {
-        Some(ledger) => Relay::with_ledger(config, entropy, ledger),
-        None => Relay::new(config, entropy),
+        Some(ledger) => Relay::with_ledger(config, entropy, ledger, clocks),
+        None => Relay::new(config, entropy, clocks),
     };
     let limits = ConnLimits {
         max_queued: host.max_queued_bytes_per_stream,
