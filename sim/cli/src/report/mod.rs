@@ -278,7 +278,10 @@ fn parameters(h: &mut String, spec: &WorldSpec, result: &RunResult) {
             .iter()
             .map(|(at, op)| {
                 let op = match op {
-                    Op::Set(text) => format!("setParameters({text})"),
+                    Op::Set(text) => format!(
+                        "setParameters({})",
+                        cloudproxy_core::params::redact_text(text)
+                    ),
                     Op::Join => "joinChannel".to_owned(),
                     Op::Leave => "leaveChannel".to_owned(),
                     Op::SetCloudProxy(kind) => format!("setCloudProxy({})", kind.as_i32()),

@@ -319,7 +319,7 @@ pub fn config_in_force(outcome: &WorldOutcome, name: &str, text: &str) -> Check 
     Check::new(
         "the new config is in force after re-joining",
         in_force.contains(text),
-        in_force,
+        cloudproxy_core::params::redact_text(&in_force),
     )
 }
 
