@@ -8,6 +8,7 @@ use cloudproxy_core::client::MediaPath;
 use cloudproxy_core::engine::CloudProxyType;
 
 use super::beyond_join::client;
+use super::catalogue::checks_of;
 use super::checks::Check;
 use super::vocabulary::CheckDef;
 use super::{Scenario, Source};
@@ -93,15 +94,6 @@ pub(super) fn check_defs(name: &str) -> Option<Vec<CheckDef>> {
         ],
         _ => return None,
     })
-}
-
-/// The checks of the scenario `name` of this module.
-fn checks_of(name: &str, spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    check_defs(name)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|d| d.eval(spec, outcome))
-        .collect()
 }
 
 // --- NAT rebinding -------------------------------------------------------------------------

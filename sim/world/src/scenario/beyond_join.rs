@@ -9,6 +9,7 @@ use cloudproxy_core::engine::CloudProxyType;
 use cloudproxy_core::http_connect::BasicCredentials;
 use cloudproxy_node::nodes::client::{ClientSpec, Op};
 
+use super::catalogue::checks_of;
 use super::checks::Check;
 use super::vocabulary::CheckDef;
 use super::{Scenario, Source};
@@ -159,15 +160,6 @@ fn through_the_proxy(tunnels: u64, challenges: u64) -> Vec<CheckDef> {
         CheckDef::HttpProxyTunnels("bank".into(), tunnels, challenges),
         CheckDef::NoUdpLeft("bank".into()),
     ]
-}
-
-/// The checks of the scenario `name` of this module.
-fn checks_of(name: &str, spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    check_defs(name)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|d| d.eval(spec, outcome))
-        .collect()
 }
 
 // --- Fail-over that races ------------------------------------------------------------------

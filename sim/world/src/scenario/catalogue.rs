@@ -48,6 +48,19 @@ pub fn check_defs(name: &str) -> Option<Vec<super::vocabulary::CheckDef>> {
     super::beyond_join::check_defs(name).or_else(|| super::beyond_changes::check_defs(name))
 }
 
+/// The checks of the catalogue scenario `name` whose checks are words ([`check_defs`]),
+/// judged on `outcome`.
+pub(super) fn checks_of(name: &str, spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    match check_defs(name) {
+        Some(defs) => defs.iter().flat_map(|d| d.eval(spec, outcome)).collect(),
+        // Never vacuous: a scenario without its words fails.
+        None => vec![Check::fail(
+            "the scenario's checks",
+            format!("no checks are defined for {name}"),
+        )],
+    }
+}
+
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
     catalogue().iter().find(|s| s.name == name)
