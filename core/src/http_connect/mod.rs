@@ -29,6 +29,10 @@
 //!   the bytes that followed the response head (the tunnel's first bytes), or with
 //!   [`HttpConnectOutput::Failed`] and a typed error.
 //!
+//! - **The proxy's side**, for the simulated enterprise proxies: [`head_len`] finds where a
+//!   request head ends, [`decide_connect`] says what a proxy that tunnels only to `ip:port`
+//!   answers it ([`ConnectDecision`]: tunnel, `407` [`CHALLENGE`], or a refusal).
+//!
 //! Status codes: any `2xx` establishes the tunnel (RFC 9110 §9.3.6; its `Content-Length` and
 //! `Transfer-Encoding` are ignored, the bytes after the head belong to the tunnel); `1xx`
 //! other than `101` are interim and skipped; `407` is the authentication round; anything else
@@ -60,6 +64,7 @@ mod body;
 mod client;
 mod request;
 mod response;
+mod server;
 
 #[cfg(test)]
 mod tests;
@@ -70,6 +75,7 @@ pub use client::{
 };
 pub use request::{encode_request, Authority, BasicCredentials, MAX_CREDENTIAL_LEN};
 pub use response::{BodyFraming, HeadReader, Header, HttpVersion, ResponseHead};
+pub use server::{decide_connect, head_len, ConnectDecision, CHALLENGE, ESTABLISHED};
 
 /// The longest status line accepted, in bytes, without its line end.
 pub const MAX_STATUS_LINE_LEN: usize = 1024;

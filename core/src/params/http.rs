@@ -183,3 +183,61 @@ pub(crate) fn to_json(
         }
     }
 }
+
+/// The `setParameters` text `text` with every proxy password in it shown as `"<redacted>"`,
+/// the way [`ProxyConfig::to_json_redacted`](super::ProxyConfig::to_json_redacted) shows the
+/// configuration: for traces and reports that print a call's text as it was given, accepted
+/// or not.
+///
+/// In valid JSON, every element of `rtc.proxy_server` from the fifth on (type 3's password, or
+/// a password given to a type that takes none) becomes `"<redacted>"`, and the text is printed
+/// again compactly (so nothing that is not in the parsed value, such as a duplicate key, is
+/// kept). Text that is not valid JSON is kept only when every `rtc.proxy_server` in it names
+/// type 0, 1 or 2 (the documentation's unescaped type-2 example, which no password is part
+/// of); otherwise it is replaced whole by a note of its length.
+///
+/// ```
+/// use cloudproxy_core::params::redact_text;
+/// let text = r#"{"rtc.proxy_server":[3,"proxy.corp",3128,"alice","s3cret"]}"#;
+/// assert_eq!(
+///     redact_text(text),
+///     r#"{"rtc.proxy_server":[3,"proxy.corp",3128,"alice","<redacted>"]}"#
+/// );
+/// assert_eq!(redact_text(r#"{"rtc.enable_proxy":true}"#), r#"{"rtc.enable_proxy":true}"#);
+/// ```
+pub fn redact_text(text: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return if unparsed_is_safe(text) {
+            text.to_owned()
+        } else {
+            format!("{REDACTED} ({} bytes of setParameters text that is not valid JSON and may hold a proxy password)", text.len())
+        };
+    };
+    let Some(server) = value
+        .get_mut(super::KEY_PROXY_SERVER)
+        .and_then(Value::as_array_mut)
+    else {
+        return text.to_owned();
+    };
+    if server.len() <= 4 {
+        return text.to_owned();
+    }
+    for secret in server.iter_mut().skip(4) {
+        *secret = Value::from(REDACTED);
+    }
+    value.to_string()
+}
+
+/// Whether a text that is not valid JSON names only proxy types without credentials: after
+/// every `rtc.proxy_server`, the array's first element is `0`, `1` or `2`.
+fn unparsed_is_safe(text: &str) -> bool {
+    text.match_indices(super::KEY_PROXY_SERVER)
+        .all(|(at, key)| {
+            let rest = text[at + key.len()..].trim_start_matches(|c: char| {
+                c == '"' || c == ':' || c == '[' || c.is_whitespace()
+            });
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let after = rest[digits.len()..].chars().next();
+            matches!(digits.as_str(), "0" | "1" | "2") && matches!(after, Some(',' | ']' | ' '))
+        })
+}

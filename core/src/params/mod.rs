@@ -55,7 +55,7 @@ use serde_json::{json, Value};
 
 pub use error::{Element, ParamsError, MAX_EXCERPT_CHARS, MAX_FIX_CHARS, MAX_MESSAGE_CHARS};
 pub use host::{MAX_DNS_LABEL_LEN, MAX_DNS_NAME_LEN, MAX_IP_LIST_LEN};
-pub use http::ProxyHost;
+pub use http::{redact_text, ProxyHost};
 pub use suggest::{KeySuggestion, MAX_SUGGESTION_DISTANCE};
 
 use crate::http_connect::BasicCredentials;

@@ -85,3 +85,34 @@ fn http_proxy_errors_never_quote_the_password() {
         }
     ));
 }
+
+#[test]
+fn redact_text_hides_every_password_of_a_call_accepted_or_not() {
+    use crate::params::redact_text;
+    let cases = [
+        // Accepted: type 3 with credentials.
+        r#"{"rtc.enable_proxy":true,"rtc.proxy_server":[3,"proxy.corp",3128,"alice","pl4nted"]}"#,
+        // Refused: a sixth element, a password on a type that takes none, odd spacing.
+        r#"{"rtc.proxy_server":[3,"p",1,"u","pl4nted","pl4nted"]}"#,
+        r#"{ "rtc.proxy_server" : [ 0, "10.1.0.2", 1080, "u", "pl4nted" ] }"#,
+        // Not JSON at all, type 3 inside.
+        r#"{"rtc.proxy_server":[3,"p",1,"u","pl4nted"]"#,
+        r#"{"rtc.proxy_server":[2,"[]",0], "rtc.proxy_server":[3,"p",1,"u","pl4nted"]"#,
+    ];
+    for text in cases {
+        let shown = redact_text(text);
+        assert!(!shown.contains("pl4nted"), "{text} -> {shown}");
+        assert!(shown.contains("<redacted>"), "{text} -> {shown}");
+    }
+    // Texts without a password are kept as they are, the compat type-2 example included.
+    for text in [
+        r#"{"rtc.enable_proxy":true}"#,
+        r#"{"rtc.proxy_server":[3,"proxy.corp",3128]}"#,
+        r#"{"rtc.proxy_server":[2, "["192.168.0.112","127.0.0.1"]", 0]}"#,
+        "not json",
+    ] {
+        assert_eq!(redact_text(text), text);
+    }
+    // The user name stays, as in the redacted configuration.
+    assert!(redact_text(cases[0]).contains(r#""alice","<redacted>""#));
+}

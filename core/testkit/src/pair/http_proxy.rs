@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use cloudproxy_core::http_connect::BasicCredentials;
+use cloudproxy_core::http_connect::{
+    decide_connect, head_len, BasicCredentials, ConnectDecision, CHALLENGE, ESTABLISHED,
+};
 
 use super::net::{End, EndEvent};
 use super::World;
@@ -55,13 +57,6 @@ impl HttpProxy {
     }
 }
 
-/// What the proxy decided about one request head.
-enum Verdict {
-    Tunnel(SocketAddr),
-    Challenge,
-    Refuse(&'static str),
-}
-
 impl World {
     /// An event on a client's connection to the proxy.
     pub(super) fn http_in(&mut self, id: u64, event: EndEvent) {
@@ -81,30 +76,29 @@ impl World {
                 if conn.head.len() > MAX_HEAD {
                     return self.tcp_close(end);
                 }
-                let Some(cut) = find(&conn.head, b"\r\n\r\n") else {
+                let Some(len) = head_len(&conn.head) else {
                     return;
                 };
-                let head: Vec<u8> = conn.head.drain(..cut + 4).collect();
+                let head: Vec<u8> = conn.head.drain(..len).collect();
                 proxy.requests += 1;
-                match judge(&head, proxy.credentials.as_ref()) {
-                    Verdict::Tunnel(target) => {
+                match decide_connect(&head, proxy.credentials.as_ref()) {
+                    ConnectDecision::Tunnel(target) => {
                         conn.tunnel = true;
                         proxy.tunnels += 1;
                         let proxy_ip = proxy.addr.ip();
                         self.connect(End::HttpUp(id), proxy_ip, target);
                     }
-                    Verdict::Challenge => {
+                    ConnectDecision::Challenge => {
                         proxy.challenges += 1;
-                        let answer = "HTTP/1.1 407 Proxy Authentication Required\r\n\
-                                      Proxy-Authenticate: Basic realm=\"corp\"\r\n\
-                                      Content-Length: 0\r\n\r\n";
-                        self.tcp_send(end, answer.as_bytes().to_vec());
+                        self.tcp_send(end, CHALLENGE.as_bytes().to_vec());
                     }
-                    Verdict::Refuse(status) => {
+                    ConnectDecision::Refuse(status) => {
                         let answer = format!("HTTP/1.1 {status}\r\nConnection: close\r\n\r\n");
                         self.tcp_send(end, answer.into_bytes());
                         self.tcp_close(end);
                     }
+                    // A decision this proxy does not know: refused as a bad request.
+                    _ => self.tcp_close(end),
                 }
             }
             EndEvent::Closed => {
@@ -121,8 +115,7 @@ impl World {
         let client = End::HttpIn(id);
         match event {
             EndEvent::Connected => {
-                let answer = b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec();
-                self.tcp_send(client, answer);
+                self.tcp_send(client, ESTABLISHED.as_bytes().to_vec());
             }
             EndEvent::Failed => {
                 let answer = b"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n".to_vec();
@@ -133,41 +126,4 @@ impl World {
             EndEvent::Closed => self.tcp_close(client),
         }
     }
-}
-
-/// Reads `CONNECT host:port HTTP/1.x` and the credentials.
-fn judge(head: &[u8], credentials: Option<&BasicCredentials>) -> Verdict {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Verdict::Refuse("400 Bad Request");
-    };
-    let mut lines = text.split("\r\n");
-    let request = lines.next().unwrap_or_default();
-    let mut parts = request.split(' ');
-    let (Some("CONNECT"), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Verdict::Refuse("405 Method Not Allowed");
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Verdict::Refuse("400 Bad Request");
-    }
-    let Ok(target) = target.parse::<SocketAddr>() else {
-        return Verdict::Refuse("400 Bad Request");
-    };
-    if let Some(expected) = credentials {
-        // The field name is case-insensitive, its value (base64) is not.
-        let wanted = expected.header_value();
-        let given = lines.any(|l| {
-            l.split_once(':').is_some_and(|(name, value)| {
-                name.eq_ignore_ascii_case("proxy-authorization") && value.trim() == wanted
-            })
-        });
-        if !given {
-            return Verdict::Challenge;
-        }
-    }
-    Verdict::Tunnel(target)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

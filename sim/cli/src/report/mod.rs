@@ -6,7 +6,6 @@
 
 pub mod sequence;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -126,19 +125,27 @@ fn page(spec: &WorldSpec, result: &RunResult, files: &ReportFiles) -> String {
     let _ = writeln!(h, "<p>Beside this file: the trace {} (JSON lines), the capture {pcap}. Trace hash <code>{}</code>.</p>", link(&files.trace), result.outcome.trace.hash());
     failed_checks(&mut h, result);
     let _ = writeln!(h, "<h2>Sequence of key events</h2>");
-    let (rows, lanes) = diagram(spec, result);
-    if rows.len() > sequence::MAX_ROWS {
+    let d = sequence::diagram(spec, &result.outcome.trace.lines());
+    if d.rows.len() > sequence::MAX_ROWS {
         let _ = writeln!(
             h,
             "<p>The first {} of {} key events (the trace has them all).</p>",
             sequence::MAX_ROWS,
-            rows.len()
+            d.rows.len()
+        );
+    }
+    if d.clients_not_drawn > 0 {
+        let _ = writeln!(
+            h,
+            "<p id=\"more-clients\">The first {} clients are drawn, {} more are not (the trace has their events).</p>",
+            sequence::MAX_CLIENT_LANES,
+            d.clients_not_drawn
         );
     }
     let _ = writeln!(
         h,
         "<div class=\"diagram\">{}</div>",
-        sequence::svg(&rows, &lanes)
+        sequence::svg(&d.rows, &d.lanes, d.clients_not_drawn)
     );
     faults(&mut h, result);
     parameters(&mut h, spec, result);
@@ -147,39 +154,6 @@ fn page(spec: &WorldSpec, result: &RunResult, files: &ReportFiles) -> String {
     h.push_str("<script>\n// Marks the page once the diagram has laid out (the report test reads it).\ntry { const b = document.querySelector('svg.seq').getBBox(); document.body.dataset.diagram = (b.width > 0 && b.height > 0) ? 'rendered' : 'empty'; } catch (e) { document.body.dataset.diagram = 'error: ' + e; }\n</script>\n");
     h.push_str("</body></html>\n");
     h
-}
-
-fn diagram(spec: &WorldSpec, result: &RunResult) -> (Vec<sequence::Row>, Vec<String>) {
-    // Each enterprise's traffic is drawn from its first client; the others of a crowd are
-    // left out of the diagram (their events stay in the trace).
-    let mut hosts = BTreeMap::new();
-    let mut clients = Vec::new();
-    for e in &spec.enterprises {
-        if let Some(first) = e.clients.first() {
-            hosts.insert(e.clients_ip.to_string(), first.name.clone());
-            clients.push(first.name.clone());
-        }
-    }
-    hosts.insert(
-        cloudproxy_sim::world::ATTACKER_IP.to_owned(),
-        "attacker".to_owned(),
-    );
-    let rows: Vec<_> = sequence::rows(&result.outcome.trace.lines(), &hosts)
-        .into_iter()
-        .filter(|r| {
-            let client_lane = |l: &str| {
-                spec.enterprises
-                    .iter()
-                    .flat_map(|e| &e.clients)
-                    .any(|c| c.name == l)
-            };
-            [&r.from, &r.to]
-                .iter()
-                .all(|l| !client_lane(l) || clients.contains(l))
-        })
-        .collect();
-    let lanes = sequence::lanes(&rows, &clients);
-    (rows, lanes)
 }
 
 fn failed_checks(h: &mut String, result: &RunResult) {
@@ -278,7 +252,10 @@ fn parameters(h: &mut String, spec: &WorldSpec, result: &RunResult) {
             .iter()
             .map(|(at, op)| {
                 let op = match op {
-                    Op::Set(text) => format!("setParameters({text})"),
+                    Op::Set(text) => format!(
+                        "setParameters({})",
+                        cloudproxy_core::params::redact_text(text)
+                    ),
                     Op::Join => "joinChannel".to_owned(),
                     Op::Leave => "leaveChannel".to_owned(),
                     Op::SetCloudProxy(kind) => format!("setCloudProxy({})", kind.as_i32()),

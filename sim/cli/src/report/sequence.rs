@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use cloudproxy_sim::world::{WorldSpec, ATTACKER_IP};
+
 use super::escape;
 
 /// The most events drawn; the rest are counted under the diagram.
@@ -32,8 +34,71 @@ pub struct Row {
     pub bad: bool,
 }
 
-/// The lanes and rows of a trace: `clients` maps each enterprise host to the lane its
-/// traffic is drawn from (its first client).
+/// The most client lanes drawn; the other clients' events are left out of the diagram (the
+/// page says how many; the trace has them all).
+pub const MAX_CLIENT_LANES: usize = 8;
+
+/// What the diagram draws of a run: its rows, its lanes, and how many clients it left out.
+pub struct Diagram {
+    /// The rows, in trace order.
+    pub rows: Vec<Row>,
+    /// The lanes, left to right.
+    pub lanes: Vec<String>,
+    /// Clients beyond [`MAX_CLIENT_LANES`], not drawn.
+    pub clients_not_drawn: usize,
+}
+
+/// The diagram of `lines` (a trace) in the world `spec`: a lane for each client (at most
+/// [`MAX_CLIENT_LANES`], the first of every enterprise among them), and for the servers. What the servers see from an enterprise host
+/// is drawn from its client when it has one, else from a lane for the host (`bank
+/// 10.1.0.10`): its clients share the address, so a server's event cannot say whose it is.
+pub fn diagram(spec: &WorldSpec, lines: &[String]) -> Diagram {
+    // The clients drawn: the first of each enterprise, then the second of each..., up to the
+    // cap; drawn in enterprise order.
+    let mut chosen = std::collections::BTreeSet::new();
+    let most = spec.enterprises.iter().map(|e| e.clients.len()).max();
+    for i in 0..most.unwrap_or(0) {
+        for (n, e) in spec.enterprises.iter().enumerate() {
+            if i < e.clients.len() && chosen.len() < MAX_CLIENT_LANES {
+                chosen.insert((n, i));
+            }
+        }
+    }
+    let mut hosts = BTreeMap::new();
+    let mut order = Vec::new();
+    let mut hidden = Vec::new();
+    for (n, e) in spec.enterprises.iter().enumerate() {
+        for (i, c) in e.clients.iter().enumerate() {
+            if chosen.contains(&(n, i)) {
+                order.push(c.name.clone());
+            } else {
+                hidden.push(c.name.as_str());
+            }
+        }
+        let host_lane = match e.clients.as_slice() {
+            [one] => one.name.clone(),
+            _ => format!("{} {}", e.name, e.clients_ip),
+        };
+        if e.clients.len() > 1 {
+            order.push(host_lane.clone());
+        }
+        hosts.insert(e.clients_ip.to_string(), host_lane);
+    }
+    hosts.insert(ATTACKER_IP.to_owned(), "attacker".to_owned());
+    let rows: Vec<Row> = rows(lines, &hosts)
+        .into_iter()
+        .filter(|r| !hidden.contains(&r.from.as_str()) && !hidden.contains(&r.to.as_str()))
+        .collect();
+    let lanes = lanes(&rows, &order);
+    Diagram {
+        rows,
+        lanes,
+        clients_not_drawn: hidden.len(),
+    }
+}
+
+/// The rows of a trace: `clients` maps each enterprise host to the lane its traffic is
+/// drawn from.
 pub fn rows(lines: &[String], clients: &BTreeMap<String, String>) -> Vec<Row> {
     let mut rows = Vec::new();
     for line in lines {
@@ -57,110 +122,143 @@ pub fn rows(lines: &[String], clients: &BTreeMap<String, String>) -> Vec<Row> {
     rows
 }
 
-fn row(v: &Value, clients: &BTreeMap<String, String>) -> Option<Row> {
-    let t_ms = v.get("t_us")?.as_u64()? / 1000;
-    let node = v.get("node")?.as_str()?.to_owned();
-    let s = |k: &str| match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    let host = |k: &str| {
-        let t = s(k);
-        t.rsplit_once(':').map_or(t.clone(), |(h, _)| h.to_owned())
-    };
-    let lane_of = |ip: String| clients.get(&ip).cloned().unwrap_or(ip);
-    let relay_lane = |addr: String| relay_name(&addr).unwrap_or(addr);
-    let note = |label: String, bad: bool| Row {
-        t_ms,
-        from: node.clone(),
-        to: node.clone(),
-        label,
-        bad,
-    };
-    let arrow = |from: String, to: String, label: String, bad: bool| Row {
-        t_ms,
-        from,
-        to,
-        label,
-        bad,
-    };
-    Some(match v.get("event")?.as_str()? {
-        "join" => note(format!("join code {}", s("code")), s("code") != "0"),
-        "leave" => note(format!("leave code {}", s("code")), s("code") != "0"),
-        "set_parameters" if s("code") != "0" => {
-            note(format!("set_parameters code {}", s("code")), true)
+/// One trace line being turned into a row.
+struct Line<'a> {
+    v: &'a Value,
+    t_ms: u64,
+    node: String,
+    clients: &'a BTreeMap<String, String>,
+}
+
+impl Line<'_> {
+    /// The field `k` as text (`""` when absent or null).
+    fn s(&self, k: &str) -> String {
+        match self.v.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
         }
-        "state" => note(
-            format!("{}: {}", s("state"), s("reason")),
-            s("state") == "Disconnected",
-        ),
-        "media_path" => note(format!("media path {}", s("path")), false),
-        "resolve" => {
-            let ok = v.get("ok") == Some(&Value::Bool(true));
-            let label = format!(
-                "resolve {}{}",
-                s("name"),
-                if ok { "" } else { ": no answer" }
-            );
-            arrow(node.clone(), "dns".into(), label, !ok)
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        self.v.get(k) == Some(&Value::Bool(true))
+    }
+
+    /// The lane of the host of the address in field `k` (an enterprise's, or the address).
+    fn lane_of(&self, k: &str) -> String {
+        let t = self.s(k);
+        let ip = t.rsplit_once(':').map_or(t.clone(), |(h, _)| h.to_owned());
+        self.clients.get(&ip).cloned().unwrap_or(ip)
+    }
+
+    fn note(&self, label: String, bad: bool) -> Row {
+        self.arrow(self.node.clone(), self.node.clone(), label, bad)
+    }
+
+    fn arrow(&self, from: String, to: String, label: String, bad: bool) -> Row {
+        Row {
+            t_ms: self.t_ms,
+            from,
+            to,
+            label,
+            bad,
         }
-        "ap_request" => {
-            let answered = v.get("answered") == Some(&Value::Bool(true));
-            let label = format!(
-                "AP request over {}{}",
-                s("transport"),
-                if answered {
-                    ", answered"
-                } else {
-                    ", not answered"
-                }
-            );
-            arrow(lane_of(host("from")), node.clone(), label, !answered)
-        }
-        "proxy_connected" => arrow(
-            relay_lane(s("relay")),
-            node.clone(),
-            format!("connected, type {}", s("proxy_type")),
-            false,
-        ),
-        "session_opened" => arrow(
-            lane_of(host("client")),
-            node.clone(),
-            format!("session to {}", s("destination")),
-            false,
-        ),
-        "session_closed" => note(format!("session closed: {}", s("reason")), false),
-        "refused" => arrow(
-            lane_of(host("peer")),
-            node.clone(),
-            format!("refused: {}", s("code")),
-            true,
-        ),
-        "fault" => {
-            let applied = v.get("applied") == Some(&Value::Bool(true));
-            let label = if applied {
-                format!("fault: {}", s("fault"))
-            } else {
-                format!("fault {} did nothing", s("fault"))
-            };
-            // Aimed at the server it hit, when it names one.
-            let text = format!("{} {}", s("effect"), s("fault"));
-            let target = text
-                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .find_map(server_name)
-                .unwrap_or_else(|| "world".to_owned());
-            Row {
-                t_ms,
-                from: "world".into(),
-                to: target,
-                label,
-                bad: true,
+    }
+
+    /// What a client writes: its calls, states, paths and resolutions.
+    fn client_row(&self, event: &str) -> Option<Row> {
+        let code = self.s("code");
+        Some(match event {
+            "join" | "leave" => self.note(format!("{event} code {code}"), code != "0"),
+            "set_parameters" if code != "0" => {
+                self.note(format!("set_parameters code {code}"), true)
             }
-        }
-        "signalling_error" => note(format!("signalling error: {}", s("error")), true),
-        _ => return None,
-    })
+            "set_cloud_proxy" if code != "0" => {
+                self.note(format!("set_cloud_proxy code {code}"), true)
+            }
+            "state" => self.note(
+                format!("{}: {}", self.s("state"), self.s("reason")),
+                self.s("state") == "Disconnected",
+            ),
+            "media_path" => self.note(format!("media path {}", self.s("path")), false),
+            "network_change" => self.note(format!("network change: {}", self.s("change")), true),
+            "signalling_error" => self.note(format!("signalling error: {}", self.s("error")), true),
+            "resolve" => {
+                let ok = self.flag("ok");
+                let label = format!(
+                    "resolve {}{}",
+                    self.s("name"),
+                    if ok { "" } else { ": no answer" }
+                );
+                self.arrow(self.node.clone(), "dns".into(), label, !ok)
+            }
+            "proxy_connected" => {
+                let relay = self.s("relay");
+                let lane = relay_name(&relay).unwrap_or(relay);
+                let label = format!("connected, type {}", self.s("proxy_type"));
+                self.arrow(lane, self.node.clone(), label, false)
+            }
+            _ => return None,
+        })
+    }
+
+    /// What a server writes: access-point requests, relay sessions and refusals.
+    fn server_row(&self, event: &str) -> Option<Row> {
+        let node = self.node.clone();
+        Some(match event {
+            "ap_request" => {
+                let answered = self.flag("answered");
+                let label = format!(
+                    "AP request over {}{}",
+                    self.s("transport"),
+                    if answered {
+                        ", answered"
+                    } else {
+                        ", not answered"
+                    }
+                );
+                self.arrow(self.lane_of("from"), node, label, !answered)
+            }
+            "session_opened" => {
+                let label = format!("session to {}", self.s("destination"));
+                self.arrow(self.lane_of("client"), node, label, false)
+            }
+            "session_closed" => self.note(format!("session closed: {}", self.s("reason")), false),
+            "refused" => {
+                let label = format!("refused: {}", self.s("code"));
+                self.arrow(self.lane_of("peer"), node, label, true)
+            }
+            _ => return None,
+        })
+    }
+
+    /// A fault, from the world's lane, aimed at the server it hit when it names one.
+    fn fault_row(&self) -> Row {
+        let label = if self.flag("applied") {
+            format!("fault: {}", self.s("fault"))
+        } else {
+            format!("fault {} did nothing", self.s("fault"))
+        };
+        let text = format!("{} {}", self.s("effect"), self.s("fault"));
+        let target = text
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .find_map(server_name)
+            .unwrap_or_else(|| "world".to_owned());
+        self.arrow("world".into(), target, label, true)
+    }
+}
+
+fn row(v: &Value, clients: &BTreeMap<String, String>) -> Option<Row> {
+    let line = Line {
+        v,
+        t_ms: v.get("t_us")?.as_u64()? / 1000,
+        node: v.get("node")?.as_str()?.to_owned(),
+        clients,
+    };
+    match v.get("event")?.as_str()? {
+        "fault" => Some(line.fault_row()),
+        event => line.client_row(event).or_else(|| line.server_row(event)),
+    }
 }
 
 /// `apN`/`relayN`/`edge` for a server's address.
@@ -214,10 +312,10 @@ pub fn lanes(rows: &[Row], clients: &[String]) -> Vec<String> {
     lanes
 }
 
-/// The diagram as an `<svg>` element.
-pub fn svg(rows: &[Row], lanes: &[String]) -> String {
+/// The diagram as an `<svg>` element; `more` clients not drawn are named in a last header.
+pub fn svg(rows: &[Row], lanes: &[String], more: usize) -> String {
     let shown = &rows[..rows.len().min(MAX_ROWS)];
-    let width = LEFT + LANE_W * lanes.len().max(1);
+    let width = LEFT + LANE_W * (lanes.len() + usize::from(more > 0)).max(1);
     let height = TOP + ROW_H * (shown.len() + 1);
     let x =
         |lane: &str| LEFT + LANE_W * lanes.iter().position(|l| l == lane).unwrap_or(0) + LANE_W / 2;
@@ -235,6 +333,13 @@ pub fn svg(rows: &[Row], lanes: &[String]) -> String {
             cx - LANE_W / 2 + 8,
             LANE_W - 16,
             escape(lane)
+        );
+    }
+    if more > 0 {
+        let _ = write!(
+            out,
+            r##"<text class="more" x="{}" y="22" text-anchor="middle" font-size="12" fill="#567">{more} more clients</text>"##,
+            LEFT + LANE_W * lanes.len() + LANE_W / 2
         );
     }
     for (i, row) in shown.iter().enumerate() {
@@ -304,9 +409,69 @@ mod tests {
         );
         let lanes = lanes(&rows, &["alice".to_owned()]);
         assert_eq!(lanes, ["world", "alice", "dns", "ap1", "relay2", "edge"]);
-        let svg = svg(&rows, &lanes);
+        let svg = svg(&rows, &lanes, 0);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<line x1").count(), 6 + lanes.len());
         assert!(svg.contains("fault: crash 120.92.18.162"));
+    }
+
+    /// A world of `n` clients in the bank (sharing its host) and bob alone in the hospital.
+    fn crowded(n: usize) -> WorldSpec {
+        use cloudproxy_node::nodes::client::ClientSpec;
+        use cloudproxy_sim::policy::Policy;
+        use std::time::Duration;
+        let mut spec = WorldSpec::new(1, Duration::from_secs(10));
+        let bank = spec.enterprise("bank", "10.1.0.10", Policy::seed());
+        for i in 0..n {
+            let name = format!("c{i}");
+            let c = ClientSpec::new(&name, i as u32 + 10, "room", &[], Duration::ZERO);
+            spec.enterprises[bank].clients.push(c);
+        }
+        let h = spec.enterprise("hospital", "10.2.0.10", Policy::seed());
+        let bob = ClientSpec::new("bob", 2, "room", &[], Duration::ZERO);
+        spec.enterprises[h].clients.push(bob);
+        spec
+    }
+
+    fn joined(node: &str, t_ms: u64) -> String {
+        format!(
+            r#"{{"t_us":{},"node":"{node}","event":"join","code":0}}"#,
+            t_ms * 1000
+        )
+    }
+
+    #[test]
+    fn every_client_gets_its_lane_up_to_the_cap_and_a_shared_host_its_own() {
+        // Two clients in the bank: both drawn; the access point's view of their shared
+        // address goes to the bank's host lane, bob's to bob.
+        let spec = crowded(2);
+        let mut lines: Vec<String> = ["c0", "c1", "bob"].iter().map(|n| joined(n, 100)).collect();
+        lines.push(r#"{"t_us":110000,"node":"ap1","event":"ap_request","answered":true,"from":"10.1.0.10:49153","transport":"udp"}"#.into());
+        lines.push(r#"{"t_us":111000,"node":"ap1","event":"ap_request","answered":true,"from":"10.2.0.10:49153","transport":"udp"}"#.into());
+        let d = diagram(&spec, &lines);
+        assert_eq!(
+            d.lanes,
+            ["c0", "c1", "bank 10.1.0.10", "bob", "ap1", "edge"]
+        );
+        assert_eq!(d.clients_not_drawn, 0);
+        assert_eq!(
+            (d.rows[3].from.as_str(), d.rows[4].from.as_str()),
+            ("bank 10.1.0.10", "bob")
+        );
+        // Twelve in the bank: seven of them and bob (the first of his enterprise) are drawn,
+        // the other five counted.
+        let spec = crowded(12);
+        let lines: Vec<String> = (0..12)
+            .map(|i| joined(&format!("c{i}"), 100 + i))
+            .chain([joined("bob", 200)])
+            .collect();
+        let d = diagram(&spec, &lines);
+        assert_eq!(d.clients_not_drawn, 5);
+        assert_eq!(d.rows.len(), MAX_CLIENT_LANES);
+        let mut expected: Vec<String> = (0..7).map(|i| format!("c{i}")).collect();
+        expected.push("bob".into());
+        assert_eq!(d.lanes[..MAX_CLIENT_LANES], expected[..]);
+        let svg = svg(&d.rows, &d.lanes, d.clients_not_drawn);
+        assert!(svg.contains(">5 more clients</text>"), "{svg}");
     }
 }

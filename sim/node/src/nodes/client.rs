@@ -229,7 +229,7 @@ impl<N: Net> ClientIo<N> {
     fn trace_event(&self, event: &AppEvent) {
         let line = match event {
             AppEvent::ParametersSet { text, code, error } => TraceEvent::SetParameters {
-                text: text.clone(),
+                text: cloudproxy_core::params::redact_text(text),
                 code: *code,
                 error: error.clone(),
             },

@@ -24,7 +24,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
-use cloudproxy_core::http_connect::BasicCredentials;
+use cloudproxy_core::http_connect::{
+    decide_connect, head_len, BasicCredentials, ConnectDecision, CHALLENGE, ESTABLISHED,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::net::{copy_tunnel, Listener, Net, TunnelLink};
@@ -58,14 +60,6 @@ struct Server<N> {
     outside: N,
     credentials: Option<BasicCredentials>,
     stats: Rc<RefCell<HttpProxyStats>>,
-}
-
-/// What the proxy decided about one request head.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Tunnel(SocketAddr),
-    Challenge,
-    Refuse(&'static str),
 }
 
 /// Runs an HTTP proxy listening on `0.0.0.0:listen_port` of `inside`, reaching the internet
@@ -107,20 +101,23 @@ async fn serve_client<N: Net>(server: Rc<Server<N>>, mut client: N::Stream) {
             Ok(Err(_)) | Err(_) => return,
         };
         server.stats.borrow_mut().requests += 1;
-        match judge(&head, server.credentials.as_ref()) {
-            Verdict::Tunnel(to) => return tunnel(&server, client, to, buf).await,
-            Verdict::Challenge => {
+        match decide_connect(&head, server.credentials.as_ref()) {
+            ConnectDecision::Tunnel(to) => return tunnel(&server, client, to, buf).await,
+            ConnectDecision::Challenge => {
                 server.stats.borrow_mut().challenges += 1;
-                let text = "HTTP/1.1 407 Proxy Authentication Required\r\n\
-                            Proxy-Authenticate: Basic realm=\"corp\"\r\n\
-                            Content-Length: 0\r\n\r\n";
-                if client.write_all(text.as_bytes()).await.is_err() {
+                if client.write_all(CHALLENGE.as_bytes()).await.is_err() {
                     return;
                 }
             }
-            Verdict::Refuse(status) => {
+            ConnectDecision::Refuse(status) => {
                 server.stats.borrow_mut().refused += 1;
                 let _ = answer(&mut client, status).await;
+                return;
+            }
+            // A decision this proxy does not know: refused as a bad request.
+            _ => {
+                server.stats.borrow_mut().refused += 1;
+                let _ = answer(&mut client, "400 Bad Request").await;
                 return;
             }
         }
@@ -137,8 +134,7 @@ async fn tunnel<N: Net>(server: &Server<N>, mut client: N::Stream, to: SocketAdd
     };
     server.stats.borrow_mut().tunnels += 1;
     let mut upstream = upstream;
-    let ok = b"HTTP/1.1 200 Connection established\r\n\r\n";
-    if client.write_all(ok).await.is_err() {
+    if client.write_all(ESTABLISHED.as_bytes()).await.is_err() {
         return;
     }
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
@@ -171,8 +167,8 @@ async fn read_head<S: tokio::io::AsyncRead + Unpin>(
 ) -> io::Result<Option<Vec<u8>>> {
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(end) = find(buf, b"\r\n\r\n") {
-            return Ok(Some(buf.drain(..end + 4).collect()));
+        if let Some(len) = head_len(buf) {
+            return Ok(Some(buf.drain(..len).collect()));
         }
         if buf.len() > MAX_HEAD_LEN {
             return Ok(None);
@@ -182,84 +178,5 @@ async fn read_head<S: tokio::io::AsyncRead + Unpin>(
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-    }
-}
-
-/// Reads `CONNECT ip:port HTTP/1.x` and the credentials.
-fn judge(head: &[u8], credentials: Option<&BasicCredentials>) -> Verdict {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Verdict::Refuse("400 Bad Request");
-    };
-    let mut lines = text.split("\r\n");
-    let mut parts = lines.next().unwrap_or_default().split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Verdict::Refuse("400 Bad Request");
-    };
-    if method != "CONNECT" {
-        return Verdict::Refuse("405 Method Not Allowed");
-    }
-    if !version.starts_with("HTTP/1.") {
-        return Verdict::Refuse("400 Bad Request");
-    }
-    let Ok(target) = target.parse::<SocketAddr>() else {
-        return Verdict::Refuse("400 Bad Request");
-    };
-    if let Some(expected) = credentials {
-        // The field name is case-insensitive; the value (base64) is not.
-        let wanted = expected.header_value();
-        let given = lines.any(|line| {
-            line.split_once(':').is_some_and(|(name, value)| {
-                name.eq_ignore_ascii_case("proxy-authorization") && value.trim() == wanted
-            })
-        });
-        if !given {
-            return Verdict::Challenge;
-        }
-    }
-    Verdict::Tunnel(target)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn judges_connect_requests() {
-        let ok = b"CONNECT 120.92.118.34:4000 HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert_eq!(
-            judge(ok, None),
-            Verdict::Tunnel("120.92.118.34:4000".parse().unwrap())
-        );
-        assert_eq!(
-            judge(b"GET / HTTP/1.1\r\n\r\n", None),
-            Verdict::Refuse("405 Method Not Allowed")
-        );
-        assert_eq!(
-            judge(b"CONNECT edge.example:443 HTTP/1.1\r\n\r\n", None),
-            Verdict::Refuse("400 Bad Request")
-        );
-        let user = BasicCredentials::new("alice", "s3cret").unwrap();
-        assert_eq!(judge(ok, Some(&user)), Verdict::Challenge);
-        let with = format!(
-            "CONNECT 120.92.118.34:4000 HTTP/1.1\r\nproxy-AUTHORIZATION: {}\r\n\r\n",
-            user.header_value()
-        );
-        assert!(matches!(
-            judge(with.as_bytes(), Some(&user)),
-            Verdict::Tunnel(_)
-        ));
-        let wrong = BasicCredentials::new("alice", "guess").unwrap();
-        let with = format!(
-            "CONNECT 120.92.118.34:4000 HTTP/1.1\r\nProxy-Authorization: {}\r\n\r\n",
-            wrong.header_value()
-        );
-        assert_eq!(judge(with.as_bytes(), Some(&user)), Verdict::Challenge);
     }
 }

@@ -16,7 +16,8 @@ use serde_json::Value;
 pub enum TraceEvent {
     /// The application called `setParameters`; `code` is the SDK's (0: accepted).
     SetParameters {
-        /// The call's text.
+        /// The call's text, proxy passwords redacted
+        /// ([`redact_text`](cloudproxy_core::params::redact_text)).
         text: String,
         /// The SDK's return code.
         code: i32,

@@ -527,24 +527,8 @@ fn distinct(values: impl Iterator<Item = String>) -> Option<String> {
     (!seen.is_empty()).then(|| seen.join(" or "))
 }
 
-/// A `setParameters` text with an HTTP proxy's password (type 3, the fifth element of
-/// `rtc.proxy_server`) replaced by `"<redacted>"`, so that no report prints it. Text that is
-/// not a JSON object is returned as it is (it names no password the engine accepted).
+/// A `setParameters` text with its proxy passwords shown as `"<redacted>"` (core's
+/// [`redact_text`](cloudproxy_core::params::redact_text), as every trace and report prints it).
 pub(crate) fn redact_params(text: &str) -> String {
-    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return text.to_owned();
-    };
-    let Some(server) = value
-        .get_mut("rtc.proxy_server")
-        .and_then(|v| v.as_array_mut())
-    else {
-        return text.to_owned();
-    };
-    if server.first().and_then(|t| t.as_u64()) != Some(3) || server.len() < 5 {
-        return text.to_owned();
-    }
-    if let Some(password) = server.get_mut(4) {
-        *password = serde_json::Value::from("<redacted>");
-    }
-    value.to_string()
+    cloudproxy_core::params::redact_text(text)
 }

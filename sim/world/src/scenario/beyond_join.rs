@@ -9,7 +9,9 @@ use cloudproxy_core::engine::CloudProxyType;
 use cloudproxy_core::http_connect::BasicCredentials;
 use cloudproxy_node::nodes::client::{ClientSpec, Op};
 
-use super::checks::*;
+use super::catalogue::checks_of;
+use super::checks::Check;
+use super::vocabulary::CheckDef;
 use super::{Scenario, Source};
 use crate::policy::{Policy, Proto};
 use crate::world::{ip, Fault, HttpProxySpec, WorldOutcome, WorldSpec, AP_IPS};
@@ -61,10 +63,9 @@ pub(super) fn client(
     spec
 }
 
-/// Faster give-up for clients meant to fail.
-fn quick_give_up(config: &mut ClientConfig) {
-    config.give_up_after = secs(10);
-}
+/// Faster give-up for clients meant to fail (the same function a scenario file's
+/// `give_up_after_s = 10` names).
+const QUICK_GIVE_UP: fn(&mut ClientConfig) = super::file::give_up_after::<10>;
 
 /// Alice in the bank behind `bank`, Bob in the hospital behind the seed's firewall with the
 /// proxy on, both in one channel.
@@ -79,30 +80,86 @@ fn bank_and_hospital(seed: u64, bank: Policy, alice: ClientSpec, duration: Durat
     spec
 }
 
-/// Both join, hear each other, every message acknowledged.
-fn call(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+/// The checks of `name` (a scenario of this module), as words of the vocabulary: the same
+/// list its file twin in `sim/scenarios/` holds.
+pub(super) fn check_defs(name: &str) -> Option<Vec<CheckDef>> {
+    use CheckDef as D;
+    let s = |t: &str| t.to_owned();
+    let call = D::Call(s("alice"), s("bob"), 200);
+    let alice = || s("alice");
+    Some(match name {
+        "ap-failover-racing" => vec![
+            call,
+            D::JoinedWithin(alice(), RACING_JOIN_BOUND),
+            D::JoinedWithin(s("bob"), RACING_JOIN_BOUND),
+            D::ProxyType(alice(), 1),
+            D::MediaPath(alice(), MediaPath::Udp),
+            D::ApsSilent(vec![ip(AP_IPS[0]), ip(AP_IPS[1])]),
+        ],
+        "automatic-open" => vec![
+            call,
+            D::StayDirect(vec![alice(), s("bob")]),
+            D::NoAccessPointAnswered,
+            D::JoinedWithin(alice(), DEFAULT_DIRECT_PROBE_TIMEOUT),
+        ],
+        "automatic-fallback" => vec![
+            call,
+            D::ProxyType(alice(), 1),
+            D::FallsBack(alice(), DEFAULT_DIRECT_PROBE_TIMEOUT),
+            // Alice within the probe time plus the proxy's join; carol, forced onto the proxy
+            // in the same bank, shows the proxy's own join time.
+            D::Named(
+                format!(
+                    "alice joins within the probe time plus the proxy's join ({} ms)",
+                    (DEFAULT_DIRECT_PROBE_TIMEOUT + PROXY_JOIN_WORST).as_millis()
+                ),
+                Box::new(D::JoinedWithin(
+                    alice(),
+                    DEFAULT_DIRECT_PROBE_TIMEOUT + PROXY_JOIN_WORST,
+                )),
+            ),
+            D::Named(
+                format!(
+                    "carol, forced onto the proxy, shows the proxy's own join: within {} ms",
+                    PROXY_JOIN_WORST.as_millis()
+                ),
+                Box::new(D::JoinedWithin(s("carol"), PROXY_JOIN_WORST)),
+            ),
+        ],
+        "force-tcp-443" => vec![
+            call,
+            D::ProxyType(alice(), 1),
+            D::MediaPath(alice(), MediaPath::Tcp),
+            D::RelayPort(alice(), 443),
+            // The bank's only rule is TCP 443; every denial was carol's (seed ports).
+            D::NoUdpLeft(s("bank")),
+            D::NothingDeniedTo(s("bank"), Proto::Tcp, 443),
+            D::NeverJoined(s("carol"), s("gave up")),
+        ],
+        "http-proxy" => [vec![call], through_the_proxy(2, 0)].concat(),
+        // Alice's two tunnels each answer one 407; carol's one request gets the third.
+        "http-proxy-auth" => [
+            vec![call],
+            through_the_proxy(2, 3),
+            vec![D::NeverJoined(
+                s("carol"),
+                s("configure the proxy's user name and password"),
+            )],
+        ]
+        .concat(),
+        _ => return None,
+    })
+}
+
+/// Type 3, TCP media, the proxy carried `tunnels` tunnels and sent `challenges` 407s, and no
+/// UDP left the bank.
+fn through_the_proxy(tunnels: u64, challenges: u64) -> Vec<CheckDef> {
     vec![
-        joined(outcome, "alice"),
-        joined(outcome, "bob"),
-        hears(outcome, spec, "alice", "bob", 200),
-        hears(outcome, spec, "bob", "alice", 200),
-        signalling_all_acked(outcome, "alice"),
-        signalling_all_acked(outcome, "bob"),
+        CheckDef::ProxyType("alice".into(), 3),
+        CheckDef::MediaPath("alice".into(), MediaPath::Tcp),
+        CheckDef::HttpProxyTunnels("bank".into(), tunnels, challenges),
+        CheckDef::NoUdpLeft("bank".into()),
     ]
-}
-
-fn join_time(outcome: &WorldOutcome, name: &str) -> Option<Duration> {
-    outcome.clients.get(name).and_then(|r| r.join_time)
-}
-
-/// The client joined within `bound`.
-fn joined_within(outcome: &WorldOutcome, name: &str, bound: Duration) -> Check {
-    let t = join_time(outcome, name);
-    Check::new(
-        format!("{name} joins within {} ms", bound.as_millis()),
-        t.is_some_and(|t| t <= bound),
-        format!("join time {:?} ms", t.map(|t| t.as_millis())),
-    )
 }
 
 // --- Fail-over that races ------------------------------------------------------------------
@@ -125,22 +182,6 @@ fn ap_failover_racing(seed: u64) -> WorldSpec {
     spec
 }
 
-fn check_ap_failover_racing(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    let mut checks = call(spec, outcome);
-    checks.push(joined_within(outcome, "alice", RACING_JOIN_BOUND));
-    checks.push(joined_within(outcome, "bob", RACING_JOIN_BOUND));
-    checks.push(proxy_type(outcome, "alice", 1));
-    checks.push(media_path(outcome, "alice", MediaPath::Udp));
-    let answered = |i: usize| outcome.aps.get(&ip(AP_IPS[i])).map_or(0, |c| c.answered);
-    let answers: Vec<u64> = (0..AP_IPS.len()).map(answered).collect();
-    checks.push(Check::new(
-        "the dead access points answered nothing and a live one answered",
-        answers[0] == 0 && answers[1] == 0 && answers[2] + answers[3] > 0,
-        format!("answers per access point: {answers:?}"),
-    ));
-    checks
-}
-
 // --- Automatic mode ------------------------------------------------------------------------
 
 fn automatic_open(seed: u64) -> WorldSpec {
@@ -157,37 +198,6 @@ fn automatic_open(seed: u64) -> WorldSpec {
     spec
 }
 
-fn check_automatic_open(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    let mut checks = call(spec, outcome);
-    let proxies: Vec<String> = ["alice", "bob"]
-        .iter()
-        .filter_map(|n| {
-            outcome
-                .clients
-                .get(*n)?
-                .proxy
-                .map(|p| format!("{n}: {p:?}"))
-        })
-        .collect();
-    checks.push(Check::new(
-        "both stay direct: no proxy connection",
-        proxies.is_empty(),
-        format!("{proxies:?}"),
-    ));
-    let asked: u64 = outcome.aps.values().map(|c| c.answered).sum();
-    checks.push(Check::new(
-        "no access point was asked",
-        asked == 0,
-        format!("{asked} answers"),
-    ));
-    checks.push(joined_within(
-        outcome,
-        "alice",
-        DEFAULT_DIRECT_PROBE_TIMEOUT,
-    ));
-    checks
-}
-
 fn automatic_fallback(seed: u64) -> WorldSpec {
     let mut spec = bank_and_hospital(
         seed,
@@ -202,84 +212,16 @@ fn automatic_fallback(seed: u64) -> WorldSpec {
     spec
 }
 
-fn check_automatic_fallback(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    let mut checks = call(spec, outcome);
-    checks.push(proxy_type(outcome, "alice", 1));
-    let fallbacks: Vec<String> = trace_events(outcome, "state")
-        .into_iter()
-        .filter_map(|(_, v)| {
-            let reason = v["reason"].as_str()?;
-            reason
-                .contains("falling back to the cloud proxy")
-                .then(|| reason.to_owned())
-        })
-        .collect();
-    let probe_ms = DEFAULT_DIRECT_PROBE_TIMEOUT.as_millis();
-    checks.push(Check::new(
-        format!("the fallback is reported with its reason and the probe time ({probe_ms} ms)"),
-        fallbacks.len() == 1 && fallbacks[0].contains(&format!("after {probe_ms} ms")),
-        format!("{fallbacks:?}"),
-    ));
-    let (alice, carol) = (join_time(outcome, "alice"), join_time(outcome, "carol"));
-    let bound = DEFAULT_DIRECT_PROBE_TIMEOUT + PROXY_JOIN_WORST;
-    checks.push(Check::new(
-        format!(
-            "alice joins within the probe time plus the proxy's join ({} ms)",
-            bound.as_millis()
-        ),
-        alice.is_some_and(|a| a <= bound) && carol.is_some_and(|c| c <= PROXY_JOIN_WORST),
-        format!(
-            "alice {:?} ms; the proxy's join, carol's (forced): {:?} ms; probe {probe_ms} ms",
-            alice.map(|t| t.as_millis()),
-            carol.map(|t| t.as_millis())
-        ),
-    ));
-    checks
-}
-
 // --- TCP 443 only ------------------------------------------------------------------------------
 
 fn force_tcp_443(seed: u64) -> WorldSpec {
     let alice = client("alice", 1, &[], Some(CloudProxyType::ForceTcp));
     let mut spec = bank_and_hospital(seed, Policy::tcp_443_only(), alice, secs(15));
     let mut carol = client("carol", 3, &[ENABLE], None);
-    carol.tune = quick_give_up;
+    carol.tune = QUICK_GIVE_UP;
     spec.enterprises[0].clients.push(carol);
     spec.never_join = vec!["carol".into()];
     spec
-}
-
-fn check_force_tcp_443(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    let mut checks = call(spec, outcome);
-    checks.push(proxy_type(outcome, "alice", 1));
-    checks.push(media_path(outcome, "alice", MediaPath::Tcp));
-    let relay_port = outcome
-        .clients
-        .get("alice")
-        .and_then(|r| r.proxy)
-        .map(|(_, r)| r.port());
-    checks.push(Check::new(
-        "alice's relay is on port 443",
-        relay_port == Some(443),
-        format!("relay port {relay_port:?}"),
-    ));
-    // Every pass through the bank's firewall was TCP 443 (its only rule); every denial was
-    // carol's (seed ports), none alice's.
-    let bank = outcome.firewalls.get("bank");
-    let udp_out = bank.map_or(0, |f| f.udp_pass);
-    let denied_443 = bank.map_or(0, |f| {
-        f.denied
-            .iter()
-            .filter(|(proto, to)| *proto == Proto::Tcp && to.port() == 443)
-            .count()
-    });
-    checks.push(Check::new(
-        "no UDP left the bank and nothing to TCP 443 was denied",
-        udp_out == 0 && denied_443 == 0,
-        format!("{udp_out} UDP passed, {denied_443} TCP 443 destinations denied"),
-    ));
-    checks.push(never_joined(outcome, "carol", "gave up"));
-    checks
 }
 
 // --- The HTTP proxy (type 3) -------------------------------------------------------------------
@@ -300,55 +242,36 @@ fn http_proxy(seed: u64) -> WorldSpec {
     with_http_proxy(seed, None, HTTP_PROXY)
 }
 
-/// Type 3, TCP media, the proxy carried `tunnels` tunnels and sent `challenges` 407s, and no
-/// UDP left the bank.
-fn through_the_proxy(outcome: &WorldOutcome, tunnels: u64, challenges: u64) -> Vec<Check> {
-    let stats = outcome
-        .http_proxies
-        .get("bank")
-        .cloned()
-        .unwrap_or_default();
-    let udp_out = outcome.firewalls.get("bank").map_or(0, |f| f.udp_pass);
-    vec![
-        proxy_type(outcome, "alice", 3),
-        media_path(outcome, "alice", MediaPath::Tcp),
-        Check::new(
-            format!("the HTTP proxy opened {tunnels} tunnels (signalling, media) after {challenges} challenges"),
-            stats.tunnels == tunnels && stats.challenges == challenges,
-            format!("{stats:?}"),
-        ),
-        Check::new(
-            "no UDP left the bank",
-            udp_out == 0,
-            format!("{udp_out} datagrams passed"),
-        ),
-    ]
-}
-
-fn check_http_proxy(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    let mut checks = call(spec, outcome);
-    checks.extend(through_the_proxy(outcome, 2, 0));
-    checks
-}
-
 fn http_proxy_auth(seed: u64) -> WorldSpec {
     let user = BasicCredentials::new("alice", "s3cret").ok();
     let mut spec = with_http_proxy(seed, user, HTTP_PROXY_AUTH);
     let mut carol = client("carol", 3, &[HTTP_PROXY_BY_NAME], None);
-    carol.tune = quick_give_up;
+    carol.tune = QUICK_GIVE_UP;
     spec.enterprises[0].clients.push(carol);
     spec.never_join = vec!["carol".into()];
     spec
 }
 
+fn check_ap_failover_racing(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    checks_of("ap-failover-racing", spec, outcome)
+}
+
+fn check_automatic_open(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    checks_of("automatic-open", spec, outcome)
+}
+
+fn check_automatic_fallback(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    checks_of("automatic-fallback", spec, outcome)
+}
+
+fn check_force_tcp_443(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    checks_of("force-tcp-443", spec, outcome)
+}
+
+fn check_http_proxy(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    checks_of("http-proxy", spec, outcome)
+}
+
 fn check_http_proxy_auth(spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
-    let mut checks = call(spec, outcome);
-    // Alice's two tunnels each answer one 407; carol's one request gets the third.
-    checks.extend(through_the_proxy(outcome, 2, 3));
-    checks.push(never_joined(
-        outcome,
-        "carol",
-        "configure the proxy's user name and password",
-    ));
-    checks
+    checks_of("http-proxy-auth", spec, outcome)
 }

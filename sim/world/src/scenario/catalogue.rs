@@ -41,6 +41,26 @@ pub fn catalogue() -> &'static [Scenario] {
     &ALL
 }
 
+/// The checks of the catalogue scenario `name` as words of the vocabulary, for the
+/// scenarios beyond the seed (`None` for the seed's, whose checks are Rust functions that call
+/// the same words; their twins in `sim/scenarios/` list them).
+pub fn check_defs(name: &str) -> Option<Vec<super::vocabulary::CheckDef>> {
+    super::beyond_join::check_defs(name).or_else(|| super::beyond_changes::check_defs(name))
+}
+
+/// The checks of the catalogue scenario `name` whose checks are words ([`check_defs`]),
+/// judged on `outcome`.
+pub(super) fn checks_of(name: &str, spec: &WorldSpec, outcome: &WorldOutcome) -> Vec<Check> {
+    match check_defs(name) {
+        Some(defs) => defs.iter().flat_map(|d| d.eval(spec, outcome)).collect(),
+        // Never vacuous: a scenario without its words fails.
+        None => vec![Check::fail(
+            "the scenario's checks",
+            format!("no checks are defined for {name}"),
+        )],
+    }
+}
+
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
     catalogue().iter().find(|s| s.name == name)

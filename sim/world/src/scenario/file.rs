@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cloudproxy_core::client::ClientConfig;
+use cloudproxy_core::engine::CloudProxyType;
+use cloudproxy_core::http_connect::BasicCredentials;
 use cloudproxy_core::socks5::ServerPolicy;
 use toml::Spanned;
 
@@ -21,7 +23,7 @@ use super::vocabulary::CheckDef;
 use super::Check;
 use crate::policy::Policy;
 use crate::world::{
-    ip, SocksSpec, WorldOutcome, WorldSpec, AP_IPS, ATTACKER_IP, EDGE_IP, RELAY_IPS,
+    ip, HttpProxySpec, SocksSpec, WorldOutcome, WorldSpec, AP_IPS, ATTACKER_IP, EDGE_IP, RELAY_IPS,
 };
 use cloudproxy_node::nodes::client::{ClientSpec, Op};
 
@@ -366,6 +368,10 @@ impl Cx<'_> {
                 udp_ports,
             });
         }
+        if let Some(proxy) = &e.http_proxy {
+            spec.enterprises[index].http_proxy =
+                Some(self.http_proxy(proxy, &format!("{field}.http_proxy"))?);
+        }
         for (i, c) in e.clients.iter().enumerate() {
             let cfield = format!("{field}.client[{}]", i + 1);
             let clients = self.clients(c, &cfield)?;
@@ -389,6 +395,42 @@ impl Cx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `[enterprise.http_proxy]`: an address, a port, maybe a name and Basic credentials
+    /// (`user` and `password` together).
+    fn http_proxy(&self, doc: &HttpProxyDoc, field: &str) -> Result<HttpProxySpec, FileError> {
+        let ip: IpAddr =
+            doc.ip.get_ref().parse().map_err(|_| {
+                self.err(doc.ip.span(), &format!("{field}.ip"), "not an IP address")
+            })?;
+        if doc.port == 0 {
+            return Err(self.err(
+                doc.ip.span(),
+                &format!("{field}.port"),
+                "a port is 1 to 65535",
+            ));
+        }
+        let credentials = match (&doc.user, &doc.password) {
+            (None, None) => None,
+            (Some(user), Some(password)) => Some(
+                BasicCredentials::new(user.get_ref(), password.get_ref())
+                    .map_err(|e| self.err(user.span(), &format!("{field}.user"), e.to_string()))?,
+            ),
+            (Some(v), None) | (None, Some(v)) => {
+                return Err(self.err(
+                    v.span(),
+                    &format!("{field}.password"),
+                    "give `user` and `password` together (Basic authentication), or neither",
+                ))
+            }
+        };
+        Ok(HttpProxySpec {
+            ip,
+            port: doc.port,
+            name: doc.name.clone(),
+            credentials,
+        })
     }
 
     fn policy(&self, e: &EnterpriseDoc, field: &str) -> Result<Policy, FileError> {
@@ -470,6 +512,10 @@ impl Cx<'_> {
                 Some(every)
             }
         };
+        let cloud = match &c.cloud_proxy {
+            None => None,
+            Some(v) => Some(self.cloud_proxy(v, &format!("{field}.cloud_proxy"))?),
+        };
         let mut script = Vec::new();
         for (i, step) in c.script.iter().enumerate() {
             script.push(self.step(step, &format!("{field}.script[{}]", i + 1))?);
@@ -493,6 +539,11 @@ impl Cx<'_> {
             let params: Vec<&str> = c.params.iter().map(String::as_str).collect();
             let at = start + Duration::from_millis(c.join_every_ms.saturating_mul(u64::from(i)));
             let mut client = ClientSpec::new(&name, uid, &channel, &params, at);
+            if let Some(cloud) = cloud {
+                // setCloudProxy after the parameters, before the join, at the same moment.
+                let join = client.script.len() - 1;
+                client.script.insert(join, (at, Op::SetCloudProxy(cloud)));
+            }
             client.script.extend(script.iter().cloned());
             if let Some(pps) = c.media_pps {
                 client.media_pps = pps;
@@ -509,8 +560,55 @@ impl Cx<'_> {
         Ok(out)
     }
 
+    /// A `setCloudProxy` type: `automatic`, `force-udp` or `force-tcp`.
+    fn cloud_proxy(&self, v: &Spanned<String>, field: &str) -> Result<CloudProxyType, FileError> {
+        [
+            CloudProxyType::Automatic,
+            CloudProxyType::ForceUdp,
+            CloudProxyType::ForceTcp,
+        ]
+        .into_iter()
+        .find(|t| t.name() == v.get_ref())
+        .ok_or_else(|| {
+            self.err(
+                v.span(),
+                field,
+                format!(
+                    "{:?}: expected \"automatic\", \"force-udp\" or \"force-tcp\"",
+                    v.get_ref()
+                ),
+            )
+        })
+    }
+
     fn step(&self, step: &StepDoc, field: &str) -> Result<(Duration, Op), FileError> {
         let at = self.secs(&step.at_s, &format!("{field}.at_s"))?;
+        match (step.op.get_ref().as_str(), &step.cloud_proxy) {
+            ("set_cloud_proxy", Some(v)) if step.params.is_none() => {
+                let cloud = self.cloud_proxy(v, &format!("{field}.cloud_proxy"))?;
+                return Ok((at, Op::SetCloudProxy(cloud)));
+            }
+            ("set_cloud_proxy", None) => return Err(self.err(
+                step.op.span(),
+                &format!("{field}.cloud_proxy"),
+                "op \"set_cloud_proxy\" needs `cloud_proxy` (automatic, force-udp or force-tcp)",
+            )),
+            ("set_cloud_proxy", Some(_)) => {
+                return Err(self.err(
+                    step.op.span(),
+                    &format!("{field}.params"),
+                    "only op \"set\" takes `params`",
+                ))
+            }
+            (_, Some(v)) => {
+                return Err(self.err(
+                    v.span(),
+                    &format!("{field}.cloud_proxy"),
+                    "only op \"set_cloud_proxy\" takes `cloud_proxy`",
+                ))
+            }
+            (_, None) => {}
+        }
         let op = match (step.op.get_ref().as_str(), &step.params) {
             ("set", Some(text)) => Op::Set(text.clone()),
             ("set", None) => {
@@ -533,7 +631,9 @@ impl Cx<'_> {
                 return Err(self.err(
                     step.op.span(),
                     &format!("{field}.op"),
-                    format!("{other:?}: expected \"set\", \"join\" or \"leave\""),
+                    format!(
+                        "{other:?}: expected \"set\", \"set_cloud_proxy\", \"join\" or \"leave\""
+                    ),
                 ))
             }
         };
@@ -542,12 +642,13 @@ impl Cx<'_> {
 }
 
 /// The policy presets a file may name.
-pub const PRESETS: [&str; 5] = [
+pub const PRESETS: [&str; 6] = [
     "seed",
     "open",
     "seed-tcp-only",
     "dns-blocked",
     "udp-blocked",
+    "tcp-443-only",
 ];
 
 /// The policy preset `name`.
@@ -557,6 +658,7 @@ pub(super) fn preset(name: &str) -> Option<Policy> {
         "open" => Policy::open(),
         "seed-tcp-only" | "udp-blocked" => Policy::seed_tcp_only(),
         "dns-blocked" => Policy::dns_blocked(),
+        "tcp-443-only" => Policy::tcp_443_only(),
         _ => return None,
     })
 }
@@ -629,62 +731,39 @@ fn template(text: &str, i: u32) -> Result<String, String> {
     Ok(out)
 }
 
+/// `(name, the text of sim/scenarios/NAME.toml)` for each name, built in.
+macro_rules! catalogue_files {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!("../../../scenarios/", $name, ".toml")))),*]
+    };
+}
+
 /// The catalogue written as scenario files (`sim/scenarios/NAME.toml`), built in.
-const CATALOGUE_FILES: [(&str, &str); 15] = [
-    (
-        "direct-blocked",
-        include_str!("../../../scenarios/direct-blocked.toml"),
-    ),
-    (
-        "direct-open",
-        include_str!("../../../scenarios/direct-open.toml"),
-    ),
-    (
-        "proxy-default",
-        include_str!("../../../scenarios/proxy-default.toml"),
-    ),
-    (
-        "proxy-ip-list",
-        include_str!("../../../scenarios/proxy-ip-list.toml"),
-    ),
-    (
-        "ap-failover",
-        include_str!("../../../scenarios/ap-failover.toml"),
-    ),
-    (
-        "relay-crash",
-        include_str!("../../../scenarios/relay-crash.toml"),
-    ),
-    (
-        "udp-blocked",
-        include_str!("../../../scenarios/udp-blocked.toml"),
-    ),
-    ("socks5", include_str!("../../../scenarios/socks5.toml")),
-    (
-        "socks5-no-udp",
-        include_str!("../../../scenarios/socks5-no-udp.toml"),
-    ),
-    (
-        "in-channel-change",
-        include_str!("../../../scenarios/in-channel-change.toml"),
-    ),
-    (
-        "lossy-media",
-        include_str!("../../../scenarios/lossy-media.toml"),
-    ),
-    (
-        "partition-heal",
-        include_str!("../../../scenarios/partition-heal.toml"),
-    ),
-    (
-        "open-relay-attack",
-        include_str!("../../../scenarios/open-relay-attack.toml"),
-    ),
-    (
-        "ticket-expiry",
-        include_str!("../../../scenarios/ticket-expiry.toml"),
-    ),
-    ("crowd", include_str!("../../../scenarios/crowd.toml")),
+const CATALOGUE_FILES: [(&str, &str); 24] = catalogue_files![
+    "direct-blocked",
+    "direct-open",
+    "proxy-default",
+    "proxy-ip-list",
+    "ap-failover",
+    "relay-crash",
+    "udp-blocked",
+    "socks5",
+    "socks5-no-udp",
+    "in-channel-change",
+    "lossy-media",
+    "partition-heal",
+    "open-relay-attack",
+    "ticket-expiry",
+    "crowd",
+    "ap-failover-racing",
+    "automatic-open",
+    "automatic-fallback",
+    "force-tcp-443",
+    "http-proxy",
+    "http-proxy-auth",
+    "nat-rebinding",
+    "address-change",
+    "vpn-blocks-udp",
 ];
 
 /// The catalogue scenario `name` as its file twin in `sim/scenarios/` (built in; the twin

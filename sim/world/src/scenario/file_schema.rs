@@ -45,6 +45,7 @@ pub(super) struct EnterpriseDoc {
     pub policy_file: Option<Spanned<String>>,
     pub resolver: Option<DnsPolicy>,
     pub socks: Option<SocksDoc>,
+    pub http_proxy: Option<HttpProxyDoc>,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientDoc>,
 }
@@ -58,6 +59,17 @@ pub(super) struct SocksDoc {
     #[serde(default = "yes")]
     pub udp_associate: bool,
     pub udp_ports: Option<Spanned<String>>,
+}
+
+/// `[enterprise.http_proxy]` (beyond the seed): an enterprise HTTP CONNECT proxy.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HttpProxyDoc {
+    pub ip: Spanned<String>,
+    pub port: u16,
+    pub name: Option<String>,
+    pub user: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -83,6 +95,7 @@ pub(super) struct ClientDoc {
     pub give_up_after_s: Option<Spanned<u64>>,
     #[serde(default)]
     pub compat: bool,
+    pub cloud_proxy: Option<Spanned<String>>,
     #[serde(default)]
     pub script: Vec<StepDoc>,
 }
@@ -98,6 +111,7 @@ pub(super) struct StepDoc {
     pub at_s: Spanned<f64>,
     pub op: Spanned<String>,
     pub params: Option<String>,
+    pub cloud_proxy: Option<Spanned<String>>,
 }
 
 /// `[[fault]]`: a time and exactly one kind.
@@ -117,6 +131,10 @@ pub(super) struct FaultDoc {
     latency_ms: Option<u64>,
     dns_outage: Option<bool>,
     impair: Option<ImpairDoc>,
+    nat_rebind: Option<Spanned<String>>,
+    vpn_blocks_udp: Option<Spanned<String>>,
+    vpn_down: Option<Spanned<String>>,
+    address_change: Option<Spanned<String>>,
 }
 
 /// `impair = { ... }`; every field 0 (`impair = {}`) ends the impairments.
@@ -148,7 +166,7 @@ pub(super) struct CheckDoc {
     #[serde(rename = "type")]
     proxy: Option<u8>,
     media_path: Option<Spanned<String>>,
-    path: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
     reconnects: Option<Spanned<String>>,
     recovers_within: Option<Spanned<String>>,
     within_s: Option<Spanned<f64>>,
@@ -170,19 +188,44 @@ pub(super) struct CheckDoc {
     codes: Option<Spanned<String>>,
     expect: Option<Vec<i32>>,
     config_in_force: Option<Spanned<String>>,
-    contains: Option<String>,
+    pub(super) contains: Option<String>,
     media_between: Option<Spanned<String>>,
     from_s: Option<u64>,
     until_s: Option<u64>,
     fresh_ticket_after: Option<Spanned<String>>,
-    after_s: Option<Spanned<f64>>,
+    pub(super) after_s: Option<Spanned<f64>>,
     #[serde(default)]
     open_relay_attack: bool,
     crowd: Option<usize>,
+    pub(super) joined_within: Option<Spanned<String>>,
+    pub(super) within_ms: Option<u64>,
+    pub(super) stay_direct: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) no_access_point_answered: bool,
+    pub(super) falls_back: Option<Spanned<String>>,
+    pub(super) probe_ms: Option<u64>,
+    pub(super) relay_port: Option<Spanned<String>>,
+    pub(super) port: Option<u16>,
+    pub(super) no_udp_left: Option<Spanned<String>>,
+    pub(super) nothing_denied_to: Option<Spanned<String>>,
+    pub(super) proto: Option<Spanned<String>>,
+    pub(super) http_proxy_tunnels: Option<Spanned<String>>,
+    pub(super) tunnels: Option<u64>,
+    pub(super) challenges: Option<u64>,
+    pub(super) nat_rebound: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) relay_followed_rebinding: bool,
+    pub(super) no_reconnect: Option<Spanned<String>>,
+    pub(super) no_ticket_after: Option<Spanned<String>>,
+    pub(super) media_after: Option<Spanned<String>>,
+    pub(super) seconds: Option<u64>,
+    pub(super) reason_mentions: Option<Spanned<String>>,
+    pub(super) media_path_within: Option<Spanned<String>>,
+    pub(super) vpn_dropped_udp: Option<Spanned<String>>,
 }
 
 /// The words of the checks' vocabulary, as a file writes them.
-pub const CHECK_WORDS: [&str; 25] = [
+pub const CHECK_WORDS: [&str; 41] = [
     "joined",
     "never_joined",
     "hears",
@@ -207,11 +250,27 @@ pub const CHECK_WORDS: [&str; 25] = [
     "fresh_ticket_after",
     "open_relay_attack",
     "crowd",
+    "joined_within",
+    "stay_direct",
+    "no_access_point_answered",
+    "falls_back",
+    "relay_port",
+    "no_udp_left",
+    "nothing_denied_to",
+    "http_proxy_tunnels",
+    "nat_rebound",
+    "relay_followed_rebinding",
+    "no_reconnect",
+    "no_ticket_after",
+    "media_after",
+    "reason_mentions",
+    "media_path_within",
+    "vpn_dropped_udp",
     "name",
 ];
 
 /// The kinds of fault, as a file writes them.
-pub const FAULT_WORDS: [&str; 11] = [
+pub const FAULT_WORDS: [&str; 15] = [
     "crash",
     "restart",
     "crash_relay_of",
@@ -223,9 +282,48 @@ pub const FAULT_WORDS: [&str; 11] = [
     "latency",
     "dns_outage",
     "impair",
+    "nat_rebind",
+    "vpn_blocks_udp",
+    "vpn_down",
+    "address_change",
 ];
 
 impl Cx<'_> {
+    /// `"udp"` or `"tcp"`, the `path` argument of a check.
+    pub(super) fn media_path(
+        &self,
+        p: &Spanned<String>,
+        field: &str,
+    ) -> Result<MediaPath, FileError> {
+        match p.get_ref().as_str() {
+            "udp" => Ok(MediaPath::Udp),
+            "tcp" => Ok(MediaPath::Tcp),
+            other => Err(self.err(
+                p.span(),
+                &format!("{field}.path"),
+                format!("{other:?}: expected \"udp\" or \"tcp\""),
+            )),
+        }
+    }
+
+    /// An enterprise's name that the world has.
+    pub(super) fn enterprise_name(
+        &self,
+        value: &Spanned<String>,
+        field: &str,
+        world: &WorldSpec,
+    ) -> Result<String, FileError> {
+        if world.enterprises.iter().any(|e| &e.name == value.get_ref()) {
+            Ok(value.get_ref().clone())
+        } else {
+            Err(self.err(
+                value.span(),
+                field,
+                format!("no enterprise named {:?} in this scenario", value.get_ref()),
+            ))
+        }
+    }
+
     fn pair(
         &self,
         value: &Spanned<Vec<Spanned<String>>>,
@@ -263,6 +361,10 @@ impl Cx<'_> {
             f.latency.is_some(),
             f.dns_outage.is_some(),
             f.impair.is_some(),
+            f.nat_rebind.is_some(),
+            f.vpn_blocks_udp.is_some(),
+            f.vpn_down.is_some(),
+            f.address_change.is_some(),
         ];
         let kinds: Vec<&str> = FAULT_WORDS
             .iter()
@@ -326,6 +428,17 @@ impl Cx<'_> {
             Fault::DnsOutage(on)
         } else if let Some(i) = &f.impair {
             Fault::Impair(self.impairments(i, doc.span(), field)?)
+        } else if let Some(e) = &f.nat_rebind {
+            Fault::NatRebind(self.enterprise_name(e, &sub("nat_rebind"), world)?)
+        } else if let Some(e) = &f.vpn_blocks_udp {
+            Fault::VpnBlocksUdp(
+                self.enterprise_name(e, &sub("vpn_blocks_udp"), world)?,
+                true,
+            )
+        } else if let Some(e) = &f.vpn_down {
+            Fault::VpnBlocksUdp(self.enterprise_name(e, &sub("vpn_down"), world)?, false)
+        } else if let Some(c) = &f.address_change {
+            Fault::AddressChange(self.client(c, &sub("address_change"), world)?)
         } else {
             unreachable!("exactly one kind is present")
         };
@@ -394,6 +507,22 @@ impl Cx<'_> {
             c.fresh_ticket_after.is_some(),
             c.open_relay_attack,
             c.crowd.is_some(),
+            c.joined_within.is_some(),
+            c.stay_direct.is_some(),
+            c.no_access_point_answered,
+            c.falls_back.is_some(),
+            c.relay_port.is_some(),
+            c.no_udp_left.is_some(),
+            c.nothing_denied_to.is_some(),
+            c.http_proxy_tunnels.is_some(),
+            c.nat_rebound.is_some(),
+            c.relay_followed_rebinding,
+            c.no_reconnect.is_some(),
+            c.no_ticket_after.is_some(),
+            c.media_after.is_some(),
+            c.reason_mentions.is_some(),
+            c.media_path_within.is_some(),
+            c.vpn_dropped_udp.is_some(),
         ];
         let words = &CHECK_WORDS[..CHECK_WORDS.len() - 1];
         let kinds: Vec<&str> = words
@@ -444,6 +573,9 @@ impl Cx<'_> {
         if let Some(def) = self.world_word(c, field, world, &need, &client)? {
             return Ok(def);
         }
+        if let Some(def) = self.beyond_word(doc, field, world, &need, &client)? {
+            return Ok(def);
+        }
         Ok(if let Some(n) = &c.joined {
             D::Joined(client(n)?)
         } else if let Some(n) = &c.never_joined {
@@ -458,28 +590,19 @@ impl Cx<'_> {
             D::SignallingAcked(client(n)?)
         } else if let Some(n) = &c.proxy_type {
             let t = c.proxy.ok_or_else(|| need("type"))?;
-            if t > 2 {
+            if t > 3 {
                 return Err(self.err(
                     doc.span(),
                     &format!("{field}.type"),
-                    format!("{t}: a proxy type is 0, 1 or 2"),
+                    format!(
+                        "{t}: a proxy type is 0, 1, 2 or 3 (3: an HTTP proxy, beyond the seed)"
+                    ),
                 ));
             }
             D::ProxyType(client(n)?, t)
         } else if let Some(n) = &c.media_path {
             let p = c.path.as_ref().ok_or_else(|| need("path"))?;
-            let path = match p.get_ref().as_str() {
-                "udp" => MediaPath::Udp,
-                "tcp" => MediaPath::Tcp,
-                other => {
-                    return Err(self.err(
-                        p.span(),
-                        &format!("{field}.path"),
-                        format!("{other:?}: expected \"udp\" or \"tcp\""),
-                    ))
-                }
-            };
-            D::MediaPath(client(n)?, path)
+            D::MediaPath(client(n)?, self.media_path(p, field)?)
         } else if let Some(n) = &c.reconnects {
             D::Reconnects(client(n)?)
         } else if let Some(n) = &c.recovers_within {

@@ -5,11 +5,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use cloudproxy_core::client::ClientConfig;
+use cloudproxy_core::client::{ClientConfig, MediaPath};
 
 use super::vocabulary::CheckDef;
 use crate::policy::{DnsPolicy, Policy, Proto, Verdict};
-use crate::world::{Fault, WorldSpec};
+use crate::world::{Fault, HttpProxySpec, WorldSpec};
 use cloudproxy_node::nodes::client::{ClientSpec, Op};
 
 /// A world that a scenario file cannot say.
@@ -82,8 +82,8 @@ pub fn to_toml(
             None => writeln!(w, "policy = {}", policy_table(&e.policy)),
         }
         .unwrap_or(());
-        if e.http_proxy.is_some() {
-            return unsupported("an enterprise HTTP proxy (beyond the seed)");
+        if let Some(p) = &e.http_proxy {
+            http_proxy(w, p);
         }
         if let Some(s) = &e.socks {
             let p = &s.policy;
@@ -156,6 +156,28 @@ fn policy_table(policy: &Policy) -> String {
     )
 }
 
+/// `[enterprise.http_proxy]`. The password is written as it is: the file is the world's
+/// definition (reports and traces print it redacted).
+fn http_proxy(w: &mut String, p: &HttpProxySpec) {
+    let _ = writeln!(
+        w,
+        "\n[enterprise.http_proxy]\nip = {}\nport = {}",
+        quote(&p.ip.to_string()),
+        p.port
+    );
+    if let Some(name) = &p.name {
+        let _ = writeln!(w, "name = {}", quote(name));
+    }
+    if let Some(c) = &p.credentials {
+        let _ = writeln!(
+            w,
+            "user = {}\npassword = {}",
+            quote(c.user()),
+            quote(c.password())
+        );
+    }
+}
+
 fn client(w: &mut String, c: &ClientSpec) -> Result<(), WriteError> {
     let unsupported = |what: String| Err(WriteError::Unsupported(what));
     if c.app_id != "cloudproxy-sim"
@@ -175,9 +197,12 @@ fn client(w: &mut String, c: &ClientSpec) -> Result<(), WriteError> {
     };
     let start = c.script[join].0;
     let mut params = Vec::new();
+    let mut cloud = None;
     for (at, op) in &c.script[..join] {
         match op {
-            Op::Set(text) if *at == start => params.push(quote(text)),
+            Op::Set(text) if *at == start && cloud.is_none() => params.push(quote(text)),
+            // The file's `cloud_proxy`: setCloudProxy after the parameters, before the join.
+            Op::SetCloudProxy(kind) if *at == start && cloud.is_none() => cloud = Some(*kind),
             _ => {
                 return unsupported(format!(
                     "client {}: a script that does not start with its parameters and a join",
@@ -208,6 +233,9 @@ fn client(w: &mut String, c: &ClientSpec) -> Result<(), WriteError> {
     if c.compat {
         let _ = writeln!(w, "compat = true");
     }
+    if let Some(kind) = cloud {
+        let _ = writeln!(w, "cloud_proxy = \"{}\"", kind.name());
+    }
     let (mut tuned, default) = (ClientConfig::default(), ClientConfig::default());
     (c.tune)(&mut tuned);
     if tuned.give_up_after != default.give_up_after {
@@ -219,11 +247,11 @@ fn client(w: &mut String, c: &ClientSpec) -> Result<(), WriteError> {
             Op::Set(text) => writeln!(w, "op = \"set\"\nparams = {}", quote(text)),
             Op::Join => writeln!(w, "op = \"join\""),
             Op::Leave => writeln!(w, "op = \"leave\""),
-            Op::SetCloudProxy(_) => {
-                return Err(WriteError::Unsupported(
-                    "setCloudProxy in a script (beyond the seed)".to_owned(),
-                ))
-            }
+            Op::SetCloudProxy(kind) => writeln!(
+                w,
+                "op = \"set_cloud_proxy\"\ncloud_proxy = \"{}\"",
+                kind.name()
+            ),
         };
     }
     Ok(())
@@ -245,11 +273,10 @@ fn fault_line(fault: &Fault) -> Result<String, WriteError> {
             format!("{}\nlatency_ms = {}", pair("latency", a, b), d.as_millis())
         }
         Fault::DnsOutage(on) => format!("dns_outage = {on}"),
-        Fault::NatRebind(_) | Fault::VpnBlocksUdp(..) | Fault::AddressChange(_) => {
-            return Err(WriteError::Unsupported(format!(
-                "the network-change fault {fault} (beyond the seed)"
-            )))
-        }
+        Fault::NatRebind(e) => format!("nat_rebind = {}", quote(e)),
+        Fault::VpnBlocksUdp(e, true) => format!("vpn_blocks_udp = {}", quote(e)),
+        Fault::VpnBlocksUdp(e, false) => format!("vpn_down = {}", quote(e)),
+        Fault::AddressChange(n) => format!("address_change = {}", quote(n)),
         Fault::Impair(i) => {
             let mut fields = Vec::new();
             if i.loss_pct > 0 {
@@ -279,15 +306,7 @@ fn check_lines(check: &CheckDef) -> String {
         D::Call(a, b, m) => format!("call = [{}, {}]\nmin_packets = {m}", q(a), q(b)),
         D::SignallingAcked(n) => format!("signalling_acked = {}", q(n)),
         D::ProxyType(n, t) => format!("proxy_type = {}\ntype = {t}", q(n)),
-        D::MediaPath(n, p) => format!(
-            "media_path = {}\npath = \"{}\"",
-            q(n),
-            if *p == cloudproxy_core::client::MediaPath::Udp {
-                "udp"
-            } else {
-                "tcp"
-            }
-        ),
+        D::MediaPath(n, p) => format!("media_path = {}\npath = \"{}\"", q(n), path_word(*p)),
         D::Reconnects(n) => format!("reconnects = {}", q(n)),
         D::RecoversWithin(n, d) => format!("recovers_within = {}\nwithin_s = {}", q(n), secs(*d)),
         D::RelayInUseCrashed(n) => format!("relay_in_use_crashed = {}", q(n)),
@@ -316,5 +335,64 @@ fn check_lines(check: &CheckDef) -> String {
         D::OpenRelayAttack => "open_relay_attack = true".into(),
         D::Crowd(n) => format!("crowd = {n}"),
         D::Named(name, inner) => format!("name = {}\n{}", q(name), check_lines(inner)),
+        other => beyond_check_lines(other),
+    }
+}
+
+fn path_word(p: MediaPath) -> &'static str {
+    if p == MediaPath::Udp {
+        "udp"
+    } else {
+        "tcp"
+    }
+}
+
+/// The checks beyond the seed (issue 18).
+fn beyond_check_lines(check: &CheckDef) -> String {
+    use CheckDef as D;
+    let q = |s: &str| quote(s);
+    let ms = |d: &Duration| d.as_millis();
+    match check {
+        D::JoinedWithin(n, d) => format!("joined_within = {}\nwithin_ms = {}", q(n), ms(d)),
+        D::StayDirect(names) => {
+            let names: Vec<String> = names.iter().map(|n| q(n)).collect();
+            format!("stay_direct = [{}]", names.join(", "))
+        }
+        D::NoAccessPointAnswered => "no_access_point_answered = true".into(),
+        D::FallsBack(n, d) => format!("falls_back = {}\nprobe_ms = {}", q(n), ms(d)),
+        D::RelayPort(n, port) => format!("relay_port = {}\nport = {port}", q(n)),
+        D::NoUdpLeft(e) => format!("no_udp_left = {}", q(e)),
+        D::NothingDeniedTo(e, proto, port) => format!(
+            "nothing_denied_to = {}\nproto = \"{}\"\nport = {port}",
+            q(e),
+            if *proto == Proto::Tcp { "tcp" } else { "udp" }
+        ),
+        D::HttpProxyTunnels(e, t, c) => {
+            format!(
+                "http_proxy_tunnels = {}\ntunnels = {t}\nchallenges = {c}",
+                q(e)
+            )
+        }
+        D::NatRebound(e) => format!("nat_rebound = {}", q(e)),
+        D::RelayFollowedRebinding => "relay_followed_rebinding = true".into(),
+        D::NoReconnect(n) => format!("no_reconnect = {}", q(n)),
+        D::NoTicketAfter(e, d) => format!("no_ticket_after = {}\nafter_s = {}", q(e), secs(*d)),
+        D::MediaAfter(n, d, s) => {
+            format!(
+                "media_after = {}\nafter_s = {}\nseconds = {s}",
+                q(n),
+                secs(*d)
+            )
+        }
+        D::ReasonMentions(n, t) => format!("reason_mentions = {}\ncontains = {}", q(n), q(t)),
+        D::MediaPathWithin(n, p, after, bound) => format!(
+            "media_path_within = {}\npath = \"{}\"\nafter_s = {}\nwithin_ms = {}",
+            q(n),
+            path_word(*p),
+            secs(*after),
+            ms(bound)
+        ),
+        D::VpnDroppedUdp(e) => format!("vpn_dropped_udp = {}", q(e)),
+        _ => unreachable!("every other check is written by check_lines"),
     }
 }

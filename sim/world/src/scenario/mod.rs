@@ -11,16 +11,18 @@ mod catalogue;
 mod checks;
 pub mod file;
 mod file_schema;
+mod file_schema_beyond;
 pub mod file_writer;
 pub mod shrink;
 #[cfg(test)]
 mod tests;
 pub mod vocabulary;
+mod vocabulary_beyond;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use catalogue::{catalogue, find};
+pub use catalogue::{catalogue, check_defs, find};
 pub use checks::{differential, safety as safety_checks, Check};
 pub use file::{FileError, ScenarioFile};
 

@@ -12,6 +12,8 @@ use cloudproxy_core::client::MediaPath;
 use cloudproxy_node::nodes::attacker::FORBIDDEN;
 
 use super::checks::*;
+use super::vocabulary_beyond as b;
+use crate::policy::Proto;
 use crate::world::{ip, Fault, WorldOutcome, WorldSpec, AP_IPS};
 
 /// One entry of a scenario's checks: a word of the vocabulary and its arguments. Some expand
@@ -68,6 +70,44 @@ pub enum CheckDef {
     OpenRelayAttack,
     /// This many clients all join, hear their channel, are acknowledged; both relays load.
     Crowd(usize),
+    /// **Beyond the seed**: the client joined within the bound.
+    JoinedWithin(String, Duration),
+    /// **Beyond the seed**: none of these clients holds a proxy connection.
+    StayDirect(Vec<String>),
+    /// **Beyond the seed**: no access point answered anything.
+    NoAccessPointAnswered,
+    /// **Beyond the seed**: the client reported one fallback to the cloud proxy, after this
+    /// probe time.
+    FallsBack(String, Duration),
+    /// **Beyond the seed**: the client's relay (or proxy) is on this port.
+    RelayPort(String, u16),
+    /// **Beyond the seed**: no UDP passed the enterprise's firewall.
+    NoUdpLeft(String),
+    /// **Beyond the seed**: the enterprise's firewall denied nothing to this protocol and port.
+    NothingDeniedTo(String, Proto, u16),
+    /// **Beyond the seed**: the enterprise's HTTP proxy opened exactly this many tunnels after
+    /// exactly this many challenges.
+    HttpProxyTunnels(String, u64, u64),
+    /// **Beyond the seed**: the enterprise's NAT rebound, and a late datagram came from an old
+    /// mapping.
+    NatRebound(String),
+    /// **Beyond the seed**: a relay followed a rebinding and refused media from the retired
+    /// address.
+    RelayFollowedRebinding,
+    /// **Beyond the seed**: the client never reconnected.
+    NoReconnect(String),
+    /// **Beyond the seed**: no access point answered the enterprise after this time.
+    NoTicketAfter(String, Duration),
+    /// **Beyond the seed**: the client received media in at least this many seconds after the
+    /// time.
+    MediaAfter(String, Duration, u64),
+    /// **Beyond the seed**: a state change of the client gave a reason containing the text.
+    ReasonMentions(String, String),
+    /// **Beyond the seed**: the client's media path became this within the bound (the second
+    /// duration) after the time (the first).
+    MediaPathWithin(String, MediaPath, Duration, Duration),
+    /// **Beyond the seed**: the enterprise's VPN dropped UDP.
+    VpnDroppedUdp(String),
     /// Another check under a name of the scenario's own.
     Named(String, Box<CheckDef>),
 }
@@ -102,6 +142,26 @@ impl CheckDef {
             D::FreshTicketAfter(e, after) => one(fresh_ticket_after(spec, outcome, e, *after)),
             D::OpenRelayAttack => open_relay_attack(outcome),
             D::Crowd(total) => crowd(outcome, *total),
+            D::JoinedWithin(n, bound) => one(b::joined_within(outcome, n, *bound)),
+            D::StayDirect(names) => one(b::stay_direct(outcome, names)),
+            D::NoAccessPointAnswered => one(b::no_access_point_answered(outcome)),
+            D::FallsBack(n, probe) => one(b::falls_back(outcome, n, *probe)),
+            D::RelayPort(n, port) => one(b::relay_port(outcome, n, *port)),
+            D::NoUdpLeft(e) => one(b::no_udp_left(outcome, e)),
+            D::NothingDeniedTo(e, proto, port) => {
+                one(b::nothing_denied_to(outcome, e, *proto, *port))
+            }
+            D::HttpProxyTunnels(e, t, c) => one(b::http_proxy_tunnels(outcome, e, *t, *c)),
+            D::NatRebound(e) => one(b::nat_rebound(outcome, e)),
+            D::RelayFollowedRebinding => one(b::relay_followed_rebinding(outcome)),
+            D::NoReconnect(n) => one(b::no_reconnect(outcome, n)),
+            D::NoTicketAfter(e, after) => one(b::no_ticket_after(spec, outcome, e, *after)),
+            D::MediaAfter(n, after, s) => one(b::media_after(outcome, n, *after, *s)),
+            D::ReasonMentions(n, text) => one(b::reason_mentions(outcome, n, text)),
+            D::MediaPathWithin(n, path, after, bound) => {
+                one(b::media_path_within(outcome, n, *path, *after, *bound))
+            }
+            D::VpnDroppedUdp(e) => one(b::vpn_dropped_udp(outcome, e)),
             D::Named(name, inner) => inner
                 .eval(spec, outcome)
                 .into_iter()
@@ -259,7 +319,7 @@ pub fn config_in_force(outcome: &WorldOutcome, name: &str, text: &str) -> Check 
     Check::new(
         "the new config is in force after re-joining",
         in_force.contains(text),
-        in_force,
+        cloudproxy_core::params::redact_text(&in_force),
     )
 }
 
