@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cloudproxy_core::relay::{ApConfig, Cidr, RelayConfig};
-use cloudproxy_core::wire::{RelayInfo, TicketKey, AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_core::wire::{
+    RelayInfo, TicketKey, AP_PORTS, AP_TLS_PORT, RELAY_TCP_PORT, RELAY_TLS_PORT,
+};
+use cloudproxy_node::tls::Tls;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -76,6 +79,14 @@ pub enum ConfigError {
         field: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A TLS certificate or key file cannot be used (**beyond the seed**).
+    #[error("{field}: {source}")]
+    Tls {
+        /// The field naming the file, as `section.name`.
+        field: &'static str,
+        /// What is wrong with the file.
+        source: cloudproxy_node::tls::TlsError,
     },
     /// No ticket key was given.
     #[error(
@@ -159,6 +170,15 @@ pub struct ApSection {
     pub max_requests_per_tcp_connection: u32,
     /// The application ids served; empty serves any.
     pub app_ids: Vec<String>,
+    /// The TCP port of TLS (**beyond the seed**), served when both TLS files are set.
+    /// Default 443 (clients in force-TCP mode reach port 443).
+    pub tls_port: u16,
+    /// The certificate chain (PEM, leaf first) presented on `tls_port`: the name clients
+    /// resolve (`ap-proxy.agora.io`) as a DNS SAN, and the access points' addresses as IP
+    /// SANs (clients configured with an IP list verify those). None by default: no TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, PKCS#8, RSA or EC). None by default.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// `[relay]`.
@@ -203,6 +223,15 @@ pub struct RelaySection {
     /// Move tunnels with the bounded copy even where `splice(2)` exists (to compare the
     /// two). Default false.
     pub copy_tunnels: bool,
+    /// The TCP port of TLS (**beyond the seed**): tunnels and media channels inside TLS,
+    /// served by the first worker, when both TLS files are set. Default 443.
+    pub tls_port: u16,
+    /// The certificate chain (PEM, leaf first) presented on `tls_port`, with each relay's
+    /// address as an IP SAN (clients verify the address the access point handed out). None
+    /// by default: no TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM). None by default.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -240,6 +269,9 @@ impl Default for ApSection {
             tcp_idle_timeout_ms: millis(ap.tcp_idle_timeout),
             max_requests_per_tcp_connection: ap.max_requests_per_tcp_connection,
             app_ids: Vec::new(),
+            tls_port: AP_TLS_PORT,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -265,6 +297,9 @@ impl Default for RelaySection {
             shutdown_grace_ms: 2_000,
             workers: 0,
             copy_tunnels: false,
+            tls_port: RELAY_TLS_PORT,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -309,6 +344,10 @@ pub struct Plan {
     pub workers: u16,
     /// Tunnels use the bounded copy instead of `splice(2)`.
     pub copy_tunnels: bool,
+    /// The access points' TLS listener (its port, its certificate), if any.
+    pub ap_tls: Option<Tls>,
+    /// The relays' TLS listener, if any.
+    pub relay_tls: Option<Tls>,
 }
 
 impl Plan {
@@ -367,6 +406,8 @@ impl ServeConfig {
             },
             workers: resolve_workers(r.workers),
             copy_tunnels: r.copy_tunnels,
+            ap_tls: self.ap_tls()?,
+            relay_tls: self.relay_tls()?,
         })
     }
 
@@ -470,6 +511,56 @@ impl ServeConfig {
             ));
         }
         Ok(handed_out)
+    }
+
+    /// The access points' TLS listener, checked against their other ports.
+    fn ap_tls(&self) -> Result<Option<Tls>, ConfigError> {
+        let ap = &self.ap;
+        let served = tls::section_tls(
+            "ap",
+            ap.tls_port,
+            ap.tls_cert_file.as_deref(),
+            ap.tls_key_file.as_deref(),
+        )?;
+        if served.is_some() && ap.ports.contains(&ap.tls_port) {
+            return Err(invalid(
+                "ap.tls_port",
+                format!(
+                    "{} is also in ap.ports: one port cannot be both plain and TLS",
+                    ap.tls_port
+                ),
+            ));
+        }
+        Ok(served)
+    }
+
+    /// The relays' TLS listener, checked against their plain port.
+    fn relay_tls(&self) -> Result<Option<Tls>, ConfigError> {
+        let r = &self.relay;
+        let served = tls::section_tls(
+            "relay",
+            r.tls_port,
+            r.tls_cert_file.as_deref(),
+            r.tls_key_file.as_deref(),
+        )?;
+        if served.is_some() && r.tls_port == r.tcp_port {
+            return Err(invalid(
+                "relay.tls_port",
+                format!(
+                    "{} is also relay.tcp_port: one port cannot be both plain and TLS",
+                    r.tls_port
+                ),
+            ));
+        }
+        Ok(served)
+    }
+
+    /// The TLS private key files configured (each gets the ticket key's permission check).
+    pub fn tls_key_files(&self) -> Vec<&Path> {
+        tls::key_files([
+            self.ap.tls_key_file.as_ref(),
+            self.relay.tls_key_file.as_ref(),
+        ])
     }
 
     /// What is accepted but deserves the operator's attention (logged as warnings at start).
@@ -766,6 +857,8 @@ fn check_unique(field: &'static str, ips: &[IpAddr]) -> Result<(), ConfigError> 
     }
     Ok(())
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -12,16 +12,18 @@
 //! - signatures are Ed25519 (ring; deterministic by construction), the ciphers ring's.
 //!
 //! The clock is the caller's: rustls' `TimeProvider` is handed to the configurations beside
-//! this provider (the world passes its simulated clock).
+//! this provider (the world passes its simulated clock as a [`ClockTime`]).
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use cloudproxy_core::entropy::Entropy;
+use cloudproxy_core::time::UnixTime;
 use rustls::crypto::{
     ActiveKeyExchange, CryptoProvider, GetRandomFailed, SecureRandom, SharedSecret,
     SupportedKxGroup,
 };
+use rustls::time_provider::TimeProvider;
 use rustls::{Error, NamedGroup, PeerMisbehaved};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -93,6 +95,20 @@ impl ActiveKeyExchange for X25519Exchange {
 
     fn group(&self) -> NamedGroup {
         NamedGroup::X25519
+    }
+}
+
+/// rustls' clock from a function of the caller's (the simulation's virtual clock): what
+/// certificates are checked against.
+#[derive(Debug)]
+pub struct ClockTime(pub fn() -> UnixTime);
+
+impl TimeProvider for ClockTime {
+    fn current_time(&self) -> Option<rustls_pki_types::UnixTime> {
+        let now = (self.0)();
+        Some(rustls_pki_types::UnixTime::since_unix_epoch(
+            std::time::Duration::from_millis(now.as_millis()),
+        ))
     }
 }
 
