@@ -155,7 +155,8 @@ pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Tls, String> {
     };
     let config = tls::client_config(roots, tls::real_provider(), tls::real_time())
         .map_err(|e| e.to_string())?;
-    Ok(Tls::client(config))
+    let log = |text: &str| tracing::warn!("{text}");
+    Ok(Tls::client(config).reporting_to(std::sync::Arc::new(log)))
 }
 
 /// Extra time after the leave for the client to finish.

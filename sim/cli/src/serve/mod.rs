@@ -49,6 +49,12 @@ pub fn os_entropy() -> io::Result<Entropy> {
     Ok(Entropy::from_seed(seed))
 }
 
+/// Where the TLS listeners report failed handshakes: debug logs (a client that trusts another
+/// CA, a scanner; one line each, so not at a level an attacker could flood by default).
+pub fn tls_log() -> cloudproxy_node::tls::TlsErrorSink {
+    std::sync::Arc::new(|text: &str| tracing::debug!("{text}"))
+}
+
 /// Where a probe connects to reach something listening on `ip`.
 fn reachable(ip: IpAddr) -> IpAddr {
     if ip.is_unspecified() {
@@ -183,7 +189,11 @@ fn start_aps(
         sources.aps.push((ip.to_string(), counters.clone()));
         let name = format!("ap {ip}");
         // TLS (beyond the seed) on its own port, TCP only; every other port plain.
-        let tls = plan.ap_tls.clone().unwrap_or_default();
+        let tls = plan
+            .ap_tls
+            .clone()
+            .unwrap_or_default()
+            .reporting_to(tls_log());
         let tls_ports: Vec<u16> = plan.ap_tls.iter().flat_map(|t| t.ports.clone()).collect();
         let (ports, config, net, entropy) = (
             plan.ap_ports.clone(),

@@ -277,7 +277,7 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
         }
         _ => Tls::default(),
     };
-    let net = tls.wrap(net);
+    let net = tls.reporting_to(super::tls_log()).wrap(net);
     let name = if shard.count > 1 {
         format!("relay {ip} shard {}", shard.index)
     } else {

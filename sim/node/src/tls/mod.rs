@@ -76,9 +76,13 @@ pub enum TlsError {
     Certificate(String),
 }
 
+/// Where a [`TlsNet`] reports each failed handshake, its text naming the peer and the
+/// reason (`serve` and `call` log them: the machines only see a failed or closed connection).
+pub type TlsErrorSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// What a [`TlsNet`] does on its TLS ports: connect as a client, accept as a server, or both.
 /// Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Tls {
     /// Connections to a TLS port are TLS clients with this configuration; `None`: plain.
     pub client: Option<Arc<ClientConfig>>,
@@ -87,6 +91,19 @@ pub struct Tls {
     pub server: Option<Arc<ServerConfig>>,
     /// The TLS ports. Default [`TLS_PORT`] alone.
     pub ports: Vec<u16>,
+    /// Told of every failed handshake; `None` (the default): nobody.
+    pub errors: Option<TlsErrorSink>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("client", &self.client.is_some())
+            .field("server", &self.server.is_some())
+            .field("ports", &self.ports)
+            .field("errors", &self.errors.is_some())
+            .finish()
+    }
 }
 
 impl Default for Tls {
@@ -95,6 +112,7 @@ impl Default for Tls {
             client: None,
             server: None,
             ports: vec![TLS_PORT],
+            errors: None,
         }
     }
 }
@@ -119,6 +137,12 @@ impl Tls {
     /// The same, TLS on `ports` instead.
     pub fn on_ports(mut self, ports: &[u16]) -> Self {
         self.ports = ports.to_vec();
+        self
+    }
+
+    /// The same, telling `errors` of every failed handshake.
+    pub fn reporting_to(mut self, errors: TlsErrorSink) -> Self {
+        self.errors = Some(errors);
         self
     }
 

@@ -14,7 +14,7 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::stream::TlsStream;
-use super::{Tls, ALPN};
+use super::{Tls, TlsErrorSink, ALPN};
 use crate::net::{copy_tunnel, Listener, Net, TunnelEnd, TunnelLink};
 
 /// Most names remembered for the server-name rule (addresses → the name they were resolved
@@ -96,20 +96,20 @@ impl<N: Net> TlsNet<N> {
             ServerName::DnsName(d) => d.as_ref().to_owned(),
             _ => format!("IP {}", to.ip()),
         };
+        let failed = |kind: io::ErrorKind, text: String| {
+            if let Some(errors) = &self.tls.errors {
+                errors(&text);
+            }
+            io::Error::new(kind, text)
+        };
         let stream = TlsConnector::from(config)
             .connect(name, stream)
             .await
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("TLS to {to} (verifying {shown}): {e}"))
-            })?;
+            .map_err(|e| failed(e.kind(), format!("TLS to {to} (verifying {shown}): {e}")))?;
         if stream.get_ref().1.alpn_protocol() != Some(ALPN) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "TLS to {to}: the server did not select ALPN {}",
-                    String::from_utf8_lossy(ALPN)
-                ),
-            ));
+            let alpn = String::from_utf8_lossy(ALPN);
+            let text = format!("TLS to {to}: the server did not select ALPN {alpn}");
+            return Err(failed(io::ErrorKind::InvalidData, text));
         }
         Ok(TlsStream::Client(Box::new(stream)))
     }
@@ -137,7 +137,12 @@ impl<N: Net> Net for TlsNet<N> {
             .server
             .clone()
             .filter(|_| self.tls.is_tls_port(at.port()));
-        Ok(TlsListener { inner, server })
+        let errors = self.tls.errors.clone();
+        Ok(TlsListener {
+            inner,
+            server,
+            errors,
+        })
     }
 
     async fn bind_udp(&self, at: SocketAddr) -> io::Result<Self::Udp> {
@@ -181,6 +186,7 @@ impl<N: Net> Net for TlsNet<N> {
 pub struct TlsListener<L> {
     inner: L,
     server: Option<Arc<ServerConfig>>,
+    errors: Option<TlsErrorSink>,
 }
 
 impl<L: Listener> Listener for TlsListener<L> {
@@ -190,7 +196,8 @@ impl<L: Listener> Listener for TlsListener<L> {
         let (stream, peer) = self.inner.accept().await?;
         let stream = match &self.server {
             Some(config) => {
-                TlsStream::accepting(TlsAcceptor::from(config.clone()).accept(stream), peer)
+                let accept = TlsAcceptor::from(config.clone()).accept(stream);
+                TlsStream::accepting(accept, peer, self.errors.clone())
             }
             None => TlsStream::Plain(stream),
         };

@@ -16,7 +16,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::{client, server, Accept};
 
-use super::ALPN;
+use super::{TlsErrorSink, ALPN};
 
 /// A stream of a [`TlsNet`](super::TlsNet).
 pub enum TlsStream<S> {
@@ -24,8 +24,9 @@ pub enum TlsStream<S> {
     Plain(S),
     /// A TLS client connection, handshake done.
     Client(Box<client::TlsStream<S>>),
-    /// A TLS server connection in its handshake, and the peer's address (for the errors).
-    Accepting(Box<Accept<S>>, SocketAddr),
+    /// A TLS server connection in its handshake, the peer's address and who hears of a
+    /// failure.
+    Accepting(Box<Accept<S>>, SocketAddr, Option<TlsErrorSink>),
     /// A TLS server connection, handshake done.
     Server(Box<server::TlsStream<S>>),
     /// A server handshake that failed, and why.
@@ -46,9 +47,10 @@ impl<S> std::fmt::Debug for TlsStream<S> {
 }
 
 impl<S> TlsStream<S> {
-    /// A server stream whose handshake `accept` completes on first use.
-    pub fn accepting(accept: Accept<S>, peer: SocketAddr) -> Self {
-        TlsStream::Accepting(Box::new(accept), peer)
+    /// A server stream whose handshake `accept` completes on first use; `errors` hears of a
+    /// failure.
+    pub fn accepting(accept: Accept<S>, peer: SocketAddr, errors: Option<TlsErrorSink>) -> Self {
+        TlsStream::Accepting(Box::new(accept), peer, errors)
     }
 
     /// Whether this stream speaks TLS.
@@ -77,8 +79,8 @@ impl<S> TlsStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     /// Drives a server handshake to its end; `Ok` once the stream can carry data.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let TlsStream::Accepting(accept, peer) = self {
-            let peer = *peer;
+        if let TlsStream::Accepting(accept, peer, errors) = self {
+            let (peer, errors) = (*peer, errors.clone());
             let done = ready!(Pin::new(&mut **accept).poll(cx));
             *self = match done {
                 Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(ALPN) => {
@@ -93,6 +95,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
                 ),
                 Err(e) => TlsStream::Failed(e.kind(), refusal(peer, &e)),
             };
+            if let (TlsStream::Failed(_, why), Some(errors)) = (&*self, errors) {
+                errors(why);
+            }
         }
         match self {
             TlsStream::Failed(kind, why) => Poll::Ready(Err(io::Error::new(*kind, why.clone()))),
