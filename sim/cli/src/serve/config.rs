@@ -572,7 +572,7 @@ impl ServeConfig {
             .filter(is_open_relay)
             .map(|b| b.to_string())
             .collect();
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = tls::half_warning(self).into_iter().collect();
         if !open.is_empty() && self.allow_open_relay {
             warnings.push(format!(
                 "sdrtn {} with allow_open_relay = true: the relays carry any ticket holder's traffic to most of the internet (special-purpose ranges stay refused)",

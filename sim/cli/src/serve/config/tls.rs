@@ -58,6 +58,25 @@ pub(super) fn section_tls(
     Ok(Some(Tls::server(server).on_ports(&[port])))
 }
 
+/// A warning when this instance serves TLS on its access points but not its relays, or the
+/// other way round: a force-TCP client needs both on 443.
+pub(super) fn half_warning(config: &super::ServeConfig) -> Option<String> {
+    let (ap, relay) = (&config.ap, &config.relay);
+    if ap.listen.is_empty() || relay.listen.is_empty() {
+        return None;
+    }
+    let ap_tls = ap.tls_cert_file.is_some() && ap.tls_key_file.is_some();
+    let relay_tls = relay.tls_cert_file.is_some() && relay.tls_key_file.is_some();
+    let (with, without) = match (ap_tls, relay_tls) {
+        (true, false) => ("[ap]", "[relay]"),
+        (false, true) => ("[relay]", "[ap]"),
+        _ => return None,
+    };
+    Some(format!(
+        "TLS is configured in {with} but not in {without}: clients that may use only TCP 443 (force TCP) need both there, and cannot join through this instance"
+    ))
+}
+
 /// The TLS key files of a configuration, for the permission warning.
 pub(super) fn key_files(files: [Option<&PathBuf>; 2]) -> Vec<&Path> {
     files.into_iter().flatten().map(PathBuf::as_path).collect()
@@ -160,6 +179,25 @@ mod tests {
             "{err}"
         );
         assert!(err.to_lowercase().contains("key"), "{err}");
+    }
+
+    #[test]
+    fn tls_on_one_section_only_is_warned_about() {
+        let only_relay = "[relay]\ntls_cert_file = \"/x/r.crt\"\ntls_key_file = \"/x/r.key\"";
+        let warnings = ServeConfig::parse(only_relay).unwrap().warnings();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("TLS is configured in [relay] but not in [ap]")),
+            "{warnings:?}"
+        );
+        assert!(ServeConfig::parse("").unwrap().warnings().is_empty());
+        // A relay-only instance: its access points are elsewhere.
+        let relay_only = format!("[ap]\nlisten = []\nrelays = [\"127.0.2.1\"]\n{only_relay}");
+        assert!(ServeConfig::parse(&relay_only)
+            .unwrap()
+            .warnings()
+            .is_empty());
     }
 
     #[test]
