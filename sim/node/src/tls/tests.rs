@@ -456,3 +456,37 @@ fn the_test_ca_is_the_same_for_the_same_entropy() {
     assert_eq!(x.key_pem, y.key_pem);
     assert!(a.root_pem().starts_with("-----BEGIN CERTIFICATE-----"));
 }
+
+#[test]
+fn a_silent_client_never_holds_up_the_accept_loop() {
+    let mut ca = ca(10);
+    let relay = ip("120.92.118.34");
+    let issued = ca.issue(&[], &[relay]).unwrap();
+    let to = SocketAddr::new(relay, TLS_PORT);
+    let mem = MemNet::default();
+    let (client_net, server_net) = (
+        client_tls(&ca).wrap(mem.clone()),
+        server_tls(&issued).wrap(mem.clone()),
+    );
+    run(async move {
+        let listener = server_net.listen(to).await.unwrap();
+        // A client that connects and never says a word (no ClientHello).
+        let _silent = mem.connect(to).await.unwrap();
+        let (silent, _) = tokio::time::timeout(Duration::from_secs(1), listener.accept())
+            .await
+            .expect("accepted at once: the handshake waits for the first read")
+            .unwrap();
+        assert!(silent.is_tls() && silent.alpn_protocol().is_none());
+        // The next client is served while the silent one's handshake is still pending.
+        let (served, called) = tokio::join!(echo_once(listener), async {
+            let mut stream = client_net.connect(to).await?;
+            stream.write_all(b"hello").await?;
+            let mut back = Vec::new();
+            stream.read_to_end(&mut back).await?;
+            io::Result::Ok(back)
+        });
+        assert_eq!(served.unwrap(), b"hello");
+        assert_eq!(called.unwrap(), b"HELLO");
+        drop(silent);
+    });
+}
