@@ -170,12 +170,11 @@ pub struct ApSection {
     pub max_requests_per_tcp_connection: u32,
     /// The application ids served; empty serves any.
     pub app_ids: Vec<String>,
-    /// The TCP port of TLS (**beyond the seed**), served when both TLS files are set.
-    /// Default 443 (clients in force-TCP mode reach port 443).
+    /// The TCP port of TLS (**beyond the seed**, `config/tls.rs`), served when both TLS
+    /// files are set. Default 443.
     pub tls_port: u16,
-    /// The certificate chain (PEM, leaf first) presented on `tls_port`: the name clients
-    /// resolve (`ap-proxy.agora.io`) as a DNS SAN, and the access points' addresses as IP
-    /// SANs (clients configured with an IP list verify those). None by default: no TLS.
+    /// The certificate chain (PEM, leaf first) on `tls_port`: `ap-proxy.agora.io` (DNS SAN)
+    /// and the access points' addresses (IP SANs). None by default: no TLS.
     pub tls_cert_file: Option<PathBuf>,
     /// Its private key (PEM, PKCS#8, RSA or EC). None by default.
     pub tls_key_file: Option<PathBuf>,
@@ -223,12 +222,11 @@ pub struct RelaySection {
     /// Move tunnels with the bounded copy even where `splice(2)` exists (to compare the
     /// two). Default false.
     pub copy_tunnels: bool,
-    /// The TCP port of TLS (**beyond the seed**): tunnels and media channels inside TLS,
-    /// served by the first worker, when both TLS files are set. Default 443.
+    /// The TCP port of TLS (**beyond the seed**), served by the first worker when both TLS
+    /// files are set. Default 443.
     pub tls_port: u16,
-    /// The certificate chain (PEM, leaf first) presented on `tls_port`, with each relay's
-    /// address as an IP SAN (clients verify the address the access point handed out). None
-    /// by default: no TLS.
+    /// The certificate chain (PEM, leaf first) on `tls_port`: each relay's address as an IP
+    /// SAN. None by default: no TLS.
     pub tls_cert_file: Option<PathBuf>,
     /// Its private key (PEM). None by default.
     pub tls_key_file: Option<PathBuf>,
@@ -511,56 +509,6 @@ impl ServeConfig {
             ));
         }
         Ok(handed_out)
-    }
-
-    /// The access points' TLS listener, checked against their other ports.
-    fn ap_tls(&self) -> Result<Option<Tls>, ConfigError> {
-        let ap = &self.ap;
-        let served = tls::section_tls(
-            "ap",
-            ap.tls_port,
-            ap.tls_cert_file.as_deref(),
-            ap.tls_key_file.as_deref(),
-        )?;
-        if served.is_some() && ap.ports.contains(&ap.tls_port) {
-            return Err(invalid(
-                "ap.tls_port",
-                format!(
-                    "{} is also in ap.ports: one port cannot be both plain and TLS",
-                    ap.tls_port
-                ),
-            ));
-        }
-        Ok(served)
-    }
-
-    /// The relays' TLS listener, checked against their plain port.
-    fn relay_tls(&self) -> Result<Option<Tls>, ConfigError> {
-        let r = &self.relay;
-        let served = tls::section_tls(
-            "relay",
-            r.tls_port,
-            r.tls_cert_file.as_deref(),
-            r.tls_key_file.as_deref(),
-        )?;
-        if served.is_some() && r.tls_port == r.tcp_port {
-            return Err(invalid(
-                "relay.tls_port",
-                format!(
-                    "{} is also relay.tcp_port: one port cannot be both plain and TLS",
-                    r.tls_port
-                ),
-            ));
-        }
-        Ok(served)
-    }
-
-    /// The TLS private key files configured (each gets the ticket key's permission check).
-    pub fn tls_key_files(&self) -> Vec<&Path> {
-        tls::key_files([
-            self.ap.tls_key_file.as_ref(),
-            self.relay.tls_key_file.as_ref(),
-        ])
     }
 
     /// What is accepted but deserves the operator's attention (logged as warnings at start).

@@ -58,6 +58,58 @@ pub(super) fn section_tls(
     Ok(Some(Tls::server(server).on_ports(&[port])))
 }
 
+impl super::ServeConfig {
+    /// The access points' TLS listener, checked against their other ports.
+    pub(super) fn ap_tls(&self) -> Result<Option<Tls>, ConfigError> {
+        let ap = &self.ap;
+        let served = section_tls(
+            "ap",
+            ap.tls_port,
+            ap.tls_cert_file.as_deref(),
+            ap.tls_key_file.as_deref(),
+        )?;
+        if served.is_some() && ap.ports.contains(&ap.tls_port) {
+            return Err(invalid(
+                "ap.tls_port",
+                format!(
+                    "{} is also in ap.ports: one port cannot be both plain and TLS",
+                    ap.tls_port
+                ),
+            ));
+        }
+        Ok(served)
+    }
+
+    /// The relays' TLS listener, checked against their plain port.
+    pub(super) fn relay_tls(&self) -> Result<Option<Tls>, ConfigError> {
+        let r = &self.relay;
+        let served = section_tls(
+            "relay",
+            r.tls_port,
+            r.tls_cert_file.as_deref(),
+            r.tls_key_file.as_deref(),
+        )?;
+        if served.is_some() && r.tls_port == r.tcp_port {
+            return Err(invalid(
+                "relay.tls_port",
+                format!(
+                    "{} is also relay.tcp_port: one port cannot be both plain and TLS",
+                    r.tls_port
+                ),
+            ));
+        }
+        Ok(served)
+    }
+
+    /// The TLS private key files configured (each gets the ticket key's permission check).
+    pub fn tls_key_files(&self) -> Vec<&Path> {
+        key_files([
+            self.ap.tls_key_file.as_ref(),
+            self.relay.tls_key_file.as_ref(),
+        ])
+    }
+}
+
 /// A warning when this instance serves TLS on its access points but not its relays, or the
 /// other way round: a force-TCP client needs both on 443.
 pub(super) fn half_warning(config: &super::ServeConfig) -> Option<String> {
