@@ -17,4 +17,5 @@
 
 pub mod net;
 pub mod nodes;
+pub mod tls;
 pub mod trace;

@@ -21,4 +21,5 @@ pub mod policy_formats;
 pub mod scenario;
 pub mod swarm;
 pub mod timeline;
+pub mod tls;
 pub mod world;

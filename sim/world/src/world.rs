@@ -35,6 +35,7 @@ use crate::net::{
 };
 use crate::pcap::Tap;
 use crate::policy::Policy;
+use crate::tls::WorldTls;
 use cloudproxy_node::nodes::ap::run_ap_on_with;
 use cloudproxy_node::nodes::attacker::{run_attacker, AttackReport};
 use cloudproxy_node::nodes::client::{
@@ -44,6 +45,7 @@ use cloudproxy_node::nodes::edge::{run_edge, EdgeStats};
 use cloudproxy_node::nodes::http_proxy::{run_http_proxy, HttpProxyStats};
 use cloudproxy_node::nodes::relay::{run_relay_with, RelayHost, RelayShared};
 use cloudproxy_node::nodes::socks::{run_socks5_ranged, Socks5Stats};
+use cloudproxy_node::tls::TlsNet;
 use cloudproxy_node::trace::{Trace, TraceEvent};
 
 pub use cloudproxy_testkit::seed::{
@@ -294,7 +296,7 @@ pub fn ap_config(spec: &WorldSpec) -> ApConfig {
 }
 
 /// An access point on the seed's ports and on TCP 443 (**beyond the seed**: the force-TCP
-/// path, no UDP there; `serve` has no 443 listener yet, the simulated hosts do).
+/// path, TLS there and no UDP; the host's network is a [`TlsNet`] serving TLS on 443).
 async fn run_ap_443<N: cloudproxy_node::net::Net>(
     net: N,
     name: String,
@@ -310,7 +312,7 @@ async fn run_ap_443<N: cloudproxy_node::net::Net>(
     .await
 }
 
-/// A relay on the seed's TCP port and on TCP 443 (**beyond the seed**).
+/// A relay on the seed's TCP port and on TCP 443, TLS there (**beyond the seed**).
 async fn run_relay_443<N: cloudproxy_node::net::Net>(
     net: N,
     name: String,
@@ -395,6 +397,8 @@ struct Build<'a> {
     /// Every host's network is wrapped, outermost, in the capture (a pass-through without one).
     tap: Tap,
     dns: Rc<Dns>,
+    /// The TLS of the 443 listeners and of the clients that reach them.
+    tls: WorldTls,
 }
 
 impl<'a> Build<'a> {
@@ -421,6 +425,8 @@ impl<'a> Build<'a> {
                 dns.insert(name, vec![proxy.ip]);
             }
         }
+        // Made from the seed alone, from constant inputs: it cannot fail.
+        let tls = WorldTls::new(spec.seed).expect("the world's test CA and TLS configurations");
         Build {
             spec,
             sim,
@@ -429,6 +435,7 @@ impl<'a> Build<'a> {
             net,
             tap,
             dns: Rc::new(dns),
+            tls,
         }
     }
 
@@ -466,7 +473,9 @@ impl<'a> Build<'a> {
     where
         C: Clone + 'static,
         S: Default + 'static,
-        F: Fn(Captured<SimNet>, String, C, Entropy, Rc<RefCell<S>>, Trace) -> Fut + Copy + 'static,
+        F: Fn(TlsNet<Captured<SimNet>>, String, C, Entropy, Rc<RefCell<S>>, Trace) -> Fut
+            + Copy
+            + 'static,
         Fut: Future<Output = std::io::Result<()>> + 'static,
     {
         let mut states = BTreeMap::new();
@@ -475,7 +484,11 @@ impl<'a> Build<'a> {
             states.insert(address, state.clone());
             let (config, trace, seed) = (config_of(address), self.trace.clone(), self.spec.seed);
             let name = format!("{prefix}{}", i + 1);
-            let host_net = self.tap.wrap(SimNet, address);
+            // TLS above the capture: the pcap shows what crosses the network.
+            let host_net = self
+                .tls
+                .server(address)
+                .wrap(self.tap.wrap(SimNet, address));
             self.sim.host(address, move || {
                 let entropy = Entropy::from_u64(seed.wrapping_add(salt + i as u64));
                 let (config, state) = (config.clone(), state.clone());
@@ -520,6 +533,7 @@ impl<'a> Build<'a> {
             .insert(enterprise.name.clone(), switch.clone());
         let net = Changing::new(net, switch);
         let net = self.tap.wrap(net, enterprise.clients_ip);
+        let net = self.tls.client.clone().wrap(net);
         if let Some(socks) = &enterprise.socks {
             let stats = self.host_socks(socks);
             shared.socks.insert(enterprise.name.clone(), stats);

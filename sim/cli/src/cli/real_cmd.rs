@@ -122,6 +122,14 @@ pub struct CallArgs {
     /// The seed of the client's own randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// setCloudProxy(type) before joining (beyond the seed): automatic, force-udp, or
+    /// force-tcp (the access points and relays on TCP 443 only, inside TLS).
+    #[arg(long, value_name = "TYPE")]
+    pub cloud_proxy: Option<super::check_cmd::CloudProxyArg>,
+    /// The CA certificates (PEM) trusted for TLS on port 443 (beyond the seed). Default: the
+    /// system's bundle, /etc/ssl/certs/ca-certificates.crt.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Print the report as one JSON object instead of the table row.
     #[arg(long)]
     pub json: bool,
@@ -192,7 +200,15 @@ pub fn serve(args: &ServeArgs, out: &mut impl Write) -> io::Result<Status> {
     };
     let key_file = config.key_file(args.ticket_key_file.as_deref());
     let key_warning = key_file.and_then(crate::serve::input::key_file_warning);
-    for warning in key_warning.into_iter().chain(config.warnings()) {
+    let tls_key_warnings = config
+        .tls_key_files()
+        .into_iter()
+        .filter_map(crate::serve::input::tls_key_file_warning);
+    for warning in key_warning
+        .into_iter()
+        .chain(tls_key_warnings)
+        .chain(config.warnings())
+    {
         tracing::warn!("{warning}");
     }
     let mut plan = plan.with_key(&key);
@@ -349,6 +365,10 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
         },
         _ => None,
     };
+    let tls = match call::client_tls(args.tls_ca.as_deref()) {
+        Ok(tls) => tls,
+        Err(e) => return usage(e),
+    };
     let options = CallOptions {
         params,
         compat: args.compat,
@@ -365,6 +385,8 @@ pub fn call(args: &CallArgs, out: &mut impl Write) -> io::Result<Status> {
         pps: args.pps,
         seed: args.seed,
         tune: |_| {},
+        cloud_proxy: args.cloud_proxy.map(|c| c.0),
+        tls,
     };
     let result = match call::run(&options) {
         Ok(r) => r,

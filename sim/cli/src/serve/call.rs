@@ -15,8 +15,10 @@ use cloudproxy_core::sdrtn::SdRtnEndpoints;
 use cloudproxy_core::socks5::Credentials;
 use serde_json::{json, Value};
 
+use cloudproxy_core::engine::CloudProxyType;
 use cloudproxy_node::net::TokioNet;
 use cloudproxy_node::nodes::client::{run_client, ClientEnv, ClientReport, ClientSpec, Op};
+use cloudproxy_node::tls::Tls;
 use cloudproxy_node::trace::Trace;
 
 use super::logging;
@@ -55,6 +57,10 @@ pub struct CallOptions {
     pub seed: u64,
     /// Proxy client tweaks applied over the defaults.
     pub tune: fn(&mut cloudproxy_core::client::ClientConfig),
+    /// `setCloudProxy(type)` before joining (**beyond the seed**), if any.
+    pub cloud_proxy: Option<CloudProxyType>,
+    /// TLS to port 443 (**beyond the seed**): what the client trusts (`--tls-ca`).
+    pub tls: Tls,
 }
 
 /// What a call did.
@@ -134,6 +140,26 @@ impl CallResult {
     }
 }
 
+/// The CA bundle trusted without `--tls-ca` (Debian's, `ca-certificates`).
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The client's TLS to port 443: trusting `ca_file`, else the system's bundle
+/// ([`SYSTEM_CA_FILE`]) when there is one, else nothing (every TLS connection is then refused
+/// as from an unknown issuer: never plain). The error names the file.
+pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Tls, String> {
+    use cloudproxy_node::tls::{self, pem};
+    let system = std::path::Path::new(SYSTEM_CA_FILE);
+    let roots = match ca_file {
+        Some(path) => pem::load_roots(path).map_err(|e| format!("--tls-ca {e}"))?,
+        None if system.exists() => pem::load_roots(system).map_err(|e| e.to_string())?,
+        None => cloudproxy_node::tls::RootCertStore::empty(),
+    };
+    let config = tls::client_config(roots, tls::real_provider(), tls::real_time())
+        .map_err(|e| e.to_string())?;
+    let log = |text: &str| tracing::warn!("{text}");
+    Ok(Tls::client(config).reporting_to(std::sync::Arc::new(log)))
+}
+
 /// Extra time after the leave for the client to finish.
 const SLACK: Duration = Duration::from_secs(10);
 
@@ -166,6 +192,12 @@ pub async fn run_async(options: &CallOptions) -> std::io::Result<CallResult> {
     spec.tune = options.tune;
     spec.socks5_credentials
         .clone_from(&options.socks5_credentials);
+    if let Some(cloud) = options.cloud_proxy {
+        // Before the join, after the setParameters calls (as the scenarios do).
+        let join = spec.script.len().saturating_sub(1);
+        spec.script
+            .insert(join, (Duration::ZERO, Op::SetCloudProxy(cloud)));
+    }
     spec.script.push((options.duration, Op::Leave));
     // A quiet second before leaving, so that what was sent can land.
     let quiet = Duration::from_secs(1).min(options.duration / 4);
@@ -182,6 +214,7 @@ pub async fn run_async(options: &CallOptions) -> std::io::Result<CallResult> {
     if let Some(resolver) = options.resolver {
         net = net.with_resolver(resolver);
     }
+    let net = options.tls.clone().wrap(net);
     let outcome = tokio::time::timeout(
         options.duration + SLACK,
         run_client(net, spec, env, report.clone()),

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cloudproxy_core::relay::{ApConfig, Cidr, RelayConfig};
-use cloudproxy_core::wire::{RelayInfo, TicketKey, AP_PORTS, RELAY_TCP_PORT};
+use cloudproxy_core::wire::{
+    RelayInfo, TicketKey, AP_PORTS, AP_TLS_PORT, RELAY_TCP_PORT, RELAY_TLS_PORT,
+};
+use cloudproxy_node::tls::Tls;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -76,6 +79,14 @@ pub enum ConfigError {
         field: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A TLS certificate or key file cannot be used (**beyond the seed**).
+    #[error("{field}: {source}")]
+    Tls {
+        /// The field naming the file, as `section.name`.
+        field: &'static str,
+        /// What is wrong with the file.
+        source: cloudproxy_node::tls::TlsError,
     },
     /// No ticket key was given.
     #[error(
@@ -159,6 +170,14 @@ pub struct ApSection {
     pub max_requests_per_tcp_connection: u32,
     /// The application ids served; empty serves any.
     pub app_ids: Vec<String>,
+    /// The TCP port of TLS (**beyond the seed**, `config/tls.rs`), served when both TLS
+    /// files are set. Default 443.
+    pub tls_port: u16,
+    /// The certificate chain (PEM, leaf first) on `tls_port`: `ap-proxy.agora.io` (DNS SAN)
+    /// and the access points' addresses (IP SANs). None by default: no TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, PKCS#8, RSA or EC). None by default.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// `[relay]`.
@@ -203,6 +222,14 @@ pub struct RelaySection {
     /// Move tunnels with the bounded copy even where `splice(2)` exists (to compare the
     /// two). Default false.
     pub copy_tunnels: bool,
+    /// The TCP port of TLS (**beyond the seed**), served by the first worker when both TLS
+    /// files are set. Default 443.
+    pub tls_port: u16,
+    /// The certificate chain (PEM, leaf first) on `tls_port`: each relay's address as an IP
+    /// SAN. None by default: no TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM). None by default.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -240,6 +267,9 @@ impl Default for ApSection {
             tcp_idle_timeout_ms: millis(ap.tcp_idle_timeout),
             max_requests_per_tcp_connection: ap.max_requests_per_tcp_connection,
             app_ids: Vec::new(),
+            tls_port: AP_TLS_PORT,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -265,6 +295,9 @@ impl Default for RelaySection {
             shutdown_grace_ms: 2_000,
             workers: 0,
             copy_tunnels: false,
+            tls_port: RELAY_TLS_PORT,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -309,6 +342,10 @@ pub struct Plan {
     pub workers: u16,
     /// Tunnels use the bounded copy instead of `splice(2)`.
     pub copy_tunnels: bool,
+    /// The access points' TLS listener (its port, its certificate), if any.
+    pub ap_tls: Option<Tls>,
+    /// The relays' TLS listener, if any.
+    pub relay_tls: Option<Tls>,
 }
 
 impl Plan {
@@ -367,6 +404,8 @@ impl ServeConfig {
             },
             workers: resolve_workers(r.workers),
             copy_tunnels: r.copy_tunnels,
+            ap_tls: self.ap_tls()?,
+            relay_tls: self.relay_tls()?,
         })
     }
 
@@ -481,7 +520,7 @@ impl ServeConfig {
             .filter(is_open_relay)
             .map(|b| b.to_string())
             .collect();
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = tls::half_warning(self).into_iter().collect();
         if !open.is_empty() && self.allow_open_relay {
             warnings.push(format!(
                 "sdrtn {} with allow_open_relay = true: the relays carry any ticket holder's traffic to most of the internet (special-purpose ranges stay refused)",
@@ -766,6 +805,8 @@ fn check_unique(field: &'static str, ips: &[IpAddr]) -> Result<(), ConfigError> 
     }
     Ok(())
 }
+
+mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -54,15 +54,30 @@ pub fn read_text(path: &Path, limit: usize) -> Result<String, ReadError> {
 /// when the permissions are the owner's only, or cannot be read (the read of the key
 /// itself then says why).
 pub fn key_file_warning(path: &Path) -> Option<String> {
+    mode_warning(path, "ticket key", "whoever reads the key can mint tickets")
+}
+
+/// `path`'s mode, when its group or others may read or change it.
+fn mode_warning(path: &Path, what: &str, consequence: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o066 != 0).then(|| {
         format!(
-            "the ticket key file {} has mode {mode:04o}: its group or others can read or change it, and whoever reads the key can mint tickets; `chmod 600 {}`",
+            "the {what} file {} has mode {mode:04o}: its group or others can read or change it, and {consequence}; `chmod 600 {}`",
             path.display(),
             path.display()
         )
     })
+}
+
+/// The same warning for a TLS private key file (**beyond the seed**): whoever reads it can
+/// impersonate the access points or relays to clients.
+pub fn tls_key_file_warning(path: &Path) -> Option<String> {
+    mode_warning(
+        path,
+        "TLS key",
+        "whoever reads the key can impersonate this proxy to clients",
+    )
 }
 
 #[cfg(test)]
@@ -115,6 +130,11 @@ mod tests {
         assert!(warning.contains("chmod 600"), "{warning}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
         assert!(key_file_warning(&path).is_some());
+        let tls = tls_key_file_warning(&path).unwrap();
+        assert!(
+            tls.starts_with("the TLS key file") && tls.contains("0620"),
+            "{tls}"
+        );
         assert_eq!(key_file_warning(Path::new("/nonexistent/key")), None);
         let _ = std::fs::remove_file(path);
     }

@@ -33,7 +33,7 @@ use cloudproxy_core::relay::ApCounters;
 use tokio::sync::mpsc;
 
 use cloudproxy_node::net::{Net, TokioNet};
-use cloudproxy_node::nodes::ap::run_ap_on;
+use cloudproxy_node::nodes::ap::run_ap_on_with;
 use cloudproxy_node::trace::Trace;
 use config::Plan;
 use metrics::Sources;
@@ -47,6 +47,12 @@ pub fn os_entropy() -> io::Result<Entropy> {
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
     Ok(Entropy::from_seed(seed))
+}
+
+/// Where the TLS listeners report failed handshakes: debug logs (a client that trusts another
+/// CA, a scanner; one line each, so not at a level an attacker could flood by default).
+pub fn tls_log() -> cloudproxy_node::tls::TlsErrorSink {
+    std::sync::Arc::new(|text: &str| tracing::debug!("{text}"))
 }
 
 /// Where a probe connects to reach something listening on `ip`.
@@ -182,17 +188,38 @@ fn start_aps(
         let counters = Rc::new(RefCell::new(ApCounters::default()));
         sources.aps.push((ip.to_string(), counters.clone()));
         let name = format!("ap {ip}");
+        // TLS (beyond the seed) on its own port, TCP only; every other port plain.
+        let tls = plan
+            .ap_tls
+            .clone()
+            .unwrap_or_default()
+            .reporting_to(tls_log());
+        let tls_ports: Vec<u16> = plan.ap_tls.iter().flat_map(|t| t.ports.clone()).collect();
         let (ports, config, net, entropy) = (
             plan.ap_ports.clone(),
             plan.ap.clone(),
-            TokioNet::new(*ip),
+            tls.wrap(TokioNet::new(*ip)),
             entropy.fork(),
         );
-        probes.extend(ports.iter().map(|p| SocketAddr::new(reachable(*ip), *p)));
+        probes.extend(
+            ports
+                .iter()
+                .chain(&tls_ports)
+                .map(|p| SocketAddr::new(reachable(*ip), *p)),
+        );
         let (done, trace) = (done.clone(), trace.clone());
         tokio::task::spawn_local(async move {
-            let result =
-                run_ap_on(net, name.clone(), config, entropy, counters, trace, &ports).await;
+            let result = run_ap_on_with(
+                net,
+                name.clone(),
+                config,
+                entropy,
+                counters,
+                trace,
+                &ports,
+                &tls_ports,
+            )
+            .await;
             let _ = done.send((name, result));
         });
     }
@@ -237,6 +264,9 @@ async fn wait_ready(sources: &Sources, probes: &[SocketAddr]) {
 fn log_serving(plan: &Plan, metrics_addr: Option<SocketAddr>) {
     for ip in &plan.aps {
         tracing::info!(ap = %ip, ports = ?plan.ap_ports, "access point serving (udp and tcp)");
+        if let Some(tls) = &plan.ap_tls {
+            tracing::info!(ap = %ip, tls_ports = ?tls.ports, "access point serving TLS (tcp)");
+        }
     }
     for ip in &plan.relays {
         tracing::info!(
@@ -246,6 +276,9 @@ fn log_serving(plan: &Plan, metrics_addr: Option<SocketAddr>) {
             workers = plan.workers,
             "relay serving"
         );
+        if let Some(tls) = &plan.relay_tls {
+            tracing::info!(relay = %ip, tls_ports = ?tls.ports, "relay serving TLS (tcp, on the first worker)");
+        }
     }
     if let Some(addr) = metrics_addr {
         tracing::info!(%addr, "metrics at http://{addr}/metrics");

@@ -28,6 +28,7 @@ use cloudproxy_core::relay::{
 use cloudproxy_core::time::Instant;
 use cloudproxy_node::net::TokioNet;
 use cloudproxy_node::nodes::relay::{run_relay_with, HandoffOut, RelayHost, RelayShared};
+use cloudproxy_node::tls::{Tls, TlsStream};
 use cloudproxy_node::trace::Trace;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
@@ -266,6 +267,17 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
     if plan.copy_tunnels {
         net = net.with_copy_tunnels();
     }
+    // TLS (beyond the seed) on the first worker only: a TLS connection cannot move between
+    // shards (its state is the worker's), and every connection of a TLS session arrives on
+    // the TLS port, so that they all land on the shard that owns the session.
+    let tls = match &plan.relay_tls {
+        Some(tls) if shard.index == 0 => {
+            host.also_tcp_ports = tls.ports.clone();
+            tls.clone()
+        }
+        _ => Tls::default(),
+    };
+    let net = tls.reporting_to(super::tls_log()).wrap(net);
     let name = if shard.count > 1 {
         format!("relay {ip} shard {}", shard.index)
     } else {
@@ -295,10 +307,16 @@ fn publish(shared: &Rc<RefCell<RelayShared>>, exported: &Exported) {
     exported.generation.fetch_add(1, Ordering::Release);
 }
 
-/// Sends a connection to its shard; a full queue drops it (the client retries).
-fn handoff_out(senders: Vec<mpsc::Sender<Moving>>) -> HandoffOut<TcpStream> {
+/// Sends a connection to its shard; a full queue drops it (the client retries), and so is a
+/// TLS connection (its state cannot move; they all land on the first worker, see
+/// [`run_shard`]).
+fn handoff_out(senders: Vec<mpsc::Sender<Moving>>) -> HandoffOut<TlsStream<TcpStream>> {
     Box::new(move |shard, stream, peer, data| {
         let Some(tx) = senders.get(usize::from(shard)) else {
+            return;
+        };
+        let Ok(stream) = stream.into_plain() else {
+            tracing::debug!(%peer, shard, "a TLS connection cannot move to another shard: dropped");
             return;
         };
         if let Ok(std) = stream.into_std() {
@@ -310,11 +328,14 @@ fn handoff_out(senders: Vec<mpsc::Sender<Moving>>) -> HandoffOut<TcpStream> {
 }
 
 /// Registers connections from other shards with this shard's runtime.
-fn take_over(mut rx: mpsc::Receiver<Moving>) -> mpsc::Receiver<(TcpStream, SocketAddr, Vec<u8>)> {
+fn take_over(
+    mut rx: mpsc::Receiver<Moving>,
+) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr, Vec<u8>)> {
     let (tx, local) = mpsc::channel(HANDOFF_QUEUE);
     tokio::task::spawn_local(async move {
         while let Some((std, peer, data)) = rx.recv().await {
             if let Ok(stream) = TcpStream::from_std(std) {
+                let stream = TlsStream::Plain(stream);
                 if tx.send((stream, peer, data)).await.is_err() {
                     return;
                 }

@@ -11,4 +11,4 @@ mod sim_net;
 pub use capture::{Captured, CapturedListener, CapturedStream, CapturedUdp, StreamAddrs};
 pub use changes::{ChangeCounters, Changing, ChangingUdp, NetSwitch};
 pub use firewall::{decide, FirewallCounters, Firewalled, FirewalledUdp, RuleHit};
-pub use sim_net::{SimListener, SimNet, SimUdp};
+pub use sim_net::{SimListener, SimNet, SimUdp, SIM_UNIX_EPOCH};

@@ -1,0 +1,158 @@
+//! TLS on 443 on real sockets (loopback only; **beyond the seed**, docs/protocol.md §13): a
+//! test CA made at test start, `cloudproxy serve` with TLS on the access point's and the
+//! relays' port 443, two force-TCP `cloudproxy call` clients that join and hear each other
+//! over the TLS tunnel, and a client trusting another CA that is refused with a clear error
+//! while the others go on.
+
+mod real_support;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use cloudproxy_core::entropy::Entropy;
+use cloudproxy_node::tls::TestCa;
+use real_support::*;
+
+// 127.90 and 127.91 are the benchmarks'.
+const B: Block = Block(93);
+
+/// A CA from the operating system's randomness.
+fn fresh_ca() -> TestCa {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .unwrap();
+    TestCa::new(Entropy::from_seed(seed)).unwrap()
+}
+
+/// The CA's certificate, the access point's and the relays' certificates and keys, written
+/// in `dir` (keys `chmod 600`); returns the CA file.
+fn write_pki(dir: &TempDir, ca: &mut TestCa) -> PathBuf {
+    let ap = ca.issue(&["ap-proxy.agora.io"], &[B.ap()]).unwrap();
+    let relays = ca.issue(&[], &[B.relay(1), B.relay(2)]).unwrap();
+    for (name, issued) in [("ap", &ap), ("relay", &relays)] {
+        dir.write(&format!("{name}.crt"), &issued.chain_pem);
+        let key = dir.write(&format!("{name}.key"), &issued.key_pem);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    dir.write("ca.pem", &ca.root_pem())
+}
+
+fn tls_config(dir: &TempDir) -> String {
+    let path = |name: &str| dir.join(name).display().to_string();
+    format!(
+        "sdrtn = [\"{}\"]\nmetrics = \"{}\"\n\n[ap]\nlisten = [\"{}\"]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\n[relay]\nlisten = [\"{}\", \"{}\"]\nudp_ports = \"4500-4503\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        B.sdrtn(),
+        B.metrics(1),
+        B.ap(),
+        path("ap.crt"),
+        path("ap.key"),
+        B.relay(1),
+        B.relay(2),
+        path("relay.crt"),
+        path("relay.key"),
+    )
+}
+
+/// A force-TCP call (setCloudProxy(force TCP), no setParameters) trusting `ca`.
+fn force_tcp_call(dir: &TempDir, name: &str, i: u8, secs: f64, ca: &PathBuf) -> Proc {
+    let mut command = Command::new(bin());
+    command
+        .arg("call")
+        .arg("--json")
+        .args(["--name", name])
+        .args(["--uid", &i.to_string()])
+        .args(["--bind", &B.client(i).to_string()])
+        .args(["--edge", &B.edge().to_string()])
+        .args(["--dns", &B.dns()])
+        .args(["--for", &secs.to_string()])
+        .args(["--cloud-proxy", "force-tcp"])
+        .arg("--tls-ca")
+        .arg(ca);
+    Proc::spawn(name, command, dir)
+}
+
+#[test]
+fn force_tcp_clients_carry_media_over_tls_and_a_wrong_ca_is_refused_clearly() {
+    let dir = TempDir::new("real-tls");
+    let mut ca = fresh_ca();
+    let ca_file = write_pki(&dir, &mut ca);
+    let other_ca = dir.write("other-ca.pem", &fresh_ca().root_pem());
+    let _edge = start_edge(B, &dir);
+    let mut serve = start_serve("serve", &dir, &tls_config(&dir), &random_key());
+
+    let mut alice = force_tcp_call(&dir, "alice", 1, 6.0, &ca_file);
+    let mut bob = force_tcp_call(&dir, "bob", 2, 6.0, &ca_file);
+    // Carol trusts another CA: every TLS handshake fails on her side.
+    let mut carol = force_tcp_call(&dir, "carol", 3, 2.0, &other_ca);
+    let carol = finish_call(&mut carol, Duration::from_secs(20));
+    let (alice, bob) = (
+        finish_call(&mut alice, Duration::from_secs(25)),
+        finish_call(&mut bob, Duration::from_secs(25)),
+    );
+
+    // Her call says why, naming the access point and the name it verified.
+    assert!(!carol.status.success() && !carol.joined(), "{carol:#?}");
+    let expected = format!(
+        "TLS to {}:443 (verifying ap-proxy.agora.io): invalid peer certificate: UnknownIssuer",
+        B.ap()
+    );
+    assert!(carol.stderr.contains(&expected), "{}", carol.stderr);
+
+    for (report, other) in [(&alice, 2), (&bob, 1)] {
+        assert!(report.status.success(), "{report:#?}");
+        assert!(report.joined(), "{report:#?}");
+        assert_eq!(report.media_path(), "Tcp", "{report:#?}");
+        assert!(report.relay().ends_with(":443"), "{report:#?}");
+        assert!(report.received_from(other) >= 100, "{report:#?}");
+        assert_eq!(report.json["media_from"][other.to_string()]["corrupt"], 0);
+    }
+
+    // The tunnels and media channels were TLS connections on 443: the relays saw them.
+    let text = scrape(B.metrics(1));
+    let opened: u64 = [B.relay(1), B.relay(2)]
+        .iter()
+        .map(|r| {
+            metric(
+                &text,
+                "cloudproxy_relay_sessions_opened_total",
+                &format!("relay=\"{r}\""),
+            )
+        })
+        .sum();
+    assert_eq!(opened, 2, "{text}");
+    let status = serve.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{}", serve.stderr());
+    // No key-permission warning for keys kept `chmod 600`.
+    assert!(
+        !serve.stderr().contains("TLS key file"),
+        "{}",
+        serve.stderr()
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_its_tls_key_naming_the_field() {
+    let dir = TempDir::new("real-tls-missing");
+    let config = format!(
+        "sdrtn = [\"127.94.3.0/24\"]\n[ap]\nlisten = [\"127.94.1.1\"]\nrelays = [\"127.94.2.1\"]\ntls_cert_file = \"{}\"\n[relay]\nlisten = []\n",
+        dir.join("ap.crt").display()
+    );
+    let path = dir.write("serve.toml", &config);
+    let output = Command::new(bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env("CLOUDPROXY_TICKET_KEY", random_key())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ap.tls_key_file: ap.tls_cert_file is set but not ap.tls_key_file"),
+        "{stderr}"
+    );
+}

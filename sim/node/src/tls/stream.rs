@@ -1,0 +1,177 @@
+//! [`TlsStream`]: a stream of a [`TlsNet`](super::TlsNet), plain or TLS.
+//!
+//! A server stream starts in its handshake and completes it on its first read or write (the
+//! accept loop never waits for a handshake). The nodes poll a stream's reads and writes from
+//! one task (the relay's and the access point's connection tasks, `tokio::io::split` within
+//! one task), which is what lets the handshake be driven from either. A handshake that fails
+//! (no certificate the client accepts, the wrong ALPN) makes every later read and write fail
+//! with the reason: the node sees a closed connection.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::{client, server, Accept};
+
+use super::{TlsErrorSink, ALPN};
+
+/// A stream of a [`TlsNet`](super::TlsNet).
+pub enum TlsStream<S> {
+    /// Not TLS (not a TLS port, or no TLS configured for this side).
+    Plain(S),
+    /// A TLS client connection, handshake done.
+    Client(Box<client::TlsStream<S>>),
+    /// A TLS server connection in its handshake, the peer's address and who hears of a
+    /// failure.
+    Accepting(Box<Accept<S>>, SocketAddr, Option<TlsErrorSink>),
+    /// A TLS server connection, handshake done.
+    Server(Box<server::TlsStream<S>>),
+    /// A server handshake that failed, and why.
+    Failed(io::ErrorKind, String),
+}
+
+impl<S> std::fmt::Debug for TlsStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            TlsStream::Plain(_) => "plain",
+            TlsStream::Client(_) => "tls client",
+            TlsStream::Accepting(..) => "tls server (handshake)",
+            TlsStream::Server(_) => "tls server",
+            TlsStream::Failed(..) => "tls server (failed)",
+        };
+        f.write_str(kind)
+    }
+}
+
+impl<S> TlsStream<S> {
+    /// A server stream whose handshake `accept` completes on first use; `errors` hears of a
+    /// failure.
+    pub fn accepting(accept: Accept<S>, peer: SocketAddr, errors: Option<TlsErrorSink>) -> Self {
+        TlsStream::Accepting(Box::new(accept), peer, errors)
+    }
+
+    /// Whether this stream speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, TlsStream::Plain(_))
+    }
+
+    /// The plain stream, if this one is not TLS.
+    pub fn into_plain(self) -> Result<S, Self> {
+        match self {
+            TlsStream::Plain(s) => Ok(s),
+            other => Err(other),
+        }
+    }
+
+    /// The ALPN protocol agreed, once a TLS handshake is done.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match self {
+            TlsStream::Client(s) => s.get_ref().1.alpn_protocol(),
+            TlsStream::Server(s) => s.get_ref().1.alpn_protocol(),
+            _ => None,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
+    /// Drives a server handshake to its end; `Ok` once the stream can carry data.
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let TlsStream::Accepting(accept, peer, errors) = self {
+            let (peer, errors) = (*peer, errors.clone());
+            let done = ready!(Pin::new(&mut **accept).poll(cx));
+            *self = match done {
+                Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(ALPN) => {
+                    TlsStream::Server(Box::new(stream))
+                }
+                Ok(_) => TlsStream::Failed(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "TLS from {peer}: the client did not offer ALPN {}",
+                        String::from_utf8_lossy(ALPN)
+                    ),
+                ),
+                Err(e) => TlsStream::Failed(e.kind(), refusal(peer, &e)),
+            };
+            if let (TlsStream::Failed(_, why), Some(errors)) = (&*self, errors) {
+                errors(why);
+            }
+        }
+        match self {
+            TlsStream::Failed(kind, why) => Poll::Ready(Err(io::Error::new(*kind, why.clone()))),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// What a failed server handshake says: rustls' reason, and what it means for ALPN.
+fn refusal(peer: SocketAddr, e: &io::Error) -> String {
+    let no_alpn = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| *r == rustls::Error::NoApplicationProtocol);
+    if no_alpn {
+        format!(
+            "TLS from {peer}: {e} (the client did not offer ALPN {})",
+            String::from_utf8_lossy(ALPN)
+        )
+    } else {
+        format!("TLS from {peer}: {e}")
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_handshake(cx))?;
+        match this {
+            TlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            TlsStream::Client(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            TlsStream::Server(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            TlsStream::Accepting(..) | TlsStream::Failed(..) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_handshake(cx))?;
+        match this {
+            TlsStream::Plain(s) => Pin::new(s).poll_write(cx, data),
+            TlsStream::Client(s) => Pin::new(&mut **s).poll_write(cx, data),
+            TlsStream::Server(s) => Pin::new(&mut **s).poll_write(cx, data),
+            TlsStream::Accepting(..) | TlsStream::Failed(..) => Poll::Ready(Ok(0)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            TlsStream::Client(s) => Pin::new(&mut **s).poll_flush(cx),
+            TlsStream::Server(s) => Pin::new(&mut **s).poll_flush(cx),
+            TlsStream::Accepting(..) | TlsStream::Failed(..) => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Sends TLS's `close_notify`, then shuts the stream down. A server stream still in (or
+    /// failed in) its handshake has nothing to flush: it is dropped as it is.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            TlsStream::Client(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            TlsStream::Server(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            TlsStream::Accepting(..) | TlsStream::Failed(..) => Poll::Ready(Ok(())),
+        }
+    }
+}
