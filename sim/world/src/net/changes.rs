@@ -4,9 +4,10 @@
 //! - **NAT rebinding** ([`NetSwitch::rebind_nat`]): from the next datagram on, every UDP socket
 //!   behind the switch sends from a new source port and the old one hears nothing more; the
 //!   clients are not told (a NAT is invisible). One late datagram from the old mapping follows
-//!   the first one from the new: the last datagram the socket sent to that destination, sent
-//!   again from the old port (a packet that was queued in the NAT, or a replay): the relay must
-//!   refuse it (docs/protocol.md §2.3).
+//!   once the destination has answered on the new mapping (so the relay has surely moved to the
+//!   new port, whatever the links' jitter did to the order): the last datagram the socket sent
+//!   to that destination before the rebinding, sent again from the old port (a packet that was
+//!   queued in the NAT, or a replay): the relay must refuse it (docs/protocol.md §2.3).
 //! - **A VPN that blocks UDP** ([`NetSwitch::set_udp_blocked`]): UDP vanishes both ways, TCP
 //!   goes on (the VPN carries only TCP).
 //!
@@ -148,6 +149,24 @@ impl<N: Net> ChangingUdp<N> {
     }
 }
 
+impl<N: Net> ChangingUdp<N> {
+    /// `from` answered on the new mapping: it has moved to the new port, so the old mapping's
+    /// late datagram to it (if one is pending) is sent now, from the old port.
+    async fn send_late_from_old_mapping(&self, from: SocketAddr) {
+        let late = {
+            let mut old = self.old.borrow_mut();
+            match old.as_ref() {
+                Some((_, dest, _)) if *dest == from => old.take(),
+                _ => None,
+            }
+        };
+        if let Some((old, dest, data)) = late {
+            self.switch.counters.borrow_mut().late_from_old_mapping += 1;
+            let _ = old.send_to(&data, dest).await;
+        }
+    }
+}
+
 impl<N: Net> Udp for ChangingUdp<N> {
     async fn send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
         if self.switch.udp_blocked.get() {
@@ -157,17 +176,6 @@ impl<N: Net> Udp for ChangingUdp<N> {
         let socket = self.current().await?;
         socket.send_to(data, to).await?;
         *self.last_sent.borrow_mut() = Some((to, data.to_vec()));
-        let late = {
-            let mut old = self.old.borrow_mut();
-            match old.as_ref() {
-                Some((_, dest, _)) if *dest == to => old.take(),
-                _ => None,
-            }
-        };
-        if let Some((old, dest, data)) = late {
-            self.switch.counters.borrow_mut().late_from_old_mapping += 1;
-            let _ = old.send_to(&data, dest).await;
-        }
         Ok(())
     }
 
@@ -184,6 +192,7 @@ impl<N: Net> Udp for ChangingUdp<N> {
                         self.switch.counters.borrow_mut().udp_dropped_by_vpn += 1;
                         continue;
                     }
+                    self.send_late_from_old_mapping(got.1).await;
                     return Ok(got);
                 }
             }
