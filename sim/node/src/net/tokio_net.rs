@@ -290,6 +290,18 @@ impl Udp for UdpSocket {
         UdpSocket::try_send_to(self, data, to).map(|_| ())
     }
 
+    fn polled(&self) -> bool {
+        true
+    }
+
+    fn poll_recv_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        UdpSocket::poll_recv_ready(self, cx)
+    }
+
+    fn poll_send_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        UdpSocket::poll_send_ready(self, cx)
+    }
+
     #[cfg(target_os = "linux")]
     fn try_recv_batch(
         &self,
