@@ -77,55 +77,63 @@ fn group_len(batch: &[(SocketAddr, &[u8])], gso: bool) -> usize {
 }
 
 fn send_grouped(fd: RawFd, batch: &[(SocketAddr, &[u8])], gso: bool) -> io::Result<usize> {
-    // Every array on the stack: no allocation per send.
-    let mut addrs: [Option<SockAddr>; SEND_BATCH] = std::array::from_fn(|_| None);
-    let mut iovs = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; SEND_BATCH];
-    let mut ctrl = [[0u64; CMSG_WORDS]; SEND_BATCH];
-    // SAFETY: an all-zero mmsghdr is a valid "no name, no data, no control" header.
-    let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { MaybeUninit::zeroed().assume_init() };
+    // Every array on the stack and left uninitialised but for the entries used: no
+    // allocation, and a send of one datagram writes one entry of each.
+    let mut addrs = [const { MaybeUninit::<SockAddr>::uninit() }; SEND_BATCH];
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; SEND_BATCH];
+    let mut ctrl = [const { MaybeUninit::<[u64; CMSG_WORDS]>::uninit() }; SEND_BATCH];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; SEND_BATCH];
     // Datagrams in each message.
     let mut sizes = [0usize; SEND_BATCH];
     let (mut start, mut count) = (0, 0);
     while start < batch.len() {
         let rest = batch.get(start..).unwrap_or_default();
         let n = group_len(rest, gso);
-        let (Some((to, first)), Some(addr), Some(msg), Some(words)) = (
+        let (Some((to, first)), Some(addr), Some(msg), Some(words), Some(size)) = (
             rest.first(),
             addrs.get_mut(count),
             msgs.get_mut(count),
             ctrl.get_mut(count),
+            sizes.get_mut(count),
         ) else {
             break;
         };
         for (iov, (_, data)) in iovs.iter_mut().skip(start).zip(rest.iter().take(n)) {
-            iov.iov_base = data.as_ptr() as *mut libc::c_void;
-            iov.iov_len = data.len();
+            iov.write(libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            });
         }
-        let addr = addr.insert(SockAddr::from(*to));
+        let addr = addr.write(SockAddr::from(*to));
+        // SAFETY: an all-zero mmsghdr is a valid "no name, no data, no control" header.
+        let msg = msg.write(unsafe { MaybeUninit::zeroed().assume_init() });
         let h = &mut msg.msg_hdr;
         h.msg_name = addr.as_ptr() as *mut libc::c_void;
         h.msg_namelen = addr.len();
-        h.msg_iov = iovs.as_mut_ptr().wrapping_add(start);
+        // The `n` iovecs from `start` were written above.
+        h.msg_iov = iovs.as_mut_ptr().wrapping_add(start) as *mut libc::iovec;
         h.msg_iovlen = n;
         if n > 1 {
-            set_segment_size(h, words, first.len());
+            set_segment_size(h, words.write([0; CMSG_WORDS]), first.len());
         }
-        if let Some(s) = sizes.get_mut(count) {
-            *s = n;
-        }
+        *size = n;
         start += n;
         count += 1;
     }
     if count == 0 {
         return Ok(0);
     }
-    // SAFETY: the first `count` headers point at names (`addrs`), iovecs (`iovs`, into the
-    // caller's `batch`) and control messages (`ctrl`) that outlive the call; the kernel only
-    // reads them.
-    let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), u32::try_from(count).unwrap_or(0), 0) };
+    // SAFETY: the first `count` headers are initialised and point at names (`addrs`),
+    // initialised iovecs (`iovs`, into the caller's `batch`) and control messages (`ctrl`)
+    // that outlive the call; the kernel only reads them. MaybeUninit<T> has T's layout.
+    let n = unsafe {
+        libc::sendmmsg(
+            fd,
+            msgs.as_mut_ptr() as *mut libc::mmsghdr,
+            u32::try_from(count).unwrap_or(0),
+            0,
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

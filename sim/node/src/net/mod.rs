@@ -148,6 +148,12 @@ pub trait Udp: 'static {
         let _ = cx;
         Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
     }
+    /// Forgets that the socket was ready to receive, without a system call: for a
+    /// [`Udp::polled`] socket whose last batch came short (the kernel's queue was empty), so
+    /// that the next [`Udp::poll_recv_ready`] waits for the next datagram instead of a
+    /// receive that would find nothing. A datagram that arrived meanwhile still wakes it. By
+    /// default nothing.
+    fn clear_recv_ready(&self) {}
     /// Sends datagrams from the front of `batch` without waiting; how many went (`WouldBlock`
     /// when none could). By default [`Udp::try_send_to`] one after the other; real sockets on
     /// Linux send a burst in one `sendmmsg(2)`.

@@ -302,6 +302,14 @@ impl Udp for UdpSocket {
         UdpSocket::poll_send_ready(self, cx)
     }
 
+    fn clear_recv_ready(&self) {
+        // A "would block" from try_io clears tokio's readiness, and only the readiness this
+        // call saw: an event the driver records later sets it again.
+        let _ = self.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), io::Error>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+
     #[cfg(target_os = "linux")]
     fn try_recv_batch(
         &self,

@@ -524,6 +524,7 @@ impl<N: Net> Driver<N> {
     /// Receives from the polled sockets that became ready, a batch each (at most
     /// [`POLLED_BATCHES`] batches a round; a socket with more goes behind the others), and
     /// feeds every datagram to the machine. A socket whose sends can go again is flushed.
+    /// Whether sockets are left with more to read.
     fn polled_datagrams(&mut self) -> bool {
         if self.ready.is_empty() {
             self.inbox.ready.take(&mut self.ready);
@@ -559,7 +560,9 @@ impl<N: Net> Driver<N> {
             }
         }
         self.recv_bufs = bufs;
-        true
+        // Served sockets registered their wakers: only one with more makes this round's work
+        // urgent (the loop then yields and comes back; else it waits for the next wake-up).
+        !self.ready.is_empty()
     }
 
     /// Sends what the round queued on polled sockets (a socket that would block waits for

@@ -112,8 +112,8 @@ impl<U: Udp> Polled<U> {
     }
 
     /// Receives one batch into `bufs` without waiting, registering the receive waker when
-    /// there is nothing; how many datagrams ([`RecvBufs::get`]), and whether the socket must be
-    /// served again (it has not said "would block" yet: its waker is not registered).
+    /// there is nothing or the batch came short; how many datagrams ([`RecvBufs::get`]), and
+    /// whether the socket must be served again (its waker is not registered).
     pub(super) fn recv(&self, bufs: &mut RecvBufs) -> (usize, bool) {
         if !self.reading {
             return (0, false);
@@ -127,10 +127,19 @@ impl<U: Udp> Polled<U> {
                 Poll::Ready(Err(_)) | Poll::Pending => return (0, false),
             }
             match self.udp.try_recv_batch(&mut bufs.bufs, &mut bufs.got) {
-                // Until a receive would block, the kernel's readiness stays set and the waker
-                // is not registered: the socket is served again next round (behind the others,
-                // with what came meanwhile) until one does.
-                Ok(n) => return (n, true),
+                // A full batch: there may be more. Until a receive would block, the waker is
+                // not registered: the socket is served again next round, behind the others.
+                Ok(n) if n >= bufs.bufs.len() => return (n, true),
+                // A short batch: the kernel's queue was empty. Forget the readiness (no
+                // receive that would find nothing) and register the waker.
+                Ok(n) => {
+                    self.udp.clear_recv_ready();
+                    if self.udp.poll_recv_ready(&mut cx).is_pending() {
+                        return (n, false);
+                    }
+                    // A datagram came in between: serve it next round.
+                    return (n, true);
+                }
                 // Readiness cleared: the next poll registers the waker (or finds more).
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 // An error about one datagram (the socket stays): try again next round.
@@ -264,7 +273,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), async {
             while seen.len() < 3 {
                 let (n, again) = polled.recv(&mut bufs);
-                assert_eq!(again, n > 0, "served again until a receive would block");
+                assert!(!again, "a short batch registers the waker");
                 for i in 0..n {
                     let (from, data) = bufs.get(i).unwrap();
                     assert_eq!(from, peer.local_addr().unwrap());
