@@ -9,13 +9,15 @@
 //! `cargo bench -p cloudproxy-benches --bench memory`
 //!
 //! The tunnels and the media sessions are measured on two `serve`s, one after the other (the
-//! media sessions on a fresh one), so that each step has the whole descriptor limit. Since the
-//! data plane splices tunnels, an idle session holds 7 descriptors in `serve` (the client's
-//! connection, the upstream connection, two pipes, and the media session's UDP socket): 10,000
-//! media sessions need about 70,000, beyond the usual hard limit. This raises its own limit (and
-//! so its children's) when it may (`CAP_SYS_RESOURCE`), else it opens as many media sessions
-//! as the limit allows (the descriptors per tunnel, measured in the first step, plus one) and
-//! says so. `serve` raises its soft limit to the hard one by itself at start-up.
+//! media sessions on a fresh one), so that each step has the whole descriptor limit. An idle
+//! media session holds 3 descriptors in `serve`, the fewest the protocol allows (the client's
+//! tunnel connection, its upstream connection, the session's upstream UDP socket; an idle
+//! spliced tunnel holds no pipe): 10,000 media sessions need about 30,000, beyond a hard limit
+//! of 20,000. This raises its own limit (and so its children's) when it may
+//! (`CAP_SYS_RESOURCE`), else it opens as many media sessions as the limit allows (the
+//! descriptors per tunnel, measured in the first step, plus one) and says so. `serve` raises
+//! its soft limit to the hard one by itself at start-up. The load side holds 2 descriptors a
+//! session (its tunnel connection and its UDP socket), within this process's own limit.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -80,7 +82,9 @@ fn main() {
     settle();
     let (rss_m0, fds_m0) = (rss_bytes(pid), open_fds(pid));
     // A media session is a tunnel plus its UDP socket.
-    let per_tunnel_fds = (fds1.saturating_sub(fds0)).div_ceil(u64::from(TUNNELS));
+    // Rounded: the pool's few spare pipes are shared, not per tunnel (the 500 kept below
+    // cover them).
+    let per_tunnel_fds = (fds1.saturating_sub(fds0) as f64 / f64::from(TUNNELS)).round() as u64;
     let per_media_fds = per_tunnel_fds + 1;
     let room = limit.saturating_sub(fds_m0 + 500);
     let media = MEDIA_SESSIONS.min((room / per_media_fds.max(1)) as u32);

@@ -26,6 +26,7 @@ pub mod tunnel;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::task::{Context, Poll};
 
 use cloudproxy_core::time::{Instant, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -125,6 +126,34 @@ pub trait Udp: 'static {
         *slot = self.try_recv_from(buf)?;
         Ok(1)
     }
+    /// Whether a host may drive this socket by readiness ([`Udp::poll_recv_ready`],
+    /// [`Udp::poll_send_ready`] and the `try_*` calls) from its own loop, with no task of its
+    /// own: real sockets yes. By default no: the host then gives the socket a reader and a
+    /// writer task that wait in [`Udp::recv_from`] and [`Udp::send_to`] (the simulation's
+    /// plain path).
+    fn polled(&self) -> bool {
+        false
+    }
+    /// Ready when a datagram may be waiting to be received (then `try_recv_*` says); else
+    /// `cx`'s waker is woken when one may be. Only for a [`Udp::polled`] socket; by default
+    /// an `Unsupported` error.
+    fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+    /// Ready when the socket may take a datagram to send (then `try_send_*` says); else
+    /// `cx`'s waker is woken when it may. Only for a [`Udp::polled`] socket; by default an
+    /// `Unsupported` error.
+    fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+    /// Forgets that the socket was ready to receive, without a system call: for a
+    /// [`Udp::polled`] socket whose last batch came short (the kernel's queue was empty), so
+    /// that the next [`Udp::poll_recv_ready`] waits for the next datagram instead of a
+    /// receive that would find nothing. A datagram that arrived meanwhile still wakes it. By
+    /// default nothing.
+    fn clear_recv_ready(&self) {}
     /// Sends datagrams from the front of `batch` without waiting; how many went (`WouldBlock`
     /// when none could). By default [`Udp::try_send_to`] one after the other; real sockets on
     /// Linux send a burst in one `sendmmsg(2)`.

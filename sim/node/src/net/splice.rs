@@ -4,14 +4,23 @@
 //! Each direction's pipe is the bound (its capacity, 64 KiB by default): the pump splices
 //! from a socket only while the pipe has room, so a slow receiver stops the reading and TCP's
 //! flow control slows the sender. Same contract as [`copy_tunnel`](super::tunnel::copy_tunnel)
-//! (see [`super::tunnel`]); when the pipes cannot be made (out of descriptors) the tunnel falls
-//! back to the copy.
+//! (see [`super::tunnel`]).
+//!
+//! A direction holds its pipe only while bytes move: once the pipe is empty and the source
+//! has nothing to read, the pipe goes back to the thread's pool ([`POOL_MAX`] kept, the rest
+//! closed, all of them once the thread's last tunnel ended), so an idle tunnel holds its two
+//! sockets and no pipe (2 descriptors, not 6). When
+//! no pipe can be had when bytes come (out of descriptors), the direction waits
+//! [`PIPE_RETRY`] and tries again, the bytes held back by TCP meanwhile; when none can be had
+//! at the start, the tunnel is the copy.
 
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -21,14 +30,45 @@ use super::tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
 /// Most bytes one `splice` call moves.
 const CHUNK: usize = 1 << 20;
 
+/// Empty pipes each thread keeps for the next direction that moves bytes.
+const POOL_MAX: usize = 16;
+/// How long a direction waits before asking again for a pipe it could not have.
+const PIPE_RETRY: Duration = Duration::from_millis(50);
+
+thread_local! {
+    /// The thread's empty pipes (each relay worker has its own thread).
+    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+    /// The thread's spliced tunnels running now: the pool is emptied when the last one ends,
+    /// so that no descriptor outlives the tunnels.
+    static RUNNING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One running tunnel on this thread, for as long as it lives (its pump may be dropped).
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.with(|r| r.set(r.get() + 1));
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let left = RUNNING.with(|r| {
+            r.set(r.get().saturating_sub(1));
+            r.get()
+        });
+        if left == 0 {
+            POOL.with(|p| p.borrow_mut().clear());
+        }
+    }
+}
+
 /// A pipe, both ends non-blocking, closed on drop.
 struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
-    /// Bytes in the pipe (spliced in, not yet out).
-    held: usize,
-    /// The source reached its end (or failed) and everything in the pipe went out.
-    eof: bool,
 }
 
 impl Pipe {
@@ -42,12 +82,49 @@ impl Pipe {
         }
         // SAFETY: pipe2 succeeded: both descriptors are open and owned by us alone.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok(Pipe {
-            read,
-            write,
-            held: 0,
-            eof: false,
-        })
+        Ok(Pipe { read, write })
+    }
+
+    /// An empty pipe: the pool's, else a new one.
+    fn take() -> io::Result<Pipe> {
+        match POOL.with(|p| p.borrow_mut().pop()) {
+            Some(pipe) => Ok(pipe),
+            None => Pipe::new(),
+        }
+    }
+
+    /// Gives an empty pipe back to the pool (closed when the pool is full).
+    fn give_back(self) {
+        POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            if pool.len() < POOL_MAX {
+                pool.push(self);
+            }
+        });
+    }
+}
+
+/// One direction of a tunnel.
+#[derive(Default)]
+struct Way {
+    /// Its pipe, while bytes move.
+    pipe: Option<Pipe>,
+    /// Bytes in the pipe (spliced in, not yet out).
+    held: usize,
+    /// The source reached its end (or failed) and everything in the pipe went out.
+    eof: bool,
+    /// Waiting to ask again for a pipe.
+    retry: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Way {
+    /// An empty pipe goes back to the pool.
+    fn release(&mut self) {
+        if self.held == 0 {
+            if let Some(pipe) = self.pipe.take() {
+                pipe.give_back();
+            }
+        }
     }
 }
 
@@ -79,17 +156,17 @@ enum Step {
     SinkFailed,
 }
 
-/// Moves bytes `src` → `pipe` → `dst` until it would block; `reading` false stops reading.
+/// Moves bytes `src` → pipe → `dst` until it would block; `reading` false stops reading.
 fn poll_dir(
     cx: &mut Context<'_>,
     src: &TcpStream,
     dst: &TcpStream,
-    pipe: &mut Pipe,
+    way: &mut Way,
     reading: bool,
     moved: &dyn Fn(usize),
 ) -> Step {
     loop {
-        if pipe.held > 0 {
+        if let (true, Some(pipe)) = (way.held > 0, &way.pipe) {
             match dst.poll_write_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => return Step::SinkFailed,
@@ -97,12 +174,12 @@ fn poll_dir(
             }
             // The pipe holds `held` bytes, so a would-block can only be the socket's.
             let out = dst.try_io(Interest::WRITABLE, || {
-                splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), pipe.held)
+                splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), way.held)
             });
             match out {
                 Ok(0) => return Step::SinkFailed,
                 Ok(n) => {
-                    pipe.held -= n.min(pipe.held);
+                    way.held -= n.min(way.held);
                     moved(n);
                     continue;
                 }
@@ -110,30 +187,50 @@ fn poll_dir(
                 Err(_) => return Step::SinkFailed,
             }
         }
-        if pipe.eof {
+        if way.eof {
+            way.release();
             return Step::SourceClosed;
         }
         if !reading {
+            way.release();
             return Step::Pending;
         }
         match src.poll_read_ready(cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(_)) => {
-                pipe.eof = true;
+                way.eof = true;
                 continue;
             }
-            Poll::Pending => return Step::Pending,
+            Poll::Pending => {
+                // Nothing to move: an idle direction holds no pipe.
+                way.release();
+                return Step::Pending;
+            }
         }
+        let pipe = match way.pipe.take().map_or_else(Pipe::take, Ok) {
+            Ok(pipe) => way.pipe.insert(pipe),
+            Err(_) => {
+                // Out of descriptors: TCP holds the bytes back until a pipe can be had.
+                let retry = way
+                    .retry
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(PIPE_RETRY)));
+                if retry.as_mut().poll(cx).is_pending() {
+                    return Step::Pending;
+                }
+                way.retry = None;
+                continue;
+            }
+        };
         // The pipe is empty here, so a would-block can only be the socket's: try_io clears the
         // socket's readiness then, and the next poll waits for more bytes.
         let read = src.try_io(Interest::READABLE, || {
             splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
         });
         match read {
-            Ok(0) => pipe.eof = true,
-            Ok(n) => pipe.held += n,
+            Ok(0) => way.eof = true,
+            Ok(n) => way.held += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => pipe.eof = true,
+            Err(_) => way.eof = true,
         }
     }
 }
@@ -141,10 +238,13 @@ fn poll_dir(
 /// Moves a tunnel's bytes with `splice(2)`; falls back to the copy when its pipes cannot be
 /// made. See the module docs.
 pub async fn splice_tunnel(client: TcpStream, upstream: TcpStream, link: TunnelLink) -> TunnelEnd {
-    let (mut up, mut down) = match (Pipe::new(), Pipe::new()) {
-        (Ok(a), Ok(b)) => (a, b),
-        _ => return copy_tunnel(client, upstream, link).await,
-    };
+    let _running = Running::start();
+    // A pipe must be had at the start (it goes back to the pool at once), else the copy.
+    match Pipe::take() {
+        Ok(pipe) => pipe.give_back(),
+        Err(_) => return copy_tunnel(client, upstream, link).await,
+    }
+    let (mut up, mut down) = (Way::default(), Way::default());
     link.set_kernel(true);
     let mut linger: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let end = poll_fn(|cx| {
@@ -168,7 +268,7 @@ pub async fn splice_tunnel(client: TcpStream, upstream: TcpStream, link: TunnelL
                 _ => Poll::Pending,
             };
         }
-        let drained = |step: &Step, pipe: &Pipe| !matches!(step, Step::Pending) || pipe.held == 0;
+        let drained = |step: &Step, way: &Way| !matches!(step, Step::Pending) || way.held == 0;
         if drained(&a, &up) && drained(&b, &down) {
             return Poll::Ready(TunnelEnd::Closed);
         }

@@ -290,6 +290,26 @@ impl Udp for UdpSocket {
         UdpSocket::try_send_to(self, data, to).map(|_| ())
     }
 
+    fn polled(&self) -> bool {
+        true
+    }
+
+    fn poll_recv_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        UdpSocket::poll_recv_ready(self, cx)
+    }
+
+    fn poll_send_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        UdpSocket::poll_send_ready(self, cx)
+    }
+
+    fn clear_recv_ready(&self) {
+        // A "would block" from try_io clears tokio's readiness, and only the readiness this
+        // call saw: an event the driver records later sets it again.
+        let _ = self.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), io::Error>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+
     #[cfg(target_os = "linux")]
     fn try_recv_batch(
         &self,

@@ -21,6 +21,7 @@
 mod conn;
 mod driver;
 mod inbox;
+mod poll;
 mod udp;
 
 use std::cell::RefCell;
@@ -231,7 +232,7 @@ async fn open_sockets<N: Net>(
             .bind_udp(SocketAddr::from(([0, 0, 0, 0], port)))
             .await?;
         let mut socket = Socket::pending();
-        socket.start::<N>(Rc::new(udp), Source::Media(port), &driver.inbox);
+        socket.start(Rc::new(udp), Source::Media(port), &driver.inbox);
         driver.media.insert(port, socket);
     }
     let mut tasks = Vec::new();

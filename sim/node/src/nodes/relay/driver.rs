@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cloudproxy_core::relay::{AllocId, ClientConn, Relay, RelayInput, RelayOutput, UpstreamConn};
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::conn::{self, ConnLimits, ConnLink, SpliceOrder};
 use super::inbox::{ConnEvent, Inbox, Source, UpEvent};
+use super::poll::{Dir, RecvBufs, SocketWaker};
 use super::udp::{Dropped, Socket};
 use super::{note_upstream, trace_event, HandoffOut, RelayShared};
 use crate::net::{Net, TunnelEnd, TunnelLink};
@@ -28,6 +30,9 @@ use crate::trace::Trace;
 pub(super) const ACCEPT_BATCH: usize = 16;
 /// Items taken per round from each other queue.
 pub(super) const BATCH: usize = 64;
+/// Receive batches taken per round from polled sockets (each at most
+/// [`PER_SOCKET_DATAGRAMS`](super::inbox::PER_SOCKET_DATAGRAMS) datagrams).
+const POLLED_BATCHES: usize = 8;
 
 /// An upstream connection of the host.
 enum Upstream<S> {
@@ -59,8 +64,14 @@ pub(super) struct Driver<N: Net> {
     pub(super) handoff: Option<HandoffOut<N::Stream>>,
     clients: BTreeMap<u64, Client<N::Stream>>,
     upstreams: BTreeMap<u64, Upstream<N::Stream>>,
-    pub(super) media: BTreeMap<u16, Socket>,
-    allocs: BTreeMap<u64, Socket>,
+    pub(super) media: BTreeMap<u16, Socket<N::Udp>>,
+    allocs: BTreeMap<u64, Socket<N::Udp>>,
+    /// The polled sockets' receive buffers (one batch, shared).
+    recv_bufs: RecvBufs,
+    /// Polled sockets taken from the ready list, not yet served.
+    ready: Vec<Arc<SocketWaker>>,
+    /// Polled sockets with datagrams queued to send this round.
+    to_flush: Vec<Source>,
     next_conn: u64,
     /// Bytes queued on every client connection.
     queued: Rc<Cell<usize>>,
@@ -109,6 +120,9 @@ impl<N: Net> Driver<N> {
             upstreams: BTreeMap::new(),
             media: BTreeMap::new(),
             allocs: BTreeMap::new(),
+            recv_bufs: RecvBufs::new(),
+            ready: Vec::new(),
+            to_flush: Vec::new(),
             next_conn: 0,
             queued: Rc::default(),
             cuts: Rc::default(),
@@ -140,6 +154,7 @@ impl<N: Net> Driver<N> {
                 biased;
                 () = &mut stop => return,
                 () = self.inbox.wake.notified() => {}
+                () = self.inbox.ready.notify.notified() => {}
                 () = crate::net::sleep_until(&self.net, deadline) => {}
                 () = sleep_opt(report_at) => {}
             }
@@ -166,6 +181,8 @@ impl<N: Net> Driver<N> {
         worked |= self.conn_events();
         worked |= self.control_events();
         worked |= self.datagrams();
+        worked |= self.polled_datagrams();
+        self.flush_sends();
         self.reports();
         worked
     }
@@ -274,7 +291,12 @@ impl<N: Net> Driver<N> {
             worked = true;
             match (udp, self.allocs.get_mut(&id)) {
                 (Some(udp), Some(socket)) => {
-                    socket.start::<N>(udp, Source::Alloc(id), &self.inbox);
+                    socket.start(udp, Source::Alloc(id), &self.inbox);
+                    // What the machine queued meanwhile goes out now.
+                    if socket.polled.is_some() && socket.sends.len() > 0 && !socket.dirty {
+                        socket.dirty = true;
+                        self.to_flush.push(Source::Alloc(id));
+                    }
                 }
                 (None, Some(_)) => {
                     self.allocs.remove(&id);
@@ -356,25 +378,29 @@ impl<N: Net> Driver<N> {
             worked = true;
             d.waiting.count.set(d.waiting.count.get().saturating_sub(1));
             d.waiting.room.notify_one();
-            let data = d.buf.get(..d.len).unwrap_or_default();
-            let now = self.net.now();
-            let input = match d.source {
-                Source::Media(local_port) => RelayInput::UdpFromClient {
-                    local_port,
-                    from: d.from,
-                    data,
-                },
-                Source::Alloc(alloc) => RelayInput::UdpFromUpstream {
-                    alloc: AllocId(alloc),
-                    from: d.from,
-                    data,
-                },
-            };
-            self.relay.handle_input(input, now);
+            self.datagram(d.source, d.from, d.buf.get(..d.len).unwrap_or_default());
             self.inbox.recycle(d.buf);
-            self.perform();
         }
         worked
+    }
+
+    /// One datagram to the machine, and its outputs performed.
+    fn datagram(&mut self, source: Source, from: SocketAddr, data: &[u8]) {
+        let now = self.net.now();
+        let input = match source {
+            Source::Media(local_port) => RelayInput::UdpFromClient {
+                local_port,
+                from,
+                data,
+            },
+            Source::Alloc(alloc) => RelayInput::UdpFromUpstream {
+                alloc: AllocId(alloc),
+                from,
+                data,
+            },
+        };
+        self.relay.handle_input(input, now);
+        self.perform();
     }
 
     /// Reports the activity of every tunnel that moved bytes, once per interval.
@@ -451,19 +477,11 @@ impl<N: Net> Driver<N> {
                 local_port,
                 to,
                 data,
-            } => {
-                let queued = self.media.get(&local_port).map(|s| s.sends.push(to, data));
-                if queued == Some(false) {
-                    self.udp_dropped.set(self.udp_dropped.get() + 1);
-                }
-            }
+            } => self.queue_send(Source::Media(local_port), to, data),
             RelayOutput::UdpBind { alloc } => self.bind(alloc.0),
             RelayOutput::UdpToUpstream { alloc, to, data } => {
                 note_upstream(&self.shared, to);
-                let queued = self.allocs.get(&alloc.0).map(|s| s.sends.push(to, data));
-                if queued == Some(false) {
-                    self.udp_dropped.set(self.udp_dropped.get() + 1);
-                }
+                self.queue_send(Source::Alloc(alloc.0), to, data);
             }
             RelayOutput::UdpRelease { alloc } => {
                 self.allocs.remove(&alloc.0);
@@ -477,6 +495,88 @@ impl<N: Net> Driver<N> {
                 }
             }
             RelayOutput::Event(event) => trace_event(&self.trace, &self.net, &self.name, &event),
+        }
+    }
+
+    fn socket(&mut self, source: Source) -> Option<&mut Socket<N::Udp>> {
+        match source {
+            Source::Media(port) => self.media.get_mut(&port),
+            Source::Alloc(id) => self.allocs.get_mut(&id),
+        }
+    }
+
+    /// Queues a datagram on a socket (dropped and counted when its queue is full); a polled
+    /// socket is flushed at the end of the round.
+    fn queue_send(&mut self, source: Source, to: SocketAddr, data: Vec<u8>) {
+        let Some(socket) = self.socket(source) else {
+            return;
+        };
+        if !socket.sends.push(to, data) {
+            self.udp_dropped.set(self.udp_dropped.get() + 1);
+            return;
+        }
+        if socket.polled.is_some() && !socket.dirty {
+            socket.dirty = true;
+            self.to_flush.push(source);
+        }
+    }
+
+    /// Receives from the polled sockets that became ready, a batch each (at most
+    /// [`POLLED_BATCHES`] batches a round; a socket with more goes behind the others), and
+    /// feeds every datagram to the machine. A socket whose sends can go again is flushed.
+    /// Whether sockets are left with more to read.
+    fn polled_datagrams(&mut self) -> bool {
+        if self.ready.is_empty() {
+            self.inbox.ready.take(&mut self.ready);
+        }
+        if self.ready.is_empty() {
+            return false;
+        }
+        let mut bufs = std::mem::take(&mut self.recv_bufs);
+        let take = self.ready.len().min(POLLED_BATCHES);
+        let batch: Vec<Arc<SocketWaker>> = self.ready.drain(..take).collect();
+        for waker in batch {
+            let source = waker.source;
+            if waker.dir == Dir::Send {
+                if let Some(socket) = self.socket(source) {
+                    if !socket.dirty {
+                        socket.dirty = true;
+                        self.to_flush.push(source);
+                    }
+                }
+                continue;
+            }
+            let Some(polled) = self.socket(source).and_then(|s| s.polled.as_ref()) else {
+                continue;
+            };
+            let (n, more) = polled.recv(&mut bufs);
+            if more {
+                self.ready.push(waker);
+            }
+            for i in 0..n {
+                if let Some((from, data)) = bufs.get(i) {
+                    self.datagram(source, from, data);
+                }
+            }
+        }
+        self.recv_bufs = bufs;
+        // Served sockets registered their wakers: only one with more makes this round's work
+        // urgent (the loop then yields and comes back; else it waits for the next wake-up).
+        !self.ready.is_empty()
+    }
+
+    /// Sends what the round queued on polled sockets (a socket that would block waits for
+    /// its send waker).
+    fn flush_sends(&mut self) {
+        for source in std::mem::take(&mut self.to_flush) {
+            let Some(socket) = self.socket(source) else {
+                continue;
+            };
+            socket.dirty = false;
+            let sends = socket.sends.clone();
+            if let Some(polled) = &socket.polled {
+                polled.flush(&sends);
+            }
         }
     }
 
@@ -602,7 +702,7 @@ impl<N: Net> Driver<N> {
     pub(super) fn begin_shutdown(&mut self) {
         self.relay.shutdown(self.net.now());
         self.perform();
-        for socket in self.media.values().chain(self.allocs.values()) {
+        for socket in self.media.values_mut().chain(self.allocs.values_mut()) {
             socket.stop_reading();
         }
         self.publish();

@@ -7,6 +7,7 @@
 //! | connection events | one chunk per connection: a connection reads again only once the loop consumed its last chunk |
 //! | upstream connects, bind results, tunnel ends, handoffs | one per connection or socket |
 //! | datagrams | [`PER_SOCKET_DATAGRAMS`] per socket (its reader waits for room; the kernel's buffer holds or drops the rest) |
+//! | ready polled sockets | one entry per socket and direction |
 //! | dirty tunnels | one entry per tunnel |
 //!
 //! The loop takes a bounded batch from each queue in turn ([`super::driver`]), so no source
@@ -16,9 +17,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::poll::ReadyList;
 use crate::net::TunnelEnd;
 
 /// Accepted connections waiting for the loop.
@@ -84,6 +87,8 @@ pub(super) struct Inbox<S, U> {
     pub(super) dirty: RefCell<Vec<u64>>,
     /// Wakes the loop.
     pub(super) wake: Notify,
+    /// Polled sockets that became ready (they wake the loop through it).
+    pub(super) ready: Arc<ReadyList>,
     pool: RefCell<Vec<Vec<u8>>>,
 }
 
@@ -100,6 +105,7 @@ impl<S, U> Inbox<S, U> {
             handoffs: RefCell::default(),
             dirty: RefCell::default(),
             wake: Notify::new(),
+            ready: Arc::default(),
             pool: RefCell::default(),
         })
     }

@@ -1,6 +1,7 @@
 //! The relay host's UDP sockets: the media ports and one upstream socket per session that
-//! sends media. Each socket has a reader task and a writer task; the relay loop never waits
-//! on either.
+//! sends media. A real socket is polled by the relay loop itself ([`super::poll`]); any other
+//! (the simulation's) has a reader task and a writer task, described here. The relay loop
+//! never waits on either.
 //!
 //! - The **reader** receives into pooled buffers of the protocol's largest datagram
 //!   ([`DATAGRAM_SLOT`](super::inbox::DATAGRAM_SLOT)) and queues at most
@@ -19,10 +20,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::inbox::{Datagram, Inbox, Source, Waiting, PER_SOCKET_DATAGRAMS};
-use crate::net::{Net, Udp};
+use super::poll::Polled;
+use crate::net::Udp;
 
 /// Datagrams one socket may have waiting to be sent.
 pub(super) const SEND_QUEUE: usize = 256;
+/// Datagrams the loop hands a polled socket at once (one `sendmmsg` on Linux, runs to one
+/// destination segmented).
+const SEND_BURST: usize = 64;
 
 /// The loop's side of one socket's writer.
 #[derive(Default)]
@@ -47,30 +52,62 @@ impl SendQueue {
     pub(super) fn len(&self) -> usize {
         self.queue.borrow().len()
     }
+
+    /// Calls `f` with the datagrams at the front of the queue (at most [`SEND_BURST`]).
+    pub(super) fn with_front<R>(&self, f: impl FnOnce(&[(SocketAddr, &[u8])]) -> R) -> R {
+        let q = self.queue.borrow();
+        let mut views = [(SocketAddr::from(([0, 0, 0, 0], 0)), &[][..]); SEND_BURST];
+        let mut n = 0;
+        for (view, (to, data)) in views.iter_mut().zip(q.iter()) {
+            *view = (*to, data.as_slice());
+            n += 1;
+        }
+        f(views.get(..n).unwrap_or_default())
+    }
+
+    /// Forgets the first `n` datagrams (sent, or refused).
+    pub(super) fn drop_front(&self, n: usize) {
+        let mut q = self.queue.borrow_mut();
+        let n = n.min(q.len());
+        q.drain(..n);
+    }
 }
 
-/// One socket's tasks and queue.
-pub(super) struct Socket {
+/// One socket's queue, and its tasks (the plain path) or its polled state (real sockets, see
+/// [`super::poll`]).
+pub(super) struct Socket<U> {
     pub(super) sends: Rc<SendQueue>,
     tasks: Vec<JoinHandle<()>>,
+    pub(super) polled: Option<Polled<U>>,
+    /// On the loop's list of sockets to flush.
+    pub(super) dirty: bool,
 }
 
-impl Socket {
+impl<U: Udp> Socket<U> {
     /// A socket being opened: datagrams queued meanwhile go out once it is.
-    pub(super) fn pending() -> Socket {
+    pub(super) fn pending() -> Self {
         Socket {
             sends: Rc::default(),
             tasks: Vec::new(),
+            polled: None,
+            dirty: false,
         }
     }
 
-    /// Starts the reader and writer of `udp`, received datagrams tagged `source`.
-    pub(super) fn start<N: Net>(
+    /// Starts receiving on `udp`, received datagrams tagged `source`: polled by the loop
+    /// when the socket can be ([`Udp::polled`]), else with a reader and a writer task.
+    pub(super) fn start<S: 'static>(
         &mut self,
-        udp: Rc<N::Udp>,
+        udp: Rc<U>,
         source: Source,
-        inbox: &Rc<Inbox<N::Stream, N::Udp>>,
+        inbox: &Rc<Inbox<S, U>>,
     ) {
+        if udp.polled() {
+            // The bind task (if any) has finished: nothing of it is kept.
+            self.tasks.clear();
+            self.polled = Some(Polled::new(udp, source, &inbox.ready));
+            return;
+        }
         let (reader, inbox) = (udp.clone(), inbox.clone());
         self.tasks
             .push(tokio::task::spawn_local(read(reader, source, inbox)));
@@ -83,24 +120,22 @@ impl Socket {
         self.tasks.push(task);
     }
 
-    /// Ends the socket's tasks (the socket closes with the last of them).
-    pub(super) fn stop(&self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-
     /// Ends the reader only (the writer flushes the queue; for a graceful shutdown).
-    pub(super) fn stop_reading(&self) {
+    pub(super) fn stop_reading(&mut self) {
+        if let Some(polled) = &mut self.polled {
+            polled.reading = false;
+        }
         if let Some(reader) = self.tasks.iter().rev().nth(1) {
             reader.abort();
         }
     }
 }
 
-impl Drop for Socket {
+impl<U> Drop for Socket<U> {
     fn drop(&mut self) {
-        self.stop();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
