@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 
 use cloudproxy_sim::pcap::{Capture, CaptureLimits};
-use cloudproxy_sim::scenario::find;
+use cloudproxy_sim::scenario::file::ScenarioFile;
+use cloudproxy_sim::scenario::{find, Scenario};
 use cloudproxy_sim::world::run_world;
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use pcap_file::pcap::PcapReader;
@@ -98,6 +100,84 @@ fn the_pcap_of_force_tcp_443_shows_tls_records_on_443_not_the_protocols_frames()
     spec.capture = Some(capture.clone());
     let outcome = run_world(&spec);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_tls_on_443(&capture);
+}
+
+/// The automatic ladder's last step (setCloudProxy(automatic): direct, then the proxy's
+/// standard ports, then TCP 443) behind a bank whose firewall opens only TCP 443.
+const AUTOMATIC_443: &str = r#"
+name = "automatic-443"
+proves = "automatic mode behind a firewall that opens only TCP 443 ends on TLS 443"
+duration_s = 20
+ticket_lifetime_s = 120
+
+[[enterprise]]
+name = "bank"
+host = "10.1.0.10"
+policy = "tcp-443-only"
+
+[[enterprise.client]]
+name = "alice"
+uid = 1
+channel = "room"
+params = []
+join_s = 0.100
+media_pps = 50
+signalling_every_s = 1
+cloud_proxy = "automatic"
+
+[[enterprise]]
+name = "hospital"
+host = "10.2.0.10"
+policy = "seed"
+
+[[enterprise.client]]
+name = "bob"
+uid = 2
+channel = "room"
+params = ['{"rtc.enable_proxy":true}']
+join_s = 0.100
+media_pps = 50
+signalling_every_s = 1
+
+[[check]]
+call = ["alice", "bob"]
+min_packets = 200
+
+[[check]]
+falls_back = "alice"
+probe_ms = 1000
+
+[[check]]
+relay_port = "alice"
+port = 443
+"#;
+
+#[test]
+fn the_automatic_ladder_ends_on_tls_443_behind_a_firewall_that_opens_only_tcp_443() {
+    let file = ScenarioFile::parse(AUTOMATIC_443, Path::new("automatic-443.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let scenario = Scenario::from_file(file);
+    for seed in [1, 2] {
+        let run = scenario.run(seed);
+        assert!(
+            run.passed(),
+            "seed {seed}: {:?}",
+            run.failed_checks().collect::<Vec<_>>()
+        );
+    }
+    let mut spec = scenario.world(1);
+    let capture = Capture::new(CaptureLimits::default());
+    spec.capture = Some(capture.clone());
+    let outcome = run_world(&spec);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_tls_on_443(&capture);
+}
+
+/// What crossed the network on 443 in `capture`: TLS records both ways, on at least one
+/// access-point connection and two relay connections (tunnel, media channel), with the calls'
+/// media inside (many kilobytes of application data), never the protocol in the clear.
+fn assert_tls_on_443(capture: &Capture) {
     let streams = tcp_streams(&capture.pcap());
     let on_443: Vec<_> = streams
         .iter()
