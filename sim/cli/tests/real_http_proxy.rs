@@ -62,20 +62,6 @@ fn start_tinyproxy(binary: &PathBuf, ip: IpAddr, port: u16, dir: &TempDir, auth:
     proc
 }
 
-/// Waits until something accepts TCP on `addr` (`proc` listens there).
-fn wait_port(addr: SocketAddr, proc: &Proc) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} did not listen on {addr}: {}",
-            proc.name,
-            proc.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn type3(proxy: SocketAddr, credentials: Option<(&str, &str)>) -> String {
     match credentials {
         None => format!(

@@ -54,23 +54,8 @@ fn start_dante(b: Block, dir: &TempDir, method: &str) -> Proc {
         .arg("-N")
         .arg("1");
     let proc = Proc::spawn("danted", command, dir);
-    wait_port(b.socks(), 1080, &proc);
+    wait_port(std::net::SocketAddr::new(b.socks(), 1080), &proc);
     proc
-}
-
-/// Waits until something accepts TCP on `ip:port`.
-fn wait_port(ip: std::net::IpAddr, port: u16, proc: &Proc) {
-    let addr = std::net::SocketAddr::new(ip, port);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} did not listen on {addr}: {}",
-            proc.name,
-            proc.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Makes sure dante can check our credentials: a system account with a known password.
@@ -204,7 +189,7 @@ fn type0_through_microsocks_connect_only_media_falls_back_to_tcp() {
         &b.socks().to_string(),
     ]);
     let mut server = Proc::spawn("microsocks", command, &dir);
-    wait_port(b.socks(), 1080, &server);
+    wait_port(std::net::SocketAddr::new(b.socks(), 1080), &server);
     // UDP is refused (reply 7); the UDP probe gives up after 2 s, then media goes over TCP.
     let (alice, bob) = two_calls(b, &dir, &[], 6.0);
     check_heard(&alice, 2, "Tcp", b.socks());

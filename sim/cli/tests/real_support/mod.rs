@@ -457,3 +457,17 @@ pub fn require_binary(name: &str, package: &str) -> PathBuf {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// Waits until something accepts TCP on `addr` (`proc` listens there), up to 10 s.
+pub fn wait_port(addr: SocketAddr, proc: &Proc) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not listen on {addr}: {}",
+            proc.name,
+            proc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
