@@ -532,3 +532,66 @@ fn shards_hand_media_channels_to_their_owner_and_refuse_replays_across_workers()
         15
     );
 }
+
+/// A client that sends a burst in one segmented send (GSO, as a modern stack sends a video
+/// frame's packets) reaches the relay's media port as one coalesced message (UDP GRO); the
+/// relay cuts it into its datagrams and relays each, in order, and counts them.
+#[test]
+fn a_coalesced_burst_is_relayed_datagram_by_datagram() {
+    use cloudproxy_node::net::Udp;
+    const B: Block = Block(66);
+    const BURST: u8 = 8;
+    let dir = TempDir::new("dataplane-gro");
+    let _serve = serve(B, &dir, "");
+    let rt = runtime();
+    rt.block_on(start_echo(B));
+    rt.block_on(async {
+        let (_stream, session_id, udp_port) = tunnel(B, B.client(1)).await.unwrap();
+        let udp = UdpSocket::bind(SocketAddr::new(B.client(1), 0))
+            .await
+            .unwrap();
+        let to = SocketAddr::new(B.relay(1), udp_port);
+        let payloads: Vec<Vec<u8>> = (0..BURST).map(|i| vec![i; 1000]).collect();
+        let frames: Vec<Vec<u8>> = payloads
+            .iter()
+            .map(|payload| {
+                Message::MediaData {
+                    session_id,
+                    peer: echo_addr(B),
+                    payload: payload.clone(),
+                }
+                .to_bytes()
+                .unwrap()
+            })
+            .collect();
+        let batch: Vec<(SocketAddr, &[u8])> = frames.iter().map(|f| (to, f.as_slice())).collect();
+        udp.writable().await.unwrap();
+        assert_eq!(
+            udp.try_send_batch(&batch).unwrap(),
+            usize::from(BURST),
+            "one segmented send"
+        );
+        let mut echoed = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while echoed.len() < payloads.len() {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), udp.recv_from(&mut buf))
+                .await
+                .expect("every datagram of the burst comes back within 5 s")
+                .unwrap();
+            match Message::decode_datagram(&buf[..n]) {
+                Ok(Message::MediaData { payload, .. }) => echoed.push(payload),
+                other => panic!("not media: {other:?}"),
+            }
+        }
+        assert_eq!(echoed, payloads, "each datagram relayed whole, in order");
+    });
+    let coalesced = metric(
+        &scrape(B.metrics(1)),
+        "cloudproxy_relay_udp_gro_datagrams_total",
+        &format!("relay=\"{}\",unit=\"datagrams\"", B.relay(1)),
+    );
+    assert!(
+        coalesced >= u64::from(BURST),
+        "the burst reached the relay coalesced: {coalesced} datagrams counted"
+    );
+}

@@ -335,6 +335,15 @@ const RELAY_METRICS: &[Metric<RelayShared>] = &[
         }),
     },
     Metric {
+        name: "cloudproxy_relay_udp_gro_datagrams_total",
+        kind: COUNTER,
+        help: "Datagrams the kernel handed over coalesced with others from their source (UDP GRO: one receive for many), and the messages that held them.",
+        get: Get::Many(|r, sample| {
+            sample(&[("unit", "datagrams")], r.udp_gro_datagrams);
+            sample(&[("unit", "messages")], r.udp_gro_messages);
+        }),
+    },
+    Metric {
         name: "cloudproxy_relay_udp_error_replies_suppressed_total",
         kind: COUNTER,
         help: "Error datagrams not sent (rate limit, no amplification).",

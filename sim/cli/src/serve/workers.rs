@@ -368,6 +368,8 @@ pub fn merged(shards: &[Exported]) -> RelayShared {
         total.stream_overflows += s.stream_overflows;
         total.udp_allocs += s.udp_allocs;
         total.udp_send_dropped += s.udp_send_dropped;
+        total.udp_gro_messages += s.udp_gro_messages;
+        total.udp_gro_datagrams += s.udp_gro_datagrams;
         total.tunnels += s.tunnels;
         total.tunnels_kernel_total += s.tunnels_kernel_total;
         total.handoffs_out += s.handoffs_out;

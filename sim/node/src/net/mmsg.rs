@@ -1,5 +1,7 @@
-//! Batched UDP on Linux: `recvmmsg(2)` and `sendmmsg(2)`, many datagrams per system call, and
-//! segmentation offload (`UDP_SEGMENT`, GSO) for runs of datagrams to one destination.
+//! Batched UDP on Linux: `recvmmsg(2)` and `sendmmsg(2)`, many datagrams per system call,
+//! segmentation offload (`UDP_SEGMENT`, GSO) for runs of datagrams to one destination, and
+//! receive offload (`UDP_GRO`): datagrams that arrive together from one source in one
+//! message, cut back into datagrams by [`RecvMeta::datagrams`].
 //! Called through tokio's readiness (`UdpSocket::try_io`), never blocking.
 
 use std::io;
@@ -9,6 +11,8 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use socket2::{SockAddr, SockAddrStorage};
+
+use super::RecvMeta;
 
 /// Most datagrams one receive call takes.
 pub(super) const BATCH: usize = 32;
@@ -22,7 +26,8 @@ const GSO_BYTES: usize = 65_000;
 /// The largest datagram sent segmented: a segment must fit the path's MTU (1,500 bytes less
 /// the IPv6 and UDP headers), or the kernel refuses the send; larger ones go one by one.
 const GSO_MAX_SEGMENT: usize = 1_452;
-/// Room for one `UDP_SEGMENT` control message (`CMSG_SPACE(sizeof(u16))`), 8-byte aligned.
+/// Room for one `UDP_SEGMENT` control message (`CMSG_SPACE(sizeof(u16))`) or one `UDP_GRO`
+/// message (`CMSG_SPACE(sizeof(int))`), 8-byte aligned.
 const CMSG_WORDS: usize = 3;
 
 /// Whether segmentation offload (`UDP_SEGMENT`) may be used: true until a segmented send
@@ -164,46 +169,49 @@ fn set_segment_size(h: &mut libc::msghdr, words: &mut [u64; CMSG_WORDS], size: u
     }
 }
 
-/// Receives up to `bufs.len()` (at most [`BATCH`]) datagrams in one `recvmmsg`, each into its
-/// buffer; their lengths and sources go to `got`. How many came.
-pub(super) fn recv(
-    fd: RawFd,
-    bufs: &mut [Vec<u8>],
-    got: &mut [(usize, SocketAddr)],
-) -> io::Result<usize> {
+/// Receives up to `bufs.len()` (at most [`BATCH`]) messages in one `recvmmsg`, each into its
+/// buffer; what each holds goes to `got`: its length, its source, and, when the kernel
+/// coalesced datagrams into it (UDP GRO, [`enable_gro`]), their size. How many came. No
+/// allocation: every array is on the stack.
+pub(super) fn recv(fd: RawFd, bufs: &mut [Vec<u8>], got: &mut [RecvMeta]) -> io::Result<usize> {
     let count = bufs.len().min(got.len()).min(BATCH);
-    let mut names: Vec<SockAddrStorage> = (0..count).map(|_| SockAddrStorage::zeroed()).collect();
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .take(count)
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = names
-        .iter_mut()
-        .zip(iovs.iter_mut())
-        .map(|(name, iov)| {
-            // SAFETY: an all-zero mmsghdr is a valid empty header, filled in below.
-            let mut m: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-            m.msg_hdr.msg_namelen = name.size_of();
-            m.msg_hdr.msg_name = name as *mut SockAddrStorage as *mut libc::c_void;
-            m.msg_hdr.msg_iov = iov as *mut libc::iovec;
-            m.msg_hdr.msg_iovlen = 1;
-            m
-        })
-        .collect();
-    if msgs.is_empty() {
+    let mut names = [const { MaybeUninit::<SockAddrStorage>::uninit() }; BATCH];
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut ctrl = [[0u64; CMSG_WORDS]; BATCH];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    for (i, buf) in bufs.iter_mut().take(count).enumerate() {
+        let (Some(name), Some(iov), Some(words), Some(msg)) = (
+            names.get_mut(i),
+            iovs.get_mut(i),
+            ctrl.get_mut(i),
+            msgs.get_mut(i),
+        ) else {
+            break;
+        };
+        let name = name.write(SockAddrStorage::zeroed());
+        let iov = iov.write(libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        });
+        // SAFETY: an all-zero mmsghdr is a valid empty header, filled in below.
+        let m = msg.write(unsafe { MaybeUninit::zeroed().assume_init() });
+        m.msg_hdr.msg_namelen = name.size_of();
+        m.msg_hdr.msg_name = name as *mut SockAddrStorage as *mut libc::c_void;
+        m.msg_hdr.msg_iov = iov as *mut libc::iovec;
+        m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_control = words.as_mut_ptr() as *mut libc::c_void;
+        m.msg_hdr.msg_controllen = std::mem::size_of_val(words);
+    }
+    if count == 0 {
         return Ok(0);
     }
-    // SAFETY: `msgs` holds `count` headers pointing at live, writable name storage and
-    // buffers (`names`, `iovs` into `bufs`) of the sizes given; MSG_DONTWAIT never blocks; a
-    // null timeout is allowed.
+    // SAFETY: the first `count` headers are initialised and point at live, writable name
+    // storage, iovecs into `bufs` and control buffers of the sizes given; MSG_DONTWAIT never
+    // blocks; a null timeout is allowed. MaybeUninit<T> has T's layout.
     let n = unsafe {
         libc::recvmmsg(
             fd,
-            msgs.as_mut_ptr(),
+            msgs.as_mut_ptr() as *mut libc::mmsghdr,
             u32::try_from(count).unwrap_or(0),
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
@@ -212,17 +220,75 @@ pub(super) fn recv(
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let n = usize::try_from(n).unwrap_or(0);
+    let n = usize::try_from(n).unwrap_or(0).min(count);
     let mut filled = 0;
-    for (i, (m, name)) in msgs.iter().zip(names).enumerate().take(n) {
+    for i in 0..n {
+        let (Some(msg), Some(name), Some(slot)) = (msgs.get(i), names.get_mut(i), got.get_mut(i))
+        else {
+            break;
+        };
+        // SAFETY: the first `count` headers and names were initialised above (the kernel
+        // filled the first `n`); each name is taken once.
+        let (m, name) = unsafe {
+            (
+                msg.assume_init_ref(),
+                std::mem::replace(name, MaybeUninit::uninit()).assume_init(),
+            )
+        };
         // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes into `name`.
         let addr = unsafe { SockAddr::new(name, m.msg_hdr.msg_namelen) };
-        if let (Some(from), Some(slot)) = (addr.as_socket(), got.get_mut(i)) {
-            *slot = (usize::try_from(m.msg_len).unwrap_or(0), from);
-            filled = i + 1;
+        let Some(from) = addr.as_socket() else {
+            break;
+        };
+        let mut len = usize::try_from(m.msg_len).unwrap_or(0);
+        let stride = gro_segment_size(&m.msg_hdr).unwrap_or(len);
+        if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 && stride > 0 && stride < len {
+            // Coalesced beyond the buffer (a raised gro_max_size): keep the whole datagrams.
+            len -= len % stride;
+        }
+        *slot = RecvMeta { len, stride, from };
+        filled = i + 1;
+    }
+    Ok(filled)
+}
+
+/// The `UDP_GRO` control message's datagram size, if the kernel put one in `h`.
+fn gro_segment_size(h: &libc::msghdr) -> Option<usize> {
+    if h.msg_control.is_null() || h.msg_controllen == 0 {
+        return None;
+    }
+    // SAFETY: `h` was filled by recvmmsg: its control buffer holds `msg_controllen` bytes of
+    // well-formed cmsghdrs, which CMSG_FIRSTHDR/CMSG_NXTHDR walk within; the data of a
+    // UDP_GRO message is one int, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                return usize::try_from(size).ok().filter(|s| *s > 0);
+            }
+            c = libc::CMSG_NXTHDR(h, c);
         }
     }
-    Ok(filled.min(n))
+    None
+}
+
+/// Turns UDP GRO on for `fd` (`setsockopt(SOL_UDP, UDP_GRO, 1)`): datagrams that arrive
+/// together from one source may then come as one message ([`recv`] says their size).
+/// Whether the kernel took it (Linux 5.0 and later).
+pub(super) fn enable_gro(fd: RawFd) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: a plain setsockopt with a pointer to a live int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 #[cfg(test)]
@@ -306,5 +372,49 @@ mod tests {
             sent += send(sender.as_raw_fd(), &batch[sent..]).unwrap();
         }
         assert_eq!(recv_all(&a, SEND_BATCH), data);
+    }
+
+    /// With GRO on, a segmented send arrives as one message of its datagrams (the stride in
+    /// the control message, the last one shorter); without, as the datagrams one by one.
+    #[test]
+    fn gro_keeps_a_segmented_send_whole_and_says_its_stride() {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let data: Vec<Vec<u8>> = (0..6u8)
+            .map(|i| vec![i; if i == 5 { 700 } else { 1200 }])
+            .collect();
+        for gro in [true, false] {
+            let r = receiver();
+            let to = r.local_addr().unwrap();
+            if gro {
+                assert!(enable_gro(r.as_raw_fd()), "UDP_GRO (Linux 5.0 and later)");
+            }
+            let batch: Vec<(SocketAddr, &[u8])> = data.iter().map(|d| (to, d.as_slice())).collect();
+            assert_eq!(send(sender.as_raw_fd(), &batch).unwrap(), 6);
+            let mut bufs = vec![vec![0u8; crate::net::GRO_MESSAGE_MAX]; BATCH];
+            let mut got = vec![RecvMeta::default(); BATCH];
+            let mut seen = Vec::new();
+            let mut messages = 0;
+            for _ in 0..1_000 {
+                if seen.len() >= data.len() {
+                    break;
+                }
+                let n = recv(r.as_raw_fd(), &mut bufs, &mut got).unwrap_or(0);
+                if n == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                for (meta, buf) in got.iter().zip(&bufs).take(n) {
+                    assert_eq!(meta.from, sender.local_addr().unwrap());
+                    seen.extend(meta.datagrams(buf).map(<[u8]>::to_vec));
+                }
+                messages += n;
+            }
+            assert_eq!(seen, data, "gro {gro}");
+            if gro {
+                assert_eq!((messages, got[0].stride, got[0].len), (1, 1200, 6700));
+            } else {
+                assert_eq!(messages, 6);
+                assert_eq!(got[0].stride, got[0].len);
+            }
+        }
     }
 }

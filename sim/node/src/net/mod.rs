@@ -9,6 +9,7 @@
 //! The enterprise firewall, the impairments, the capture and the enterprise resolver are
 //! decorators of the simulation's network, outside the code under test.
 
+mod datagrams;
 mod dns_client;
 pub mod dns_wire;
 mod pumps;
@@ -31,6 +32,7 @@ use std::task::{Context, Poll};
 use cloudproxy_core::time::{Instant, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use datagrams::{Datagrams, RecvMeta, GRO_MESSAGE_MAX};
 pub use pumps::{StreamEvent, StreamPumps, EVENT_QUEUE};
 pub use tokio_net::{monotonic_now, wall_clock, TokioNet};
 pub use tunnel::{copy_tunnel, TunnelEnd, TunnelLink};
@@ -112,19 +114,26 @@ pub trait Udp: 'static {
         let _ = (data, to);
         Err(io::ErrorKind::WouldBlock.into())
     }
-    /// Receives up to `bufs.len()` waiting datagrams without waiting, each into its buffer,
-    /// their lengths and sources into `got`; how many (`WouldBlock` when none). By default one
-    /// [`Udp::try_recv_from`]; real sockets on Linux take a burst in one `recvmmsg(2)`.
-    fn try_recv_batch(
-        &self,
-        bufs: &mut [Vec<u8>],
-        got: &mut [(usize, SocketAddr)],
-    ) -> io::Result<usize> {
+    /// Receives up to `bufs.len()` waiting messages without waiting, each into its buffer,
+    /// what each holds into `got`; how many (`WouldBlock` when none). A message is one
+    /// datagram unless GRO is on ([`Udp::enable_gro`]); [`RecvMeta::datagrams`] gives them.
+    /// By default one [`Udp::try_recv_from`]; real sockets on Linux take a burst in one
+    /// `recvmmsg(2)`.
+    fn try_recv_batch(&self, bufs: &mut [Vec<u8>], got: &mut [RecvMeta]) -> io::Result<usize> {
         let (Some(buf), Some(slot)) = (bufs.first_mut(), got.first_mut()) else {
             return Ok(0);
         };
-        *slot = self.try_recv_from(buf)?;
+        let (len, from) = self.try_recv_from(buf)?;
+        *slot = RecvMeta::one(len, from);
         Ok(1)
+    }
+    /// Asks the kernel to coalesce datagrams that arrive together from one source into one
+    /// message (UDP GRO, `UDP_GRO`), as a NIC's receive offload delivers them: one trip
+    /// through the stack and one receive for many datagrams. Whether it is on. Only for a
+    /// reader that cuts messages with [`RecvMeta::datagrams`] into buffers of
+    /// [`GRO_MESSAGE_MAX`] bytes ([`Udp::try_recv_batch`]); by default off (false).
+    fn enable_gro(&self) -> bool {
+        false
     }
     /// Whether a host may drive this socket by readiness ([`Udp::poll_recv_ready`],
     /// [`Udp::poll_send_ready`] and the `try_*` calls) from its own loop, with no task of its

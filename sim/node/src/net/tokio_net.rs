@@ -314,7 +314,7 @@ impl Udp for UdpSocket {
     fn try_recv_batch(
         &self,
         bufs: &mut [Vec<u8>],
-        got: &mut [(usize, SocketAddr)],
+        got: &mut [super::RecvMeta],
     ) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         let fd = self.as_raw_fd();
@@ -326,6 +326,12 @@ impl Udp for UdpSocket {
                 other => return other,
             }
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn enable_gro(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        super::mmsg::enable_gro(self.as_raw_fd())
     }
 
     #[cfg(target_os = "linux")]

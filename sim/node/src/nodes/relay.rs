@@ -79,6 +79,10 @@ pub struct RelayShared {
     pub udp_allocs: usize,
     /// Datagrams dropped because a socket's send queue was full.
     pub udp_send_dropped: u64,
+    /// Received messages that held several datagrams the kernel coalesced (UDP GRO).
+    pub udp_gro_messages: u64,
+    /// Datagrams that came in such messages.
+    pub udp_gro_datagrams: u64,
     /// Tunnels spliced and running now.
     pub tunnels: usize,
     /// Tunnels that ran on the kernel's `splice(2)` (counted when they end).

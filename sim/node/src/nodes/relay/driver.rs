@@ -81,6 +81,9 @@ pub(super) struct Driver<N: Net> {
     udp_dropped: Dropped,
     /// Connections cut because a write would exceed the bound.
     overflows: u64,
+    /// Messages that held datagrams the kernel coalesced (UDP GRO), and those datagrams.
+    gro_messages: u64,
+    gro_datagrams: u64,
     /// When the tunnels' activity is next reported.
     report_at: Option<tokio::time::Instant>,
     report_interval: Duration,
@@ -128,6 +131,8 @@ impl<N: Net> Driver<N> {
             cuts: Rc::default(),
             udp_dropped: Rc::default(),
             overflows: 0,
+            gro_messages: 0,
+            gro_datagrams: 0,
             report_at: None,
             report_interval,
             handed_off: 0,
@@ -554,7 +559,14 @@ impl<N: Net> Driver<N> {
                 self.ready.push(waker);
             }
             for i in 0..n {
-                if let Some((from, data)) = bufs.get(i) {
+                let Some((from, datagrams, count)) = bufs.get(i) else {
+                    continue;
+                };
+                if count > 1 {
+                    self.gro_messages += 1;
+                    self.gro_datagrams += count as u64;
+                }
+                for data in datagrams {
                     self.datagram(source, from, data);
                 }
             }
@@ -692,6 +704,8 @@ impl<N: Net> Driver<N> {
         s.stream_overflows = self.overflows + self.cuts.get();
         s.udp_allocs = g.udp_allocs;
         s.udp_send_dropped = self.udp_dropped.get();
+        s.udp_gro_messages = self.gro_messages;
+        s.udp_gro_datagrams = self.gro_datagrams;
         s.tunnels = self.tunnels_open;
         s.tunnels_kernel_total = self.tunnels_kernel;
         s.handoffs_out = self.handed_off;

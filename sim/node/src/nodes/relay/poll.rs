@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use super::inbox::{Source, DATAGRAM_SLOT, PER_SOCKET_DATAGRAMS};
 use super::udp::SendQueue;
-use crate::net::Udp;
+use crate::net::{Datagrams, RecvMeta, Udp, GRO_MESSAGE_MAX};
 
 /// Which way a socket became ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,28 +95,36 @@ pub(super) struct Polled<U> {
     send: Arc<SocketWaker>,
     /// Reading stopped (a graceful shutdown only flushes).
     pub(super) reading: bool,
+    /// The kernel may coalesce datagrams from one source into one message (UDP GRO).
+    gro: bool,
 }
 
 impl<U: Udp> Polled<U> {
     /// A socket of `source`, put on the ready list at once so that the first poll registers
-    /// its wakers.
+    /// its wakers, with UDP GRO on where the kernel has it (the loop cuts each message into
+    /// its datagrams).
     pub(super) fn new(udp: std::rc::Rc<U>, source: Source, ready: &Arc<ReadyList>) -> Self {
+        let gro = udp.enable_gro();
         let polled = Polled {
             udp,
             recv: SocketWaker::new(source, Dir::Recv, ready),
             send: SocketWaker::new(source, Dir::Send, ready),
             reading: true,
+            gro,
         };
         polled.recv.wake_by_ref();
         polled
     }
 
     /// Receives one batch into `bufs` without waiting, registering the receive waker when
-    /// there is nothing or the batch came short; how many datagrams ([`RecvBufs::get`]), and
+    /// there is nothing or the batch came short; how many messages ([`RecvBufs::get`]), and
     /// whether the socket must be served again (its waker is not registered).
     pub(super) fn recv(&self, bufs: &mut RecvBufs) -> (usize, bool) {
         if !self.reading {
             return (0, false);
+        }
+        if self.gro {
+            bufs.fit_gro();
         }
         let waker = Waker::from(self.recv.clone());
         let mut cx = Context::from_waker(&waker);
@@ -174,11 +182,12 @@ impl<U: Udp> Polled<U> {
     }
 }
 
-/// The loop's receive buffers: one batch of the protocol's largest datagram, shared by every
-/// polled socket of the loop.
+/// The loop's receive buffers: one batch of messages, shared by every polled socket of the
+/// loop. Each holds the protocol's largest datagram, or, once a socket with GRO on is read,
+/// the largest message the kernel coalesces ([`GRO_MESSAGE_MAX`]; per loop, not per socket).
 pub(super) struct RecvBufs {
     bufs: Vec<Vec<u8>>,
-    got: Vec<(usize, SocketAddr)>,
+    got: Vec<RecvMeta>,
 }
 
 impl RecvBufs {
@@ -187,14 +196,24 @@ impl RecvBufs {
             bufs: (0..PER_SOCKET_DATAGRAMS)
                 .map(|_| vec![0; DATAGRAM_SLOT])
                 .collect(),
-            got: vec![(0, SocketAddr::from(([0, 0, 0, 0], 0))); PER_SOCKET_DATAGRAMS],
+            got: vec![RecvMeta::default(); PER_SOCKET_DATAGRAMS],
         }
     }
 
-    /// Datagram `i` of the last batch: its source and its bytes.
-    pub(super) fn get(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
-        let (len, from) = *self.got.get(i)?;
-        Some((from, self.bufs.get(i)?.get(..len)?))
+    /// Grows every buffer to [`GRO_MESSAGE_MAX`] (once): a coalesced message never truncated.
+    fn fit_gro(&mut self) {
+        for buf in &mut self.bufs {
+            if buf.len() < GRO_MESSAGE_MAX {
+                buf.resize(GRO_MESSAGE_MAX, 0);
+            }
+        }
+    }
+
+    /// Message `i` of the last batch: its source, its datagrams (one, or those the kernel
+    /// coalesced) in order, and how many.
+    pub(super) fn get(&self, i: usize) -> Option<(SocketAddr, Datagrams<'_>, usize)> {
+        let meta = self.got.get(i)?;
+        Some((meta.from, meta.datagrams(self.bufs.get(i)?), meta.count()))
     }
 }
 
@@ -275,9 +294,10 @@ mod tests {
                 let (n, again) = polled.recv(&mut bufs);
                 assert!(!again, "a short batch registers the waker");
                 for i in 0..n {
-                    let (from, data) = bufs.get(i).unwrap();
+                    let (from, datagrams, count) = bufs.get(i).unwrap();
                     assert_eq!(from, peer.local_addr().unwrap());
-                    seen.push(data.to_vec());
+                    assert_eq!(count, 1, "datagrams sent one by one come one by one");
+                    seen.extend(datagrams.map(<[u8]>::to_vec));
                 }
                 if n == 0 {
                     next_ready(&ready).await;
@@ -304,5 +324,37 @@ mod tests {
             let (n, from) = peer.recv_from(&mut buf).await.unwrap();
             assert_eq!((&buf[..n], from), (&[want; 50][..], at));
         }
+    }
+
+    /// A polled socket has GRO on: a segmented burst from one peer comes as one message, cut
+    /// back into its datagrams (the last shorter), in order, by the loop's buffers.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_segmented_burst_comes_as_one_message_of_its_datagrams() {
+        let ready: Arc<ReadyList> = Arc::default();
+        let udp = Rc::new(bound().await);
+        let at = udp.local_addr().unwrap();
+        let polled = Polled::new(udp.clone(), Source::Media(4500), &ready);
+        assert!(polled.gro, "UDP_GRO is on (Linux 5.0 and later)");
+        let mut bufs = RecvBufs::new();
+        next_ready(&ready).await;
+        assert_eq!(polled.recv(&mut bufs), (0, false));
+
+        let peer = bound().await;
+        let data: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| vec![i; if i == 9 { 500 } else { 1200 }])
+            .collect();
+        let batch: Vec<(SocketAddr, &[u8])> = data.iter().map(|d| (at, d.as_slice())).collect();
+        peer.writable().await.unwrap();
+        assert_eq!(
+            peer.try_send_batch(&batch).unwrap(),
+            10,
+            "one segmented send"
+        );
+        next_ready(&ready).await;
+        let (n, _) = polled.recv(&mut bufs);
+        assert_eq!(n, 1, "the kernel kept the burst whole");
+        let (from, datagrams, count) = bufs.get(0).unwrap();
+        assert_eq!((from, count), (peer.local_addr().unwrap(), 10));
+        assert_eq!(datagrams.map(<[u8]>::to_vec).collect::<Vec<_>>(), data);
     }
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::inbox::{Datagram, Inbox, Source, Waiting, PER_SOCKET_DATAGRAMS};
 use super::poll::Polled;
-use crate::net::Udp;
+use crate::net::{RecvMeta, Udp};
 
 /// Datagrams one socket may have waiting to be sent.
 pub(super) const SEND_QUEUE: usize = 256;
@@ -142,7 +142,7 @@ impl<U> Drop for Socket<U> {
 async fn read<S, U: Udp>(udp: Rc<U>, source: Source, inbox: Rc<Inbox<S, U>>) {
     let waiting = Rc::new(Waiting::default());
     let mut bufs: Vec<Vec<u8>> = Vec::new();
-    let mut got = vec![(0usize, SocketAddr::from(([0, 0, 0, 0], 0))); PER_SOCKET_DATAGRAMS];
+    let mut got = vec![RecvMeta::default(); PER_SOCKET_DATAGRAMS];
     loop {
         while waiting.count.get() >= PER_SOCKET_DATAGRAMS {
             waiting.room.notified().await;
@@ -165,8 +165,8 @@ async fn read<S, U: Udp>(udp: Rc<U>, source: Source, inbox: Rc<Inbox<S, U>>) {
                     continue;
                 };
                 match udp.recv_from(buf).await {
-                    Ok(one) => {
-                        got[0] = one;
+                    Ok((len, from)) => {
+                        got[0] = RecvMeta::one(len, from);
                         1
                     }
                     Err(_) => break,
@@ -175,7 +175,8 @@ async fn read<S, U: Udp>(udp: Rc<U>, source: Source, inbox: Rc<Inbox<S, U>>) {
             Err(_) => break,
         };
         for (i, buf) in bufs.drain(..n.min(room)).enumerate() {
-            let (len, from) = got[i];
+            // This reader never turns GRO on: each message is one datagram.
+            let RecvMeta { len, from, .. } = got[i];
             waiting.count.set(waiting.count.get() + 1);
             let datagram = Datagram {
                 source,
