@@ -70,6 +70,8 @@ pub(super) struct Driver<N: Net> {
     recv_bufs: RecvBufs,
     /// Polled sockets taken from the ready list, not yet served.
     ready: Vec<Arc<SocketWaker>>,
+    /// The sockets being served this round (kept for its capacity).
+    serving: Vec<Arc<SocketWaker>>,
     /// Polled sockets with datagrams queued to send this round.
     to_flush: Vec<Source>,
     next_conn: u64,
@@ -125,6 +127,7 @@ impl<N: Net> Driver<N> {
             allocs: BTreeMap::new(),
             recv_bufs: RecvBufs::new(),
             ready: Vec::new(),
+            serving: Vec::new(),
             to_flush: Vec::new(),
             next_conn: 0,
             queued: Rc::default(),
@@ -539,8 +542,10 @@ impl<N: Net> Driver<N> {
         }
         let mut bufs = std::mem::take(&mut self.recv_bufs);
         let take = self.ready.len().min(POLLED_BATCHES);
-        let batch: Vec<Arc<SocketWaker>> = self.ready.drain(..take).collect();
-        for waker in batch {
+        // The loop's own list, reused: no allocation a round.
+        let mut batch = std::mem::take(&mut self.serving);
+        batch.extend(self.ready.drain(..take));
+        for waker in batch.drain(..) {
             let source = waker.source;
             if waker.dir == Dir::Send {
                 if let Some(socket) = self.socket(source) {
@@ -572,6 +577,7 @@ impl<N: Net> Driver<N> {
             }
         }
         self.recv_bufs = bufs;
+        self.serving = batch;
         // Served sockets registered their wakers: only one with more makes this round's work
         // urgent (the loop then yields and comes back; else it waits for the next wake-up).
         !self.ready.is_empty()
