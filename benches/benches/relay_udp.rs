@@ -5,6 +5,9 @@
 //! relay a child process (`bench_relay`), the same client loop for all. Throughput: datagrams
 //! echoed (one element per round trip).
 //!
+//! Then the same echo with the client sending bursts of 16 in one segmented send (UDP GSO, as
+//! a video sender does; group `udp_echo_1200B_w64_bursts16`): what `serve`'s UDP GRO buys.
+//!
 //! Then issue 12's "two workers vs one": 16 flows through `serve`, 4 datagrams outstanding
 //! each, on a `serve` with one relay worker and on one with two (group `udp_flows16_workers`).
 //!
@@ -12,7 +15,7 @@
 
 use std::time::Duration;
 
-use cloudproxy_benches::drive::{echo_flows, echo_window, Client, Flow};
+use cloudproxy_benches::drive::{echo_bursts, echo_flows, echo_window, Client, Flow};
 use cloudproxy_benches::world::{self, Baseline};
 use criterion::{Criterion, Throughput};
 
@@ -79,9 +82,38 @@ fn main() {
         });
     }
     group.finish();
+    bursts(&mut c, &client, &serve, &flows);
     workers(&mut c, bin, &up.addrs, &client, &serve);
     c.final_summary();
     drop((naive, mmsg, flows));
+}
+
+/// Datagrams a client sends at once in the bursts case (one segmented send).
+const BURST: u64 = 16;
+
+/// The same echo, the client sending bursts of [`BURST`] in one segmented send (UDP GSO):
+/// a relay with UDP GRO (serve) takes each burst as one message, one trip through the stack;
+/// the naive and mmsg relays get the kernel's segments one by one (group
+/// `udp_echo_1200B_w64_bursts16`).
+fn bursts(c: &mut Criterion, client: &Client, serve: &world::Serve, flows: &[(&str, Flow)]) {
+    let mut group = c.benchmark_group("udp_echo_1200B_w64_bursts16");
+    group.throughput(Throughput::Elements(1));
+    for (name, flow) in flows {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                let (elapsed, _lost) = client
+                    .run(echo_bursts(flow, iters, WINDOW, BURST))
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "FAILED udp_echo_bursts/{name}: {e}; serve logged {:?}",
+                            serve.proc.close_reasons()
+                        )
+                    });
+                elapsed
+            })
+        });
+    }
+    group.finish();
 }
 
 /// Flows of the workers case, and the window each keeps outstanding.

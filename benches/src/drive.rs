@@ -226,6 +226,75 @@ pub async fn echo_window(flow: &Flow, count: u64, window: u64) -> Result<(Durati
     Ok((start.elapsed(), lost))
 }
 
+/// Sends `n` copies of the flow's datagram to its destination in as few system calls as the
+/// socket allows: runs to one destination go as one segmented send (UDP GSO) where the kernel
+/// has it, as a sender of video frames sends each frame's packets.
+async fn send_burst(flow: &Flow, n: u64) {
+    use cloudproxy_node::net::Udp;
+    let burst: Vec<(SocketAddr, &[u8])> = (0..n)
+        .map(|_| (flow.to, flow.datagram.as_slice()))
+        .collect();
+    let mut sent = 0;
+    while sent < burst.len() {
+        if flow.socket.writable().await.is_err() {
+            return;
+        }
+        match flow.socket.try_send_batch(&burst[sent..]) {
+            Ok(k) => sent += k.max(1),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // A failed send loses that datagram; the loss timer sends it again.
+            Err(_) => sent += 1,
+        }
+    }
+}
+
+/// Closed-loop echo in bursts: `burst` datagrams at a time in one segmented send
+/// ([`send_burst`]), the next burst once as many came back, `window` outstanding at most,
+/// until `count` came back; the wall time and how many were presumed lost (as
+/// [`echo_window`]). The receiving relay may take each burst as one message (UDP GRO).
+pub async fn echo_bursts(
+    flow: &Flow,
+    count: u64,
+    window: u64,
+    burst: u64,
+) -> Result<(Duration, u64), String> {
+    let start = Instant::now();
+    let burst = burst.clamp(1, window.max(1));
+    let mut buf = vec![0u8; 4096];
+    let (mut sent, mut back, mut lost) = (0u64, 0u64, 0u64);
+    let mut stalls = 0;
+    while sent < window.min(count) {
+        let n = burst.min(count - sent);
+        send_burst(flow, n).await;
+        sent += n;
+    }
+    while back < count {
+        match tokio::time::timeout(LOSS_TIMEOUT, flow.socket.recv_from(&mut buf)).await {
+            Ok(Ok(_)) => {
+                back += 1;
+                stalls = 0;
+                let room = window.saturating_sub(sent - back);
+                if room >= burst && sent < count {
+                    let n = burst.min(count - sent);
+                    send_burst(flow, n).await;
+                    sent += n;
+                }
+            }
+            Ok(Err(_)) => {}
+            Err(_) => {
+                stalls += 1;
+                if stalls > 100 {
+                    return Err(format!("no answer for 20 s ({back} of {count} back)"));
+                }
+                let outstanding = sent - back;
+                lost += outstanding;
+                send_burst(flow, outstanding).await;
+            }
+        }
+    }
+    Ok((start.elapsed(), lost))
+}
+
 /// Closed-loop echo on every flow at once: each keeps `window` datagrams outstanding until its
 /// share of `count` came back (at least one each); returns the wall time of the slowest.
 pub async fn echo_flows(flows: &[Flow], count: u64, window: u64) -> Result<Duration, String> {

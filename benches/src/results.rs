@@ -297,6 +297,26 @@ pub const RATIOS: &[RatioDef] = &[
         None,
     ),
     r(
+        "udp_bursts.serve_vs_naive",
+        "UDP echo, client bursts of 16 in one GSO send: serve (GRO) / naive relay (context)",
+        Of(
+            "udp_echo_1200B_w64_bursts16/naive",
+            "udp_echo_1200B_w64_bursts16/serve",
+        ),
+        true,
+        None,
+    ),
+    r(
+        "udp_bursts.serve_vs_mmsg",
+        "UDP echo, client bursts of 16: serve (GRO) / mmsg relay (context)",
+        Of(
+            "udp_echo_1200B_w64_bursts16/mmsg",
+            "udp_echo_1200B_w64_bursts16/serve",
+        ),
+        true,
+        None,
+    ),
+    r(
         "flows64.serve_vs_naive",
         "64 flows x 50 pps: relay CPU per datagram, serve / naive",
         Of("flows64_cpu/serve", "flows64_cpu/naive"),
