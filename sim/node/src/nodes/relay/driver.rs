@@ -150,9 +150,11 @@ impl<N: Net> Driver<N> {
     pub(super) async fn serve(&mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            let worked = self.round();
+            self.round();
             self.publish();
-            if worked {
+            if self.has_work_left() {
+                // A bounded batch left work: yield (the runtime polls the sockets and the
+                // other tasks run), then come back at once.
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -167,6 +169,19 @@ impl<N: Net> Driver<N> {
                 () = sleep_opt(report_at) => {}
             }
         }
+    }
+
+    /// Whether the last round left work it may do now without waiting: items queued beyond
+    /// a batch, polled sockets with more to read, a due timer. If not, the loop waits for its
+    /// next wake-up straight away (the runtime then polls the sockets and sleeps only if none
+    /// is ready), with no second round to find nothing.
+    fn has_work_left(&self) -> bool {
+        !self.ready.is_empty()
+            || self.inbox.has_queued()
+            || self
+                .relay
+                .poll_timeout()
+                .is_some_and(|at| at <= self.net.now())
     }
 
     /// One fair round; whether it did anything.

@@ -116,6 +116,17 @@ impl<S, U> Inbox<S, U> {
         self.wake.notify_one();
     }
 
+    /// Whether an item is queued for the loop (a bounded batch left some for the next round).
+    pub(super) fn has_queued(&self) -> bool {
+        !(self.accepted.borrow().is_empty()
+            && self.conn_events.borrow().is_empty()
+            && self.up_events.borrow().is_empty()
+            && self.bound.borrow().is_empty()
+            && self.datagrams.borrow().is_empty()
+            && self.tunnel_ends.borrow().is_empty()
+            && self.handoffs.borrow().is_empty())
+    }
+
     /// A receive buffer from the pool.
     pub(super) fn buffer(&self) -> Vec<u8> {
         self.pool
