@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloudproxy_node::tls::{TlsCounters, TlsStream};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -39,6 +40,32 @@ const PAIR_TIMEOUT: Duration = Duration::from_secs(1);
 /// Strangers (other local processes connecting to the pairing port) accepted and dropped
 /// before a pairing gives up.
 const MAX_STRANGERS: usize = 8;
+
+/// Moves bytes between the client's TLS connection and the owner's end until the owner
+/// closes (the client hears `close_notify`), or the client closes and the owner follows
+/// within [`CLOSE_GRACE`]; then both are dropped.
+async fn pump(tls: TlsStream<TcpStream>, near: TcpStream) {
+    let (mut from_client, mut to_client) = tokio::io::split(tls);
+    let (mut from_owner, mut to_owner) = near.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_owner).await;
+        let _ = to_owner.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut from_owner, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        () = &mut down => {}
+        () = &mut up => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, down).await;
+        }
+    }
+}
+
+/// How long the owner may take to close its end once the client closed its own.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// One shard's TLS state, read by the metrics endpoint: its handshakes and its bridges.
 #[derive(Debug, Default)]
@@ -98,12 +125,12 @@ impl Bridges {
 
     async fn run(
         &self,
-        mut tls: TlsStream<TcpStream>,
+        tls: TlsStream<TcpStream>,
         peer: SocketAddr,
         data: Vec<u8>,
         to: mpsc::Sender<Moving>,
     ) {
-        let (mut near, far) = match self.pair().await {
+        let (near, far) = match self.pair().await {
             Ok(pair) => pair,
             Err(e) => return self.dropped(peer, &format!("no loopback pair: {e}")),
         };
@@ -114,8 +141,7 @@ impl Bridges {
             return self.dropped(peer, "handoff queue full");
         }
         self.stats.bridged.fetch_add(1, Ordering::Relaxed);
-        // Ends when either side closes or fails; both are closed on the way out.
-        let _ = tokio::io::copy_bidirectional(&mut tls, &mut near).await;
+        pump(tls, near).await;
     }
 
     fn dropped(&self, peer: SocketAddr, why: &str) {
@@ -153,5 +179,79 @@ impl Bridges {
         let l = Rc::new(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?);
         *self.listener.borrow_mut() = Some(l.clone());
         Ok(l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connected loopback pair through a listener of its own: (client, server).
+    async fn client_and_server() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(TcpStream::connect(at), listener.accept());
+        (client.unwrap(), server.unwrap().0)
+    }
+
+    fn run(test: impl std::future::Future<Output = ()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            tokio::time::timeout(Duration::from_secs(10), test)
+                .await
+                .expect("the test's bound");
+        });
+    }
+
+    #[test]
+    fn a_bridged_connection_carries_both_ways_and_closes_with_its_owner() {
+        run(async {
+            let stats = Arc::new(ShardTls::default());
+            let bridges = Bridges::new(4, stats.clone());
+            let (mut client, server) = client_and_server().await;
+            let peer = client.local_addr().unwrap();
+            let (tx, mut rx) = mpsc::channel(1);
+            bridges.start(TlsStream::Plain(server), peer, b"read".to_vec(), tx);
+            let (far, from, data) = rx.recv().await.unwrap();
+            assert_eq!((from, data.as_slice()), (peer, &b"read"[..]));
+            assert_eq!(stats.bridged.load(Ordering::Relaxed), 1);
+            assert_eq!(bridges.open.get(), 1);
+            let mut far = TcpStream::from_std(far).unwrap();
+
+            client.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            far.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping");
+            far.write_all(b"pong").await.unwrap();
+            client.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"pong");
+
+            // The owner closes: the client's connection ends, and so does the bridge.
+            drop(far);
+            assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+            while bridges.open.get() > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+    }
+
+    #[test]
+    fn past_the_bound_a_connection_is_dropped_and_counted() {
+        run(async {
+            let stats = Arc::new(ShardTls::default());
+            let bridges = Bridges::new(0, stats.clone());
+            let (mut client, server) = client_and_server().await;
+            let peer = client.local_addr().unwrap();
+            let (tx, mut rx) = mpsc::channel(1);
+            bridges.start(TlsStream::Plain(server), peer, Vec::new(), tx);
+            assert_eq!(client.read(&mut [0u8; 4]).await.unwrap(), 0);
+            assert!(rx.recv().await.is_none(), "nothing handed over");
+            assert_eq!(stats.bridge_dropped.load(Ordering::Relaxed), 1);
+            assert_eq!(stats.bridged.load(Ordering::Relaxed), 0);
+        });
     }
 }
