@@ -37,6 +37,7 @@ impl ProxyClient {
 
     /// Starts an attempt from the top, as the configuration (and automatic mode) says.
     pub(super) fn start_attempt(&mut self) {
+        self.retry.tls_failure = None;
         let now = self.now;
         let server = self.effective_proxy().cloned();
         let phase = match &server {
@@ -125,6 +126,13 @@ impl ProxyClient {
     /// An attempt failed: in automatic mode a failed direct attempt falls back to the cloud
     /// proxy at once; otherwise back off and try again, or give up.
     pub(super) fn attempt_failed(&mut self, reason: StateReason) {
+        // No answer, and a server that was reached failed its TLS handshake: that is why.
+        let reason = match (reason, self.retry.tls_failure.take()) {
+            (StateReason::ApUnreachable | StateReason::RelayUnreachable, Some(text)) => {
+                StateReason::TlsFailed(text)
+            }
+            (reason, _) => reason,
+        };
         let direct = matches!(self.phase, Phase::OpeningDirect(_));
         if direct && self.config.is_automatic() && !self.fell_back {
             return self.fall_back(reason);

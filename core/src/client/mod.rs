@@ -97,7 +97,7 @@ pub use config::{
 };
 pub use types::{
     ClientEvent, ClientInput, ClientOutput, ClientStats, ConnId, ConnectionState, MediaPath,
-    NetworkChange, StateReason,
+    NetworkChange, StateReason, MAX_TLS_REASON_BYTES,
 };
 
 use ap::ApQuery;
@@ -198,6 +198,8 @@ struct Retry {
     since: Instant,
     /// Why the last attempt failed.
     last_reason: Option<StateReason>,
+    /// The last failed TLS handshake of this attempt (beyond the seed), bounded.
+    tls_failure: Option<String>,
     /// How many relays were lost so far: the next tunnel starts that far down the AP's list.
     relay_rotation: usize,
     /// The relay lost last, avoided when the AP lists another.
@@ -261,6 +263,10 @@ impl ProxyClient {
             ClientInput::ResolveFailed { name, reason } => self.on_resolved(name, Err(reason)),
             ClientInput::TcpConnected { conn } => self.on_tcp(conn, TcpEvent::Connected),
             ClientInput::TcpFailed { conn, .. } => self.on_tcp(conn, TcpEvent::Failed),
+            ClientInput::TlsFailed { conn, reason } => {
+                self.retry.tls_failure = Some(types::bounded_reason(reason));
+                self.on_tcp(conn, TcpEvent::Failed);
+            }
             ClientInput::TcpData { conn, data } => self.on_tcp(conn, TcpEvent::Data(data)),
             ClientInput::TcpClosed { conn } => self.on_tcp(conn, TcpEvent::Closed),
             ClientInput::UdpData { from, data } => self.on_udp(from, data),

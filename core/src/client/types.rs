@@ -50,6 +50,18 @@ pub enum ClientInput<'a> {
         /// Why, for the humans reading the reason text.
         reason: &'a str,
     },
+    /// **Beyond the seed**: a [`ClientOutput::TcpConnect`] to a TLS port (443) connected but
+    /// its TLS handshake failed (the driver's TLS layer refused the server's certificate or
+    /// ALPN, or the handshake broke). Handled as [`ClientInput::TcpFailed`]; the reason is
+    /// kept, and an attempt that then ends with no access point or relay answering is
+    /// reported as [`StateReason::TlsFailed`] with it.
+    TlsFailed {
+        /// The connection.
+        conn: ConnId,
+        /// Why, naming the server and the TLS reason (`TLS to 127.93.1.1:443 (verifying
+        /// ap-proxy.agora.io): invalid peer certificate: UnknownIssuer`).
+        reason: &'a str,
+    },
     /// Bytes received on a connection, in order.
     TcpData {
         /// The connection.
@@ -275,6 +287,25 @@ pub enum StateReason {
     /// **Beyond the seed**: the local address changed ([`NetworkChange::AddressChanged`]): the
     /// connection and the ticket were bound to the old one.
     NetworkChanged,
+    /// **Beyond the seed** (TLS on 443): no access point or relay answered, and the last
+    /// connection that reached one failed its TLS handshake ([`ClientInput::TlsFailed`]); the
+    /// text is the driver's (server, name verified, TLS reason, at most
+    /// [`MAX_TLS_REASON_BYTES`] bytes). Not fatal: another address, or a later try, may present
+    /// a certificate the client trusts.
+    TlsFailed(String),
+}
+
+/// Longest reason text a [`StateReason::TlsFailed`] keeps from its input (longer texts are cut
+/// at a character boundary).
+pub const MAX_TLS_REASON_BYTES: usize = 512;
+
+/// `text`, cut to at most [`MAX_TLS_REASON_BYTES`] bytes at a character boundary.
+pub(super) fn bounded_reason(text: &str) -> String {
+    let mut end = text.len().min(MAX_TLS_REASON_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default().to_owned()
 }
 
 impl StateReason {
@@ -339,6 +370,7 @@ impl fmt::Display for StateReason {
             StateReason::NetworkChanged => f.write_str(
                 "the local address changed: reconnecting with a new ticket",
             ),
+            StateReason::TlsFailed(detail) => write!(f, "TLS handshake failed: {detail}"),
         }
     }
 }

@@ -18,6 +18,8 @@ use real_support::*;
 
 // 127.90 and 127.91 are the benchmarks'.
 const B: Block = Block(93);
+/// The two-worker test's block.
+const W: Block = Block(95);
 
 /// A CA from the operating system's randomness.
 fn fresh_ca() -> TestCa {
@@ -29,10 +31,10 @@ fn fresh_ca() -> TestCa {
 }
 
 /// The CA's certificate, the access point's and the relays' certificates and keys, written
-/// in `dir` (keys `chmod 600`); returns the CA file.
-fn write_pki(dir: &TempDir, ca: &mut TestCa) -> PathBuf {
-    let ap = ca.issue(&["ap-proxy.agora.io"], &[B.ap()]).unwrap();
-    let relays = ca.issue(&[], &[B.relay(1), B.relay(2)]).unwrap();
+/// of block `b` in `dir` (keys `chmod 600`); returns the CA file.
+fn write_pki(dir: &TempDir, ca: &mut TestCa, b: Block) -> PathBuf {
+    let ap = ca.issue(&["ap-proxy.agora.io"], &[b.ap()]).unwrap();
+    let relays = ca.issue(&[], &[b.relay(1), b.relay(2)]).unwrap();
     for (name, issued) in [("ap", &ap), ("relay", &relays)] {
         dir.write(&format!("{name}.crt"), &issued.chain_pem);
         let key = dir.write(&format!("{name}.key"), &issued.key_pem);
@@ -58,16 +60,16 @@ fn tls_config(dir: &TempDir) -> String {
 }
 
 /// A force-TCP call (setCloudProxy(force TCP), no setParameters) trusting `ca`.
-fn force_tcp_call(dir: &TempDir, name: &str, i: u8, secs: f64, ca: &PathBuf) -> Proc {
+fn force_tcp_call(dir: &TempDir, b: Block, name: &str, i: u8, secs: f64, ca: &PathBuf) -> Proc {
     let mut command = Command::new(bin());
     command
         .arg("call")
         .arg("--json")
         .args(["--name", name])
         .args(["--uid", &i.to_string()])
-        .args(["--bind", &B.client(i).to_string()])
-        .args(["--edge", &B.edge().to_string()])
-        .args(["--dns", &B.dns()])
+        .args(["--bind", &b.client(i).to_string()])
+        .args(["--edge", &b.edge().to_string()])
+        .args(["--dns", &b.dns()])
         .args(["--for", &secs.to_string()])
         .args(["--cloud-proxy", "force-tcp"])
         .arg("--tls-ca")
@@ -79,15 +81,15 @@ fn force_tcp_call(dir: &TempDir, name: &str, i: u8, secs: f64, ca: &PathBuf) -> 
 fn force_tcp_clients_carry_media_over_tls_and_a_wrong_ca_is_refused_clearly() {
     let dir = TempDir::new("real-tls");
     let mut ca = fresh_ca();
-    let ca_file = write_pki(&dir, &mut ca);
+    let ca_file = write_pki(&dir, &mut ca, B);
     let other_ca = dir.write("other-ca.pem", &fresh_ca().root_pem());
     let _edge = start_edge(B, &dir);
     let mut serve = start_serve("serve", &dir, &tls_config(&dir), &random_key());
 
-    let mut alice = force_tcp_call(&dir, "alice", 1, 6.0, &ca_file);
-    let mut bob = force_tcp_call(&dir, "bob", 2, 6.0, &ca_file);
+    let mut alice = force_tcp_call(&dir, B, "alice", 1, 6.0, &ca_file);
+    let mut bob = force_tcp_call(&dir, B, "bob", 2, 6.0, &ca_file);
     // Carol trusts another CA: every TLS handshake fails on her side.
-    let mut carol = force_tcp_call(&dir, "carol", 3, 2.0, &other_ca);
+    let mut carol = force_tcp_call(&dir, B, "carol", 3, 2.0, &other_ca);
     let carol = finish_call(&mut carol, Duration::from_secs(20));
     let (alice, bob) = (
         finish_call(&mut alice, Duration::from_secs(25)),
@@ -101,6 +103,12 @@ fn force_tcp_clients_carry_media_over_tls_and_a_wrong_ca_is_refused_clearly() {
         B.ap()
     );
     assert!(carol.stderr.contains(&expected), "{}", carol.stderr);
+    // And so does her report: the reason names TLS, the address and rustls' reason.
+    assert_eq!(
+        carol.json["last_reason"],
+        format!("TLS handshake failed: {expected}"),
+        "{carol:#?}"
+    );
 
     for (report, other) in [(&alice, 2), (&bob, 1)] {
         assert!(report.status.success(), "{report:#?}");
@@ -124,6 +132,28 @@ fn force_tcp_clients_carry_media_over_tls_and_a_wrong_ca_is_refused_clearly() {
         })
         .sum();
     assert_eq!(opened, 2, "{text}");
+    // The access point counted Carol's refusals as bad certificates, the others' handshakes as
+    // completed; the relays completed the tunnels' and media channels' handshakes.
+    let ap = format!("ap=\"{}\"", B.ap());
+    let ap_failed = "cloudproxy_ap_tls_handshake_failures_total";
+    let bad = metric(
+        &text,
+        ap_failed,
+        &format!("{ap},reason=\"bad_certificate\""),
+    );
+    assert!(bad >= 1, "{text}");
+    assert_eq!(
+        metric(&text, ap_failed, &format!("{ap},reason=\"no_alpn\"")),
+        0
+    );
+    let ap_completed = metric(&text, "cloudproxy_ap_tls_handshakes_total", &ap);
+    assert!(ap_completed >= 2, "{text}");
+    assert!(
+        relay_handshakes(&text, &[B.relay(1), B.relay(2)])
+            .iter()
+            .sum::<u64>()
+            >= 4
+    );
     let status = serve.terminate(Duration::from_secs(10));
     assert!(status.success(), "{}", serve.stderr());
     // No key-permission warning for keys kept `chmod 600`.
@@ -132,6 +162,107 @@ fn force_tcp_clients_carry_media_over_tls_and_a_wrong_ca_is_refused_clearly() {
         "{}",
         serve.stderr()
     );
+}
+
+/// Each worker's completed TLS handshakes, summed over `relays`.
+fn relay_handshakes(text: &str, relays: &[std::net::IpAddr]) -> Vec<u64> {
+    let workers = metric(text, "cloudproxy_relay_workers", "");
+    (0..workers)
+        .map(|w| {
+            relays
+                .iter()
+                .map(|r| {
+                    let labels = format!("relay=\"{r}\",worker=\"{w}\"");
+                    metric(text, "cloudproxy_relay_tls_handshakes_total", &labels)
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// The TLS configuration with two relay workers, one relay.
+fn two_worker_config(dir: &TempDir) -> String {
+    let path = |name: &str| dir.join(name).display().to_string();
+    format!(
+        "sdrtn = [\"{}\"]\nmetrics = \"{}\"\n\n[ap]\nlisten = [\"{}\"]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\n[relay]\nlisten = [\"{}\"]\nworkers = 2\nudp_ports = \"4500-4503\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        W.sdrtn(),
+        W.metrics(1),
+        W.ap(),
+        path("ap.crt"),
+        path("ap.key"),
+        W.relay(1),
+        path("relay.crt"),
+        path("relay.key"),
+    )
+}
+
+/// Force-TCP clients of the two-worker test (each has a tunnel and a media channel over TLS,
+/// so that 2 × CLIENTS relay connections are spread by the kernel over the two workers).
+const CLIENTS: u8 = 6;
+
+#[test]
+fn every_relay_worker_serves_tls_and_sessions_of_another_worker_still_carry_media() {
+    let dir = TempDir::new("real-tls-workers");
+    let mut ca = fresh_ca();
+    let ca_file = write_pki(&dir, &mut ca, W);
+    let _edge = start_edge(W, &dir);
+    let mut serve = start_serve("serve", &dir, &two_worker_config(&dir), &random_key());
+    assert!(
+        serve.stderr().contains("on every worker"),
+        "{}",
+        serve.stderr()
+    );
+
+    // SO_REUSEPORT deals connections out by their addresses: all 2 x CLIENTS on one worker
+    // has a chance of 2^-11, so another round of calls follows while one worker has none
+    // (at most 3 rounds: 2^-33).
+    let mut rounds = 0u64;
+    let (text, per_worker) = loop {
+        rounds += 1;
+        let mut calls: Vec<Proc> = (1..=CLIENTS)
+            .map(|i| force_tcp_call(&dir, W, &format!("c{rounds}-{i}"), i, 5.0, &ca_file))
+            .collect();
+        let reports: Vec<CallReport> = calls
+            .iter_mut()
+            .map(|c| finish_call(c, Duration::from_secs(30)))
+            .collect();
+        for report in &reports {
+            assert!(report.status.success() && report.joined(), "{report:#?}");
+            assert_eq!(report.media_path(), "Tcp", "{report:#?}");
+            assert!(report.relay().ends_with(":443"), "{report:#?}");
+            assert!(report.received() >= 100, "{report:#?}");
+        }
+        let text = scrape(W.metrics(1));
+        let per_worker = relay_handshakes(&text, &[W.relay(1)]);
+        assert_eq!(per_worker.len(), 2, "{text}");
+        if per_worker.iter().all(|n| *n > 0) || rounds == 3 {
+            break (text, per_worker);
+        }
+    };
+    let relay = format!("relay=\"{}\"", W.relay(1));
+    // Both workers took TLS connections, every handshake counted.
+    assert!(per_worker.iter().all(|n| *n > 0), "{per_worker:?}\n{text}");
+    assert_eq!(
+        per_worker.iter().sum::<u64>(),
+        2 * u64::from(CLIENTS) * rounds,
+        "{text}"
+    );
+    // A media channel that landed on the other worker was bridged to its session's (every
+    // call above carried media either way); none was dropped.
+    let bridged = metric(&text, "cloudproxy_relay_tls_bridged_total", &relay);
+    let dropped = metric(&text, "cloudproxy_relay_tls_bridge_dropped_total", &relay);
+    assert_eq!(dropped, 0, "{text}");
+    eprintln!("TLS handshakes per worker {per_worker:?}, bridged {bridged}");
+    let opened = metric(&text, "cloudproxy_relay_sessions_opened_total", &relay);
+    assert_eq!(opened, u64::from(CLIENTS) * rounds, "{text}");
+    let channels = metric(
+        &text,
+        "cloudproxy_relay_media_channels_opened_total",
+        &relay,
+    );
+    assert_eq!(channels, u64::from(CLIENTS) * rounds, "{text}");
+    let status = serve.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{}", serve.stderr());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::client::config::CloudTransport;
+use crate::client::MAX_TLS_REASON_BYTES;
 use crate::engine::CloudProxyType;
 use crate::http_connect::{BasicCredentials, HttpConnectError};
 use crate::params::{ProxyConfig, ProxyHost};
@@ -367,6 +368,84 @@ fn force_tcp_uses_port_443_only_and_no_udp() {
     h.take_path(MediaPath::Tcp);
     h.events.clear();
     h.assert_quiet();
+}
+
+fn force_tcp(max_reconnect_attempts: Option<u32>) -> Harness {
+    let mut cfg = config(ip_list(&["10.1.0.1"], 0));
+    cfg.cloud_transport = CloudTransport::Tcp443Only;
+    cfg.max_reconnect_attempts = max_reconnect_attempts;
+    Harness::new(cfg)
+}
+
+#[test]
+fn a_failed_tls_handshake_with_the_access_point_is_the_reason_given() {
+    let mut h = force_tcp(None);
+    let ap = SocketAddr::new(ip("10.1.0.1"), AP_TLS_PORT);
+    let text =
+        "TLS to 10.1.0.1:443 (verifying IP 10.1.0.1): invalid peer certificate: UnknownIssuer";
+    let c = h.take_connect(ap);
+    h.input(ClientInput::TlsFailed {
+        conn: c,
+        reason: text,
+    });
+    // The round ends at the attempt's deadline.
+    h.fire_next_timer();
+    let reason = h.take_state(ConnectionState::Reconnecting);
+    assert_eq!(reason, StateReason::TlsFailed(text.to_owned()));
+    assert_eq!(reason.to_string(), format!("TLS handshake failed: {text}"));
+}
+
+#[test]
+fn a_failed_tls_handshake_with_the_relay_is_named_and_not_blamed_for_a_later_failure() {
+    let mut h = force_tcp(Some(1));
+    let ap = SocketAddr::new(ip("10.1.0.1"), AP_TLS_PORT);
+    let c = h.take_connect(ap);
+    h.connected(c);
+    let Message::ApRequest { request_id, .. } = Message::decode(&h.take_sent(c)).unwrap().0 else {
+        panic!("not an AP request")
+    };
+    h.tcp_data(c, &ap_answer(request_id, &[relay("10.2.0.1", 4600)]));
+    h.take_close(c);
+    let tunnel = h.take_connect(SocketAddr::new(ip("10.2.0.1"), RELAY_TLS_PORT));
+    let text = "TLS to 10.2.0.1:443: the server did not select ALPN cloudproxy/1";
+    h.input(ClientInput::TlsFailed {
+        conn: tunnel,
+        reason: text,
+    });
+    assert_eq!(
+        h.take_state(ConnectionState::Reconnecting),
+        StateReason::TlsFailed(text.to_owned())
+    );
+    // The next attempt fails plainly (refused): its give-up names that, not the handshake.
+    h.fire_next_timer();
+    let c = h.take_connect(ap);
+    h.input(ClientInput::TcpFailed {
+        conn: c,
+        reason: "refused",
+    });
+    h.fire_next_timer();
+    let StateReason::GaveUp(why) = h.take_state(ConnectionState::Failed) else {
+        panic!("did not give up");
+    };
+    assert!(why.contains("no access point answered"), "{why}");
+    assert!(!why.contains("TLS"), "{why}");
+}
+
+#[test]
+fn a_tls_reason_is_kept_bounded() {
+    let mut h = force_tcp(None);
+    let c = h.take_connect(SocketAddr::new(ip("10.1.0.1"), AP_TLS_PORT));
+    let long = "é".repeat(MAX_TLS_REASON_BYTES);
+    h.input(ClientInput::TlsFailed {
+        conn: c,
+        reason: &long,
+    });
+    h.fire_next_timer();
+    let StateReason::TlsFailed(kept) = h.take_state(ConnectionState::Reconnecting) else {
+        panic!("not a TLS reason");
+    };
+    assert!(kept.len() <= MAX_TLS_REASON_BYTES && long.starts_with(&kept));
+    assert_eq!(kept.len(), MAX_TLS_REASON_BYTES);
 }
 
 #[test]

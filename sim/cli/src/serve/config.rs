@@ -222,8 +222,8 @@ pub struct RelaySection {
     /// Move tunnels with the bounded copy even where `splice(2)` exists (to compare the
     /// two). Default false.
     pub copy_tunnels: bool,
-    /// The TCP port of TLS (**beyond the seed**), served by the first worker when both TLS
-    /// files are set. Default 443.
+    /// The TCP port of TLS (**beyond the seed**), served by every worker when both TLS files
+    /// are set (`serve/bridge.rs`). Default 443.
     pub tls_port: u16,
     /// The certificate chain (PEM, leaf first) on `tls_port`: each relay's address as an IP
     /// SAN. None by default: no TLS.

@@ -8,12 +8,17 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use cloudproxy_core::relay::{ApCounters, RelayConfig, RelayCounters};
 use cloudproxy_node::nodes::relay::RelayShared;
 
+use cloudproxy_node::tls::TlsCounters;
+
 use super::endpoint::EndpointCounters;
-use super::workers::{merged, Exported};
+use super::workers::{merged, Exported, ShardTls};
+
+mod tls;
 
 /// What the endpoint reports: the live state of every node of the instance.
 #[derive(Clone, Default)]
@@ -33,6 +38,10 @@ pub struct Sources {
     pub shutting_down: Rc<Cell<bool>>,
     /// The metrics endpoint's own counters.
     pub endpoint: Rc<EndpointCounters>,
+    /// Each relay serving TLS: its address and each worker's TLS state.
+    pub relay_tls: Vec<(String, Vec<Arc<ShardTls>>)>,
+    /// Each access point serving TLS: its address and handshake counters.
+    pub ap_tls: Vec<(String, Arc<TlsCounters>)>,
 }
 
 /// One metric family being written.
@@ -504,6 +513,7 @@ pub fn render(sources: &Sources) -> String {
     for metric in AP_METRICS {
         family(&mut out, metric, "ap", &aps);
     }
+    tls::render(&mut out, &sources.relay_tls, &sources.ap_tls);
     process(&mut out, sources.shutting_down.get());
     endpoint(&mut out, &sources.endpoint);
     out
@@ -609,6 +619,8 @@ mod tests {
             shutting_down: Rc::default(),
             workers: 2,
             endpoint: Rc::default(),
+            relay_tls: Vec::new(),
+            ap_tls: Vec::new(),
         };
         sources.endpoint.shed.set(3);
         let text = render(&sources);

@@ -11,6 +11,7 @@
 //! of every relay each ([`workers`]). What is only here: the configuration file, the key
 //! handling, the workers, the metrics endpoint, logs and signals.
 
+pub mod bridge;
 pub mod call;
 pub mod config;
 pub mod edge;
@@ -110,6 +111,9 @@ pub async fn serve(
         .map_err(|e| format!("cannot start the relay workers: {e}"))?;
     let shards = relays.len() * usize::from(plan.workers);
     for r in relays {
+        if plan.relay_tls.is_some() {
+            sources.relay_tls.push((r.ip.to_string(), r.tls));
+        }
         sources.relays.push((r.ip.to_string(), r.exported));
     }
     let probes = start_aps(&plan, &mut entropy, &mut sources, &done_tx);
@@ -189,11 +193,16 @@ fn start_aps(
         sources.aps.push((ip.to_string(), counters.clone()));
         let name = format!("ap {ip}");
         // TLS (beyond the seed) on its own port, TCP only; every other port plain.
-        let tls = plan
+        let mut tls = plan
             .ap_tls
             .clone()
             .unwrap_or_default()
             .reporting_to(tls_log());
+        if plan.ap_tls.is_some() {
+            let counters = std::sync::Arc::new(cloudproxy_node::tls::TlsCounters::default());
+            sources.ap_tls.push((ip.to_string(), counters.clone()));
+            tls = tls.counting(counters);
+        }
         let tls_ports: Vec<u16> = plan.ap_tls.iter().flat_map(|t| t.ports.clone()).collect();
         let (ports, config, net, entropy) = (
             plan.ap_ports.clone(),
@@ -277,7 +286,7 @@ fn log_serving(plan: &Plan, metrics_addr: Option<SocketAddr>) {
             "relay serving"
         );
         if let Some(tls) = &plan.relay_tls {
-            tracing::info!(relay = %ip, tls_ports = ?tls.ports, "relay serving TLS (tcp, on the first worker)");
+            tracing::info!(relay = %ip, tls_ports = ?tls.ports, workers = plan.workers, "relay serving TLS (tcp, on every worker)");
         }
     }
     if let Some(addr) = metrics_addr {

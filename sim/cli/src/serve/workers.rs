@@ -5,6 +5,9 @@
 //!   new connections over them. A tunnel is served by the shard that accepted it; its session
 //!   id carries that shard ([`Shard`]). A media channel that lands on another shard is handed
 //!   to the owner, descriptor and bytes read ([`RelayHost::handoff_out`]).
+//! - **TLS** (beyond the seed): every shard also listens on the TLS port with `SO_REUSEPORT`
+//!   and does its own handshakes. A TLS connection whose session another shard owns cannot
+//!   move (its state is this shard's rustls): it is bridged there ([`super::bridge`]).
 //! - **UDP**: the media ports are dealt out among the shards (port `start + k` to shard
 //!   `k % N`); a session is announced a port of its own shard, so its datagrams arrive there.
 //! - **Shared**: one [`LocalLedger`] per relay address behind a lock: used nonces (a replayed
@@ -12,7 +15,8 @@
 //! - **Contained**: a shard that fails ends its own sessions only; its ledger slots are given
 //!   back, the others keep serving.
 //! - **Metrics**: each shard publishes its state into its [`ShardSlot`] when a scrape asks
-//!   (and every second); the endpoint sums the shards of each relay.
+//!   (and every second); the endpoint sums the shards of each relay. TLS counters are
+//!   atomics each shard updates as it goes ([`ShardTls`]).
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +33,9 @@ use cloudproxy_core::time::Instant;
 use cloudproxy_node::net::TokioNet;
 use cloudproxy_node::nodes::relay::{run_relay_with, HandoffOut, RelayHost, RelayShared};
 use cloudproxy_node::tls::{Tls, TlsStream};
+
+pub use super::bridge::ShardTls;
+use super::bridge::{Bridges, Moving};
 use cloudproxy_node::trace::Trace;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
@@ -82,9 +89,6 @@ pub async fn refresh<'a>(relays: impl IntoIterator<Item = &'a Exported>) {
 /// Connections waiting to be taken over by a shard.
 const HANDOFF_QUEUE: usize = 64;
 
-/// A connection moving between shards.
-type Moving = (std::net::TcpStream, SocketAddr, Vec<u8>);
-
 /// A shard's handle on its relay's shared [`LocalLedger`].
 #[derive(Debug)]
 pub struct ShardLedger {
@@ -129,6 +133,8 @@ pub struct RelayShards {
     pub ip: IpAddr,
     /// Each shard's published state.
     pub exported: Vec<Exported>,
+    /// Each shard's TLS handshakes and bridges.
+    pub tls: Vec<Arc<ShardTls>>,
     ledger: Arc<Mutex<LocalLedger>>,
     senders: Vec<mpsc::Sender<Moving>>,
     receivers: Vec<Option<mpsc::Receiver<Moving>>>,
@@ -158,6 +164,7 @@ pub fn start(
             RelayShards {
                 ip: *ip,
                 exported: (0..workers).map(|_| Exported::default()).collect(),
+                tls: (0..workers).map(|_| Arc::default()).collect(),
                 ledger: Arc::new(Mutex::new(LocalLedger::new(&plan.relay))),
                 senders,
                 receivers,
@@ -174,6 +181,7 @@ pub fn start(
                 senders: r.senders.clone(),
                 incoming: r.receivers[usize::from(w)].take(),
                 exported: r.exported[usize::from(w)].clone(),
+                tls: r.tls[usize::from(w)].clone(),
                 entropy: entropy.fork(),
             });
         }
@@ -193,6 +201,7 @@ struct Job {
     senders: Vec<mpsc::Sender<Moving>>,
     incoming: Option<mpsc::Receiver<Moving>>,
     exported: Exported,
+    tls: Arc<ShardTls>,
     entropy: Entropy,
 }
 
@@ -244,6 +253,7 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
         senders,
         incoming,
         exported,
+        tls: tls_stats,
         entropy,
     } = job;
     let mut config: RelayConfig = plan.relay.clone();
@@ -258,7 +268,11 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
         shard: shard.index,
         inner: ledger,
     }));
-    host.handoff_out = Some(handoff_out(senders));
+    let bridges = Bridges::new(
+        plan.relay.max_sessions_total.saturating_mul(2),
+        tls_stats.clone(),
+    );
+    host.handoff_out = Some(handoff_out(senders, bridges));
     host.handoff_in = incoming.map(take_over);
     let mut net = TokioNet::new(ip);
     if shard.count > 1 {
@@ -267,15 +281,14 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
     if plan.copy_tunnels {
         net = net.with_copy_tunnels();
     }
-    // TLS (beyond the seed) on the first worker only: a TLS connection cannot move between
-    // shards (its state is the worker's), and every connection of a TLS session arrives on
-    // the TLS port, so that they all land on the shard that owns the session.
+    // TLS (beyond the seed) on every worker, counted per shard; a TLS connection for another
+    // shard's session is bridged there (see `handoff_out`).
     let tls = match &plan.relay_tls {
-        Some(tls) if shard.index == 0 => {
+        Some(tls) => {
             host.also_tcp_ports = tls.ports.clone();
-            tls.clone()
+            tls.clone().counting(tls_stats.handshakes.clone())
         }
-        _ => Tls::default(),
+        None => Tls::default(),
     };
     let net = tls.reporting_to(super::tls_log()).wrap(net);
     let name = if shard.count > 1 {
@@ -307,17 +320,19 @@ fn publish(shared: &Rc<RefCell<RelayShared>>, exported: &Exported) {
     exported.generation.fetch_add(1, Ordering::Release);
 }
 
-/// Sends a connection to its shard; a full queue drops it (the client retries), and so is a
-/// TLS connection (its state cannot move; they all land on the first worker, see
-/// [`run_shard`]).
-fn handoff_out(senders: Vec<mpsc::Sender<Moving>>) -> HandoffOut<TlsStream<TcpStream>> {
+/// Sends a connection to its shard; a full queue drops it (the client retries). A TLS
+/// connection stays and is bridged ([`super::bridge`]).
+fn handoff_out(
+    senders: Vec<mpsc::Sender<Moving>>,
+    bridges: Rc<Bridges>,
+) -> HandoffOut<TlsStream<TcpStream>> {
     Box::new(move |shard, stream, peer, data| {
         let Some(tx) = senders.get(usize::from(shard)) else {
             return;
         };
-        let Ok(stream) = stream.into_plain() else {
-            tracing::debug!(%peer, shard, "a TLS connection cannot move to another shard: dropped");
-            return;
+        let stream = match stream.into_plain() {
+            Ok(plain) => plain,
+            Err(tls) => return bridges.start(tls, peer, data, tx.clone()),
         };
         if let Ok(std) = stream.into_std() {
             if tx.try_send((std, peer, data)).is_err() {

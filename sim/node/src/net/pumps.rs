@@ -34,6 +34,9 @@ pub enum StreamEvent {
     Connected,
     /// An outgoing connection failed.
     Failed(String),
+    /// An outgoing connection to a TLS port connected, but its TLS handshake failed (**beyond
+    /// the seed**: a [`TlsNet`](crate::tls::TlsNet)'s connect, [`crate::tls::HandshakeFailed`]).
+    TlsFailed(String),
     /// Bytes arrived.
     Data(Vec<u8>),
     /// The peer closed or reset the stream.
@@ -128,7 +131,12 @@ impl<K: Ord + Copy + 'static> StreamPumps<K> {
                     pump(stream, key, rx, events, accounting).await;
                 }
                 Ok(Err(e)) => {
-                    let _ = events.send((key, StreamEvent::Failed(e.to_string()))).await;
+                    let failed = if crate::tls::is_handshake_failure(&e) {
+                        StreamEvent::TlsFailed(e.to_string())
+                    } else {
+                        StreamEvent::Failed(e.to_string())
+                    };
+                    let _ = events.send((key, failed)).await;
                 }
                 Err(_) => {
                     let failed = StreamEvent::Failed(format!("connect to {to} timed out"));

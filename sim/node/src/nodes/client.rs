@@ -183,12 +183,16 @@ impl<N: Net> ClientIo<N> {
     }
 
     fn handle_stream(&mut self, app: &mut App, conn: ConnId, event: StreamEvent) {
-        if matches!(event, StreamEvent::Closed | StreamEvent::Failed(_)) {
+        if matches!(
+            event,
+            StreamEvent::Closed | StreamEvent::Failed(_) | StreamEvent::TlsFailed(_)
+        ) {
             self.pumps.forget(conn);
         }
         let input = match &event {
             StreamEvent::Connected => ClientInput::TcpConnected { conn },
             StreamEvent::Failed(reason) => ClientInput::TcpFailed { conn, reason },
+            StreamEvent::TlsFailed(reason) => ClientInput::TlsFailed { conn, reason },
             StreamEvent::Data(data) => ClientInput::TcpData { conn, data },
             StreamEvent::Closed => ClientInput::TcpClosed { conn },
         };

@@ -26,6 +26,7 @@
 //! seeded bytes); `cloudproxy serve` reads PEM files ([`pem`]).
 
 mod ca;
+mod counters;
 mod net;
 pub mod pem;
 pub mod seeded;
@@ -44,8 +45,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
 pub use ca::{Issued, TestCa};
+pub use counters::{
+    is_handshake_failure, HandshakeFailed, HandshakeFailure, TlsCounters, TlsCounts,
+};
 pub use net::{TlsListener, TlsNet};
-pub use stream::TlsStream;
+pub use stream::{HandshakeWatch, TlsStream};
 
 use crate::net::Net;
 
@@ -93,6 +97,8 @@ pub struct Tls {
     pub ports: Vec<u16>,
     /// Told of every failed handshake; `None` (the default): nobody.
     pub errors: Option<TlsErrorSink>,
+    /// Counts every server handshake, completed or failed; `None` (the default): uncounted.
+    pub counters: Option<Arc<TlsCounters>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -102,6 +108,7 @@ impl std::fmt::Debug for Tls {
             .field("server", &self.server.is_some())
             .field("ports", &self.ports)
             .field("errors", &self.errors.is_some())
+            .field("counters", &self.counters.is_some())
             .finish()
     }
 }
@@ -113,6 +120,7 @@ impl Default for Tls {
             server: None,
             ports: vec![TLS_PORT],
             errors: None,
+            counters: None,
         }
     }
 }
@@ -143,6 +151,12 @@ impl Tls {
     /// The same, telling `errors` of every failed handshake.
     pub fn reporting_to(mut self, errors: TlsErrorSink) -> Self {
         self.errors = Some(errors);
+        self
+    }
+
+    /// The same, counting every server handshake in `counters`.
+    pub fn counting(mut self, counters: Arc<TlsCounters>) -> Self {
+        self.counters = Some(counters);
         self
     }
 

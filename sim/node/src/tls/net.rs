@@ -14,7 +14,7 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::stream::TlsStream;
-use super::{Tls, TlsErrorSink, ALPN};
+use super::{HandshakeFailed, HandshakeWatch, Tls, ALPN};
 use crate::net::{copy_tunnel, Listener, Net, TunnelEnd, TunnelLink};
 
 /// Most names remembered for the server-name rule (addresses → the name they were resolved
@@ -100,7 +100,7 @@ impl<N: Net> TlsNet<N> {
             if let Some(errors) = &self.tls.errors {
                 errors(&text);
             }
-            io::Error::new(kind, text)
+            io::Error::new(kind, HandshakeFailed(text))
         };
         let stream = TlsConnector::from(config)
             .connect(name, stream)
@@ -137,11 +137,14 @@ impl<N: Net> Net for TlsNet<N> {
             .server
             .clone()
             .filter(|_| self.tls.is_tls_port(at.port()));
-        let errors = self.tls.errors.clone();
+        let watch = HandshakeWatch {
+            errors: self.tls.errors.clone(),
+            counters: self.tls.counters.clone(),
+        };
         Ok(TlsListener {
             inner,
             server,
-            errors,
+            watch,
         })
     }
 
@@ -186,7 +189,7 @@ impl<N: Net> Net for TlsNet<N> {
 pub struct TlsListener<L> {
     inner: L,
     server: Option<Arc<ServerConfig>>,
-    errors: Option<TlsErrorSink>,
+    watch: HandshakeWatch,
 }
 
 impl<L: Listener> Listener for TlsListener<L> {
@@ -197,7 +200,7 @@ impl<L: Listener> Listener for TlsListener<L> {
         let stream = match &self.server {
             Some(config) => {
                 let accept = TlsAcceptor::from(config.clone()).accept(stream);
-                TlsStream::accepting(accept, peer, self.errors.clone())
+                TlsStream::accepting(accept, peer, self.watch.clone())
             }
             None => TlsStream::Plain(stream),
         };

@@ -16,7 +16,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::{client, server, Accept};
 
-use super::{TlsErrorSink, ALPN};
+use super::{HandshakeFailure, TlsCounters, TlsErrorSink, ALPN};
+use std::sync::Arc;
 
 /// A stream of a [`TlsNet`](super::TlsNet).
 pub enum TlsStream<S> {
@@ -24,13 +25,39 @@ pub enum TlsStream<S> {
     Plain(S),
     /// A TLS client connection, handshake done.
     Client(Box<client::TlsStream<S>>),
-    /// A TLS server connection in its handshake, the peer's address and who hears of a
-    /// failure.
-    Accepting(Box<Accept<S>>, SocketAddr, Option<TlsErrorSink>),
+    /// A TLS server connection in its handshake, the peer's address and who hears of how it
+    /// ends.
+    Accepting(Box<Accept<S>>, SocketAddr, HandshakeWatch),
     /// A TLS server connection, handshake done.
     Server(Box<server::TlsStream<S>>),
     /// A server handshake that failed, and why.
     Failed(io::ErrorKind, String),
+}
+
+/// Who hears of how a server handshake ends: the failure's text, and the counters.
+#[derive(Clone, Default)]
+pub struct HandshakeWatch {
+    /// Told of a failure, its text naming the peer and the reason.
+    pub errors: Option<TlsErrorSink>,
+    /// Counts the handshake, completed or failed by class.
+    pub counters: Option<Arc<TlsCounters>>,
+}
+
+impl HandshakeWatch {
+    fn completed(&self) {
+        if let Some(c) = &self.counters {
+            c.count_completed();
+        }
+    }
+
+    fn failed(&self, class: HandshakeFailure, why: &str) {
+        if let Some(c) = &self.counters {
+            c.count_failed(class);
+        }
+        if let Some(errors) = &self.errors {
+            errors(why);
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for TlsStream<S> {
@@ -47,10 +74,10 @@ impl<S> std::fmt::Debug for TlsStream<S> {
 }
 
 impl<S> TlsStream<S> {
-    /// A server stream whose handshake `accept` completes on first use; `errors` hears of a
-    /// failure.
-    pub fn accepting(accept: Accept<S>, peer: SocketAddr, errors: Option<TlsErrorSink>) -> Self {
-        TlsStream::Accepting(Box::new(accept), peer, errors)
+    /// A server stream whose handshake `accept` completes on first use; `watch` hears of how
+    /// it ends.
+    pub fn accepting(accept: Accept<S>, peer: SocketAddr, watch: HandshakeWatch) -> Self {
+        TlsStream::Accepting(Box::new(accept), peer, watch)
     }
 
     /// Whether this stream speaks TLS.
@@ -79,25 +106,28 @@ impl<S> TlsStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     /// Drives a server handshake to its end; `Ok` once the stream can carry data.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let TlsStream::Accepting(accept, peer, errors) = self {
-            let (peer, errors) = (*peer, errors.clone());
+        if let TlsStream::Accepting(accept, peer, watch) = self {
+            let (peer, watch) = (*peer, watch.clone());
             let done = ready!(Pin::new(&mut **accept).poll(cx));
             *self = match done {
                 Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(ALPN) => {
+                    watch.completed();
                     TlsStream::Server(Box::new(stream))
                 }
-                Ok(_) => TlsStream::Failed(
-                    io::ErrorKind::InvalidData,
-                    format!(
+                Ok(_) => {
+                    let why = format!(
                         "TLS from {peer}: the client did not offer ALPN {}",
                         String::from_utf8_lossy(ALPN)
-                    ),
-                ),
-                Err(e) => TlsStream::Failed(e.kind(), refusal(peer, &e)),
+                    );
+                    watch.failed(HandshakeFailure::NoAlpn, &why);
+                    TlsStream::Failed(io::ErrorKind::InvalidData, why)
+                }
+                Err(e) => {
+                    let why = refusal(peer, &e);
+                    watch.failed(HandshakeFailure::of(&e), &why);
+                    TlsStream::Failed(e.kind(), why)
+                }
             };
-            if let (TlsStream::Failed(_, why), Some(errors)) = (&*self, errors) {
-                errors(why);
-            }
         }
         match self {
             TlsStream::Failed(kind, why) => Poll::Ready(Err(io::Error::new(*kind, why.clone()))),

@@ -490,3 +490,69 @@ fn a_silent_client_never_holds_up_the_accept_loop() {
         drop(silent);
     });
 }
+
+#[test]
+fn the_server_counts_handshakes_completed_and_failed_by_class() {
+    let (mut ours, theirs) = (ca(8), ca(9));
+    let relay = ip("120.92.118.34");
+    let issued = ours.issue(&[], &[relay]).unwrap();
+    let to = SocketAddr::new(relay, TLS_PORT);
+    let counters = Arc::new(TlsCounters::default());
+    let server = || server_tls(&issued).counting(counters.clone());
+
+    let (called, _) = exchange(client_tls(&ours), server(), to, None);
+    assert_eq!(called.unwrap(), b"HELLO");
+    // A client trusting another CA (in this memory pipe the client's alert is lost with the
+    // stream it drops: the server sees an EOF; real sockets deliver it, sim/cli's real_tls).
+    let (called, _) = exchange(client_tls(&theirs), server(), to, None);
+    let error = called.unwrap_err();
+    assert!(is_handshake_failure(&error), "{error}");
+    // Another ALPN (refused by rustls), and none at all (refused by the stream).
+    for alpn in [vec![b"h2".to_vec()], Vec::new()] {
+        let (called, _) = exchange(client_offering(alpn), server(), to, None);
+        assert!(is_handshake_failure(&called.unwrap_err()));
+    }
+    let counts = counters.read();
+    assert_eq!(counts.completed, 1);
+    assert_eq!(counts.failed(HandshakeFailure::NoAlpn), 2);
+    assert_eq!(
+        counts.failed(HandshakeFailure::BadCertificate) + counts.failed(HandshakeFailure::Other),
+        1
+    );
+}
+
+#[test]
+fn a_failed_handshake_is_classed_by_the_alert_received() {
+    let alert = |d| io::Error::new(io::ErrorKind::InvalidData, rustls::Error::AlertReceived(d));
+    use rustls::AlertDescription as A;
+    for d in [A::UnknownCA, A::BadCertificate, A::CertificateExpired] {
+        assert_eq!(
+            HandshakeFailure::of(&alert(d)),
+            HandshakeFailure::BadCertificate
+        );
+    }
+    assert_eq!(
+        HandshakeFailure::of(&alert(A::NoApplicationProtocol)),
+        HandshakeFailure::NoAlpn
+    );
+    let no_alpn = io::Error::new(
+        io::ErrorKind::InvalidData,
+        rustls::Error::NoApplicationProtocol,
+    );
+    assert_eq!(HandshakeFailure::of(&no_alpn), HandshakeFailure::NoAlpn);
+    assert_eq!(
+        HandshakeFailure::of(&alert(A::HandshakeFailure)),
+        HandshakeFailure::Other
+    );
+    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
+    assert_eq!(HandshakeFailure::of(&eof), HandshakeFailure::Other);
+}
+
+#[test]
+fn a_plain_connect_failure_is_not_a_handshake_failure() {
+    let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
+    assert!(!is_handshake_failure(&refused));
+    let failed = io::Error::other(HandshakeFailed("TLS to 10.0.0.1:443: x".into()));
+    assert!(is_handshake_failure(&failed));
+    assert_eq!(failed.to_string(), "TLS to 10.0.0.1:443: x");
+}
