@@ -107,8 +107,8 @@ type Read = fn(&CallStats) -> f64;
 
 /// The figures of one path: id suffix, unit, and how each is read off a call.
 const MEASURES: &[(&str, &str, Read)] = &[
-    ("jitter_ns", "ns (RFC 3550 interarrival jitter)", |s| {
-        s.jitter_ns
+    ("jitter_us", "us (RFC 3550 interarrival jitter)", |s| {
+        s.jitter_us
     }),
     ("transit_p50_us", "us (one-way media transit, p50)", |s| {
         s.transit_us.0 as f64

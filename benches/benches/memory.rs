@@ -27,6 +27,7 @@ use cloudproxy_benches::procs::{open_fds, raise_fd_limit, rss_bytes};
 use cloudproxy_benches::results::{write_results, Figure};
 use cloudproxy_benches::world;
 use cloudproxy_load::session::open_session;
+use cloudproxy_load::upstream::UpstreamAddrs;
 use cloudproxy_load::{Fleet, LoadOptions, Target};
 
 const TUNNELS: u32 = 1_000;
@@ -34,6 +35,43 @@ const MEDIA_SESSIONS: u32 = 10_000;
 
 fn settle() {
     std::thread::sleep(Duration::from_secs(1));
+}
+
+/// A process's resident memory and open descriptors at one moment.
+#[derive(Clone, Copy)]
+struct Reading {
+    rss: u64,
+    fds: u64,
+}
+
+impl Reading {
+    /// `pid`'s reading now.
+    fn of(pid: u32) -> Reading {
+        Reading {
+            rss: rss_bytes(pid),
+            fds: open_fds(pid),
+        }
+    }
+}
+
+/// One step: a fresh `serve`'s reading before the idle load and after it, with `n` held.
+struct Step {
+    pid: u32,
+    before: Reading,
+    after: Reading,
+    n: u64,
+}
+
+impl Step {
+    /// Growth of resident memory per held item, bytes.
+    fn rss_per(&self) -> f64 {
+        self.after.rss.saturating_sub(self.before.rss) as f64 / self.n as f64
+    }
+
+    /// Growth of open descriptors per held item.
+    fn fds_per(&self) -> f64 {
+        self.after.fds.saturating_sub(self.before.fds) as f64 / self.n as f64
+    }
 }
 
 fn main() {
@@ -45,12 +83,18 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_bench_relay");
     let up = world::upstream();
     let client = Client::new();
+    let tunnels = idle_tunnels(&client, bin, up.addrs);
+    let media = idle_media_sessions(&client, bin, up.addrs, limit, &tunnels);
+    write_results("memory", &figures(&tunnels, &media));
+    print_summary(limit, &tunnels, &media);
+}
 
-    // Step 1: the idle tunnels, on a serve of their own.
+/// Step 1: [`TUNNELS`] idle tunnels to the TCP echo, on a `serve` of their own.
+fn idle_tunnels(client: &Client, bin: &str, up: UpstreamAddrs) -> Step {
     let serve = world::start_serve(bin, 90, None);
     let pid = serve.proc.pid();
     settle();
-    let (rss0, fds0) = (rss_bytes(pid), open_fds(pid));
+    let before = Reading::of(pid);
     let tunnels = client.run(async {
         let mut held = Vec::new();
         for i in 0..TUNNELS {
@@ -58,46 +102,61 @@ fn main() {
                 u32::from(Ipv4Addr::new(127, 93, 0, 1)) + i / 16,
             ));
             held.push(
-                open_session(
-                    &[serve.ap],
-                    ip,
-                    "cloudproxy-bench",
-                    i + 1,
-                    up.addrs.tcp_echo,
-                )
-                .await
-                .expect("an idle tunnel"),
+                open_session(&[serve.ap], ip, "cloudproxy-bench", i + 1, up.tcp_echo)
+                    .await
+                    .expect("an idle tunnel"),
             );
         }
         held
     });
     settle();
-    let (rss1, fds1) = (rss_bytes(pid), open_fds(pid));
+    let after = Reading::of(pid);
     drop(tunnels);
-    drop(serve);
+    Step {
+        pid,
+        before,
+        after,
+        n: TUNNELS.into(),
+    }
+}
 
-    // Step 2: the idle media sessions, on a fresh serve, as many as its descriptors allow.
-    let serve = world::start_serve(bin, 90, None);
-    let pid = serve.proc.pid();
-    settle();
-    let (rss_m0, fds_m0) = (rss_bytes(pid), open_fds(pid));
-    // A media session is a tunnel plus its UDP socket.
-    // Rounded: the pool's few spare pipes are shared, not per tunnel (the 500 kept below
-    // cover them).
-    let per_tunnel_fds = (fds1.saturating_sub(fds0) as f64 / f64::from(TUNNELS)).round() as u64;
+/// How many media sessions a `serve` holding `fds_at_start` descriptors can open under
+/// `limit`, a media session being a tunnel (`per_tunnel_fds`) plus its UDP socket, 500
+/// descriptors kept spare; at most [`MEDIA_SESSIONS`]. Says so when it is fewer.
+fn media_sessions_that_fit(limit: u64, fds_at_start: u64, per_tunnel_fds: u64) -> u32 {
     let per_media_fds = per_tunnel_fds + 1;
-    let room = limit.saturating_sub(fds_m0 + 500);
+    let room = limit.saturating_sub(fds_at_start + 500);
     let media = MEDIA_SESSIONS.min((room / per_media_fds.max(1)) as u32);
     if media < MEDIA_SESSIONS {
         println!(
             "memory: serve's descriptor limit is {limit} and a media session holds {per_media_fds} descriptors: measuring {media} media sessions, not {MEDIA_SESSIONS} (needs {} descriptors)",
-            u64::from(MEDIA_SESSIONS) * per_media_fds + fds_m0
+            u64::from(MEDIA_SESSIONS) * per_media_fds + fds_at_start
         );
     }
+    media
+}
+
+/// Step 2: idle media sessions (the load generator, one hello each) on a fresh `serve`, as
+/// many as its descriptors allow given what a tunnel held in step 1.
+fn idle_media_sessions(
+    client: &Client,
+    bin: &str,
+    up: UpstreamAddrs,
+    limit: u64,
+    tunnels: &Step,
+) -> Step {
+    let serve = world::start_serve(bin, 90, None);
+    let pid = serve.proc.pid();
+    settle();
+    let before = Reading::of(pid);
+    // Rounded: the pool's few spare pipes are shared, not per tunnel (the 500 kept spare
+    // cover them).
+    let per_tunnel_fds = tunnels.fds_per().round() as u64;
+    let media = media_sessions_that_fit(limit, before.fds, per_tunnel_fds);
     let fleet = client.run(async {
         let options = LoadOptions {
             aps: vec![serve.ap],
-            target: Target::Echo(up.addrs),
+            target: Target::Echo(up),
             clients: media,
             pps: 0,
             payload_bytes: 64,
@@ -110,7 +169,7 @@ fn main() {
         Fleet::open(&options).await.expect("idle media sessions")
     });
     settle();
-    let (rss2, fds2) = (rss_bytes(pid), open_fds(pid));
+    let after = Reading::of(pid);
     let opened = fleet.opened() as u64;
     assert_eq!(
         opened,
@@ -118,65 +177,84 @@ fn main() {
         "every media session opened (serve logged {:?})",
         serve.proc.close_reasons()
     );
-    let rss1_media = rss_m0;
-    let fds1_media = fds_m0;
-    let per = |a: u64, b: u64, n: u64| (b.saturating_sub(a)) as f64 / n as f64;
-    let figures = vec![
+    drop(fleet);
+    Step {
+        pid,
+        before,
+        after,
+        n: opened,
+    }
+}
+
+/// The figures written to `target/bench-results/memory.json`.
+fn figures(tunnels: &Step, media: &Step) -> Vec<Figure> {
+    vec![
         fig(
             "memory/tunnel_bytes",
-            per(rss0, rss1, TUNNELS.into()),
+            tunnels.rss_per(),
             "bytes RSS per idle tunnel",
         ),
         fig(
             "memory/tunnel_fds",
-            per(fds0, fds1, TUNNELS.into()),
+            tunnels.fds_per(),
             "descriptors per idle tunnel",
         ),
         fig(
             "memory/media_session_bytes",
-            per(rss1_media, rss2, opened),
+            media.rss_per(),
             "bytes RSS per idle media session",
         ),
         fig(
             "memory/media_session_fds",
-            per(fds1_media, fds2, opened),
+            media.fds_per(),
             "descriptors per idle media session",
         ),
         fig(
             "memory/serve_rss_bytes",
-            rss2 as f64,
+            media.after.rss as f64,
             "bytes RSS of serve at the end",
         ),
-    ];
-    write_results("memory", &figures);
-    println!("memory: one serve (pid {pid}), descriptor limit {limit}");
+    ]
+}
+
+/// The readings and the figures per tunnel and per media session, for a person.
+fn print_summary(limit: u64, tunnels: &Step, media: &Step) {
+    let mib = |r: &Reading| r.rss as f64 / 1048576.0;
     println!(
-        "  at start                          RSS {:>8.1} MiB  fds {fds0}",
-        rss0 as f64 / 1048576.0
+        "memory: one serve (pid {}), descriptor limit {limit}",
+        media.pid
     );
     println!(
-        "  + {TUNNELS} idle tunnels            RSS {:>8.1} MiB  fds {fds1}",
-        rss1 as f64 / 1048576.0
+        "  at start                          RSS {:>8.1} MiB  fds {}",
+        mib(&tunnels.before),
+        tunnels.before.fds
     );
     println!(
-        "  a fresh serve                     RSS {:>8.1} MiB  fds {fds_m0}",
-        rss_m0 as f64 / 1048576.0
+        "  + {TUNNELS} idle tunnels            RSS {:>8.1} MiB  fds {}",
+        mib(&tunnels.after),
+        tunnels.after.fds
     );
     println!(
-        "  + {opened} idle media sessions    RSS {:>8.1} MiB  fds {fds2}",
-        rss2 as f64 / 1048576.0
+        "  a fresh serve                     RSS {:>8.1} MiB  fds {}",
+        mib(&media.before),
+        media.before.fds
+    );
+    println!(
+        "  + {} idle media sessions    RSS {:>8.1} MiB  fds {}",
+        media.n,
+        mib(&media.after),
+        media.after.fds
     );
     println!(
         "  per idle tunnel:        {:>6.1} KiB RSS, {:.2} descriptors",
-        per(rss0, rss1, TUNNELS.into()) / 1024.0,
-        per(fds0, fds1, TUNNELS.into())
+        tunnels.rss_per() / 1024.0,
+        tunnels.fds_per()
     );
     println!(
         "  per idle media session: {:>6.1} KiB RSS, {:.2} descriptors (tunnel included)",
-        per(rss1_media, rss2, opened) / 1024.0,
-        per(fds1_media, fds2, opened)
+        media.rss_per() / 1024.0,
+        media.fds_per()
     );
-    drop(fleet);
 }
 
 fn fig(id: &str, value: f64, unit: &str) -> Figure {

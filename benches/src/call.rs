@@ -19,7 +19,8 @@
 //!   (the application's stamp, [`stamped_payload`]: microseconds since the call's epoch, one
 //!   clock for both parties: they run in one process), so the receiver reads each packet's
 //!   one-way transit directly; the jitter is RFC 3550 §6.4.1's `J += (|D| − J) / 16`, `D` the
-//!   change of transit between consecutive packets, kept in nanoseconds. The send instant is
+//!   change of transit between consecutive packets, kept in nanoseconds and reported in
+//!   microseconds (`jitter_us`, the unit of `cloudproxy call --json`). The send instant is
 //!   read just before the send, so the sender's own timer jitter does not enter: what is left
 //!   is the path's (relay included). Percentiles and jitter are `cloudproxy_core::app::stats`,
 //!   the code `cloudproxy call` and `cloudproxy load` report with.
@@ -299,8 +300,9 @@ pub struct CallStats {
     pub media_sent: u64,
     /// Media packets received (both parties).
     pub media_received: u64,
-    /// RFC 3550 jitter at the end of the call, the mean of the two directions, nanoseconds.
-    pub jitter_ns: f64,
+    /// RFC 3550 jitter at the end of the call, the mean of the two directions, microseconds
+    /// (kept in nanoseconds while it runs, so the estimate's `/ 16` loses nothing).
+    pub jitter_us: f64,
     /// One-way media transit, median and 99th percentile, microseconds.
     pub transit_us: (u64, u64),
     /// Signalling round trips, median and 99th percentile, microseconds.
@@ -432,17 +434,17 @@ pub async fn call(
         t.abort();
     }
     let (media_sent, rtts) = result?;
-    let (mut transits, mut jitter_ns, mut received) = (Vec::new(), 0.0, 0);
+    let (mut transits, mut jitter_us, mut received) = (Vec::new(), 0.0, 0);
     for r in &heard {
         let r = r.borrow();
         transits.extend_from_slice(&r.transits_us);
-        jitter_ns += f64::from(r.jitter.estimate()) / 2.0;
+        jitter_us += f64::from(r.jitter.estimate()) / 1_000.0 / 2.0;
         received += r.packets;
     }
     Ok(CallStats {
         media_sent,
         media_received: received,
-        jitter_ns,
+        jitter_us,
         transit_us: p50_p99(&transits),
         rtt_us: p50_p99(&rtts),
         round_trips: rtts.len() as u64,

@@ -398,7 +398,7 @@ pub const RATIOS: &[RatioDef] = &[
     r(
         "call.jitter.serve_vs_direct",
         "call at 50 pps: RFC 3550 media jitter, through serve / direct",
-        Of("call_media/serve_jitter_ns", "call_media/direct_jitter_ns"),
+        Of("call_media/serve_jitter_us", "call_media/direct_jitter_us"),
         false,
         None,
     ),

@@ -102,6 +102,51 @@ pub fn recent<T: Copy>(items: &[T], pick: u8) -> Option<T> {
     items.get(len - 1 - usize::from(pick) % len).copied()
 }
 
+/// A part of a structured input written back in the format it is read in (the seed files
+/// are made with it).
+pub trait Encode {
+    /// Writes `self` in the format it is read in.
+    fn encode(&self, w: &mut Writer);
+}
+
+/// The set-up bytes at the head of an input, read before the ops.
+pub trait Head: Encode + Sized {
+    /// Reads the set-up (zeros past the end).
+    fn decode(u: &mut Unstructured<'_>) -> Self;
+}
+
+/// A whole input of a target whose set-up is `S` and whose steps are `O`: the set-up, then
+/// ops until the input ends (at most [`MAX_OPS`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script<S, O> {
+    /// The configuration.
+    pub setup: S,
+    /// What happens, in order.
+    pub ops: Vec<O>,
+}
+
+impl<S: Head, O: Encode + for<'a> Arbitrary<'a>> Script<S, O> {
+    /// Reads a script.
+    pub fn decode(data: &[u8]) -> Self {
+        let mut u = Unstructured::new(data);
+        let setup = S::decode(&mut u);
+        Script {
+            setup,
+            ops: ops(&mut u),
+        }
+    }
+
+    /// Writes the script in the format [`Script::decode`] reads.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.setup.encode(&mut w);
+        for op in &self.ops {
+            op.encode(&mut w);
+        }
+        w.into_bytes()
+    }
+}
+
 /// Writes inputs in the format above (the seed files are made with it).
 #[derive(Clone, Debug, Default)]
 pub struct Writer(pub Vec<u8>);

@@ -17,10 +17,11 @@ pub mod seeds;
 pub mod socks5;
 pub mod wire_decode;
 
-/// Both clocks at the start of the access point's and the relay's fuzz worlds: their virtual
-/// monotonic clock at 1,000 s, the wall clock at 2026-01-01T00:00:00Z. Years apart, so that a
-/// machine reading one clock for the other fails the targets' ticket checks. The worlds give
-/// no fresh reading after it: Unix time is this reading counted forward with `now`.
+/// Both clocks at the start of the access point's, the relay's and the client's fuzz worlds:
+/// their virtual monotonic clock at 1,000 s, the wall clock at 2026-01-01T00:00:00Z. Years
+/// apart, so that a machine reading one clock for the other fails the targets' ticket checks.
+/// The worlds give no fresh reading after it: Unix time is this reading counted forward with
+/// `now`.
 pub fn start_clocks() -> cloudproxy_core::time::Clocks {
     use cloudproxy_core::time::{Clocks, Instant, UnixTime};
     Clocks::new(

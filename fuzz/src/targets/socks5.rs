@@ -448,26 +448,34 @@ fn check_pair(case: &Case) {
         case.target.clone(),
     );
     let mut server = ServerHandshake::new(case.policy.clone());
+    let (server_result, client_result) = negotiate(&mut client, &mut server);
+    if refused_as_the_policy_says(case, &client, &server, &server_result, &client_result) {
+        return;
+    }
     let request = Request {
         command: case.command,
         dst: case.target.clone(),
     };
+    assert_eq!(
+        server_result,
+        Ok(ServerProgress::Request {
+            request,
+            leftover: Vec::new()
+        })
+    );
+    assert_eq!(client_result, Ok(ClientProgress::Pending));
+    check_reply(case, &mut client, &mut server);
+}
 
-    // What the policy dictates.
-    let method = if case.policy.credentials.is_some() && case.client_credentials.is_some() {
-        Some(Method::UserPass)
-    } else if case.policy.allow_no_auth {
-        Some(Method::NoAuth)
-    } else {
-        None
-    };
-    let authenticated = match method {
-        Some(Method::UserPass) => case.policy.credentials == case.client_credentials,
-        Some(_) => true,
-        None => false,
-    };
-
-    // Greeting → selection (→ auth → verdict) → request.
+/// Greeting → selection (→ auth → verdict) → request: at most three exchanges, until one
+/// side fails or the server has the request. Each side's last result.
+fn negotiate(
+    client: &mut ClientHandshake,
+    server: &mut ServerHandshake,
+) -> (
+    Result<ServerProgress, Socks5Error>,
+    Result<ClientProgress, Socks5Error>,
+) {
     let mut server_result = Ok(ServerProgress::Pending);
     let mut client_result = Ok(ClientProgress::Pending);
     for _ in 0..3 {
@@ -485,45 +493,66 @@ fn check_pair(case: &Case) {
             break;
         }
     }
+    (server_result, client_result)
+}
 
+/// Whether the policy refuses the case (no acceptable method, bad credentials, an
+/// unsupported command), checking that both sides ended with that refusal and agree on the
+/// method.
+fn refused_as_the_policy_says(
+    case: &Case,
+    client: &ClientHandshake,
+    server: &ServerHandshake,
+    server_result: &Result<ServerProgress, Socks5Error>,
+    client_result: &Result<ClientProgress, Socks5Error>,
+) -> bool {
+    // What the policy dictates.
+    let method = if case.policy.credentials.is_some() && case.client_credentials.is_some() {
+        Some(Method::UserPass)
+    } else if case.policy.allow_no_auth {
+        Some(Method::NoAuth)
+    } else {
+        None
+    };
+    let authenticated = match method {
+        Some(Method::UserPass) => case.policy.credentials == case.client_credentials,
+        Some(_) => true,
+        None => false,
+    };
     let Some(method) = method else {
-        assert_eq!(server_result, Err(Socks5Error::NoAcceptableMethod));
-        assert_eq!(client_result, Err(Socks5Error::NoAcceptableMethod));
-        return;
+        assert_eq!(*server_result, Err(Socks5Error::NoAcceptableMethod));
+        assert_eq!(*client_result, Err(Socks5Error::NoAcceptableMethod));
+        return true;
     };
     assert_eq!(server.method(), Some(method), "server's method");
     assert_eq!(client.method(), Some(method), "client's method");
     if !authenticated {
-        assert_eq!(server_result, Err(Socks5Error::BadCredentials));
+        assert_eq!(*server_result, Err(Socks5Error::BadCredentials));
         assert_eq!(
-            client_result,
+            *client_result,
             Err(Socks5Error::AuthRejected {
                 status: UserPassReply::FAILURE
             })
         );
-        return;
+        return true;
     }
     if !case.policy.supports(case.command) {
         assert_eq!(
-            server_result,
+            *server_result,
             Err(Socks5Error::UnsupportedCommand(case.command))
         );
         assert_eq!(
-            client_result,
+            *client_result,
             Err(Socks5Error::ServerRefused(ReplyCode::CommandNotSupported))
         );
-        return;
+        return true;
     }
-    assert_eq!(
-        server_result,
-        Ok(ServerProgress::Request {
-            request,
-            leftover: Vec::new()
-        })
-    );
-    assert_eq!(client_result, Ok(ClientProgress::Pending));
+    false
+}
 
-    // The reply (two for a successful BIND).
+/// The server's reply (two for a successful BIND, the second followed by the payload) and
+/// what the client makes of it.
+fn check_reply(case: &Case, client: &mut ClientHandshake, server: &mut ServerHandshake) {
     let reply = Reply {
         code: case.reply_code,
         bound: case.bound.clone(),

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod markup;
 pub mod netlab;
 pub mod report;
 pub mod serve;

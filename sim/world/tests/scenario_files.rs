@@ -4,22 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cloudproxy_sim::scenario::file::BEYOND_THE_SEED;
 use cloudproxy_sim::scenario::{catalogue, find, FileError, RunOptions, Scenario, ScenarioFile};
-
-/// The scenarios beyond the seed (issue 18): their files are what the file writer writes from
-/// the built-in world and checks (tested below), and their twin runs are compared at more
-/// seeds (they are small).
-const BEYOND_THE_SEED: [&str; 9] = [
-    "ap-failover-racing",
-    "automatic-open",
-    "automatic-fallback",
-    "force-tcp-443",
-    "http-proxy",
-    "http-proxy-auth",
-    "nat-rebinding",
-    "address-change",
-    "vpn-blocks-udp",
-];
 
 /// The catalogue's scenarios: every one is shipped as a file.
 fn shipped_catalogue() -> impl Iterator<Item = &'static Scenario> {

@@ -40,7 +40,7 @@ use cloudproxy_core::client::{
 use cloudproxy_core::entropy::Entropy;
 use cloudproxy_core::sdrtn::encode_media_frame;
 use cloudproxy_core::socks5::{Address, MethodSelection, Reply, ReplyCode, UserPassReply};
-use cloudproxy_core::time::{Instant, UnixTime};
+use cloudproxy_core::time::Instant;
 use cloudproxy_core::wire::{
     CloseReason, ErrorCode, Message, RelayInfo, Ticket, TicketKey, MAX_MEDIA_PAYLOAD,
 };
@@ -107,7 +107,11 @@ pub fn run(data: &[u8]) {
 impl World {
     fn new(setup: &Setup) -> World {
         let config = setup.config();
-        let now = Instant::from_millis(1_000_000);
+        // The same two clocks as the access point's and the relay's worlds: the ticket's
+        // expiry is a Unix time (an hour after the wall clock's reading), not a reading of the
+        // monotonic clock.
+        let clocks = super::start_clocks();
+        let now = clocks.at;
         let mut told: BTreeSet<IpAddr> = [
             sdrtn().signalling.ip(),
             sdrtn().media_udp.ip(),
@@ -122,7 +126,7 @@ impl World {
             &TicketKey::from_bytes([0x42; 32]),
             "demo-app",
             IpAddr::V4(Ipv4Addr::new(198, 18, 0, 7)),
-            UnixTime::from_millis(now.as_millis()) + Duration::from_secs(3600),
+            clocks.unix_at(now) + Duration::from_secs(3600),
             [7; 16],
         );
         let ticket = match ticket {
@@ -163,6 +167,7 @@ impl World {
         input::recent(&self.conns, pick)
     }
 
+    /// Feeds `op` to the client, then drains and checks what came out.
     fn step(&mut self, op: &Op) {
         if self.trace {
             eprintln!("[{}] {op:?}", self.now);
@@ -173,24 +178,7 @@ impl World {
         );
         let now = self.now;
         match op {
-            Op::Resolved { name, addrs } => {
-                let name = self.name(*name);
-                let all = addresses();
-                let mut addrs: Vec<IpAddr> = addrs
-                    .iter()
-                    .map(|&i| all[usize::from(i) % all.len()])
-                    .collect();
-                if name == HTTP_PROXY_NAME && !addrs.is_empty() {
-                    // The enterprise resolver knows its own proxy.
-                    addrs.insert(0, http_proxy().ip());
-                }
-                self.told.extend(addrs.iter().copied());
-                let input = ClientInput::Resolved {
-                    name: &name,
-                    addrs: &addrs,
-                };
-                self.client.handle_input(input, now);
-            }
+            Op::Resolved { name, addrs } => self.resolved(*name, addrs),
             Op::ResolveFailed { name } => {
                 let name = self.name(*name);
                 let input = ClientInput::ResolveFailed {
@@ -273,6 +261,27 @@ impl World {
         self.drain(quiet);
     }
 
+    /// A DNS answer for the name `pick`ed (the one asked, or another) with the addresses
+    /// `addrs` pick (the enterprise resolver puts its own proxy first for the proxy's name).
+    fn resolved(&mut self, pick: u8, addrs: &[u8]) {
+        let name = self.name(pick);
+        let all = addresses();
+        let mut addrs: Vec<IpAddr> = addrs
+            .iter()
+            .map(|&i| all[usize::from(i) % all.len()])
+            .collect();
+        if name == HTTP_PROXY_NAME && !addrs.is_empty() {
+            // The enterprise resolver knows its own proxy.
+            addrs.insert(0, http_proxy().ip());
+        }
+        self.told.extend(addrs.iter().copied());
+        let input = ClientInput::Resolved {
+            name: &name,
+            addrs: &addrs,
+        };
+        self.client.handle_input(input, self.now);
+    }
+
     /// Whether the client may know `ip`: it was told, or its bytes were fed to it.
     fn was_told(&self, ip: IpAddr) -> bool {
         let octets: Vec<u8> = match ip {
@@ -304,22 +313,7 @@ impl World {
                 relays: picks,
                 lifetime_ms,
                 stale,
-            } => {
-                let all = relays();
-                let relays: Vec<RelayInfo> = picks
-                    .iter()
-                    .take(9)
-                    .map(|&i| all[usize::from(i) % all.len()].clone())
-                    .collect();
-                self.told.extend(relays.iter().map(|r| r.addr));
-                let msg = Message::ApResponse {
-                    request_id: self.request_id ^ u32::from(*stale),
-                    ticket: self.ticket.clone(),
-                    ticket_lifetime_ms: *lifetime_ms,
-                    relays,
-                };
-                frame(msg)
-            }
+            } => self.ap_response(picks, *lifetime_ms, *stale),
             Payload::TunnelAccept {
                 session_id,
                 udp_port,
@@ -359,30 +353,9 @@ impl World {
                 session_id: self.session_id,
                 reason: CloseReason::from_u8(*reason),
             }),
-            Payload::Socks5Method { method } => {
-                let mut out = Vec::new();
-                MethodSelection {
-                    method: (*method).into(),
-                }
-                .encode(&mut out);
-                out
-            }
-            Payload::Socks5Auth { status } => {
-                let mut out = Vec::new();
-                UserPassReply { status: *status }.encode(&mut out);
-                out
-            }
-            Payload::Socks5Reply { code, bound, port } => {
-                let ip = addresses()[usize::from(*bound) % 5];
-                self.told.insert(ip);
-                let mut out = Vec::new();
-                Reply {
-                    code: ReplyCode::from_u8(*code),
-                    bound: Address::Ip(SocketAddr::new(ip, *port)),
-                }
-                .encode(&mut out);
-                out
-            }
+            Payload::Socks5Method { .. }
+            | Payload::Socks5Auth { .. }
+            | Payload::Socks5Reply { .. } => self.socks5_bytes(payload),
             Payload::SdrtnFrame { payload } => {
                 let mut out = Vec::new();
                 if encode_media_frame(payload, &mut out).is_err() {
@@ -414,6 +387,49 @@ impl World {
         }
     }
 
+    /// An access point's answer to the last request (or, `stale`, to another), with the
+    /// relays `picks` names (at most 9) and the world's ticket.
+    fn ap_response(&mut self, picks: &[u8], lifetime_ms: u32, stale: bool) -> Vec<u8> {
+        let all = relays();
+        let relays: Vec<RelayInfo> = picks
+            .iter()
+            .take(9)
+            .map(|&i| all[usize::from(i) % all.len()].clone())
+            .collect();
+        self.told.extend(relays.iter().map(|r| r.addr));
+        let msg = Message::ApResponse {
+            request_id: self.request_id ^ u32::from(stale),
+            ticket: self.ticket.clone(),
+            ticket_lifetime_ms: lifetime_ms,
+            relays,
+        };
+        msg.to_bytes().unwrap_or_default()
+    }
+
+    /// A SOCKS5 server's method selection, authentication reply or request reply (its bound
+    /// address is then one the client was told); nothing for any other payload.
+    fn socks5_bytes(&mut self, payload: &Payload) -> Vec<u8> {
+        let mut out = Vec::new();
+        match payload {
+            Payload::Socks5Method { method } => MethodSelection {
+                method: (*method).into(),
+            }
+            .encode(&mut out),
+            Payload::Socks5Auth { status } => UserPassReply { status: *status }.encode(&mut out),
+            Payload::Socks5Reply { code, bound, port } => {
+                let ip = addresses()[usize::from(*bound) % 5];
+                self.told.insert(ip);
+                Reply {
+                    code: ReplyCode::from_u8(*code),
+                    bound: Address::Ip(SocketAddr::new(ip, *port)),
+                }
+                .encode(&mut out);
+            }
+            _ => {}
+        }
+        out
+    }
+
     /// Learns what the client asked from bytes it sent.
     fn learn(&mut self, data: &[u8]) {
         if let Ok((msg, _)) = Message::decode(data) {
@@ -437,26 +453,7 @@ impl World {
                     assert!(!quiet, "Resolve({name}) in state {}", self.state);
                     self.asked_name = name;
                 }
-                ClientOutput::TcpConnect { conn, to } => {
-                    assert!(!quiet, "TcpConnect to {to} in state {}", self.state);
-                    if let Some(last) = self.conns.last() {
-                        assert!(conn > *last, "TcpConnect reuses {conn} (last {last})");
-                    }
-                    assert!(self.was_told(to.ip()), "TcpConnect to {to}, never told");
-                    if self.setup.is_tcp_443_only() {
-                        assert_eq!(to.port(), 443, "TCP 443 only, yet TcpConnect to {to}");
-                    }
-                    self.conns.push(conn);
-                    let open = self
-                        .conns
-                        .iter()
-                        .filter(|c| {
-                            !self.closed_by_client.contains(c) && !self.closed_by_peer.contains(c)
-                        })
-                        .count();
-                    let bound = self.setup.max_in_flight() + 2;
-                    assert!(open <= bound, "{open} connections open, bound {bound}");
-                }
+                ClientOutput::TcpConnect { conn, to } => self.check_tcp_connect(conn, to, quiet),
                 ClientOutput::TcpSend { conn, data } => {
                     assert!(!quiet, "TcpSend on {conn} in state {}", self.state);
                     assert!(
@@ -498,6 +495,33 @@ impl World {
                 ClientOutput::Event(event) => self.on_event(event),
             }
         }
+        self.check_client();
+    }
+
+    /// A `TcpConnect` is allowed in this state, with a fresh increasing id, to an address the
+    /// client was told (port 443 over TCP 443 only), within the race's bound plus two.
+    fn check_tcp_connect(&mut self, conn: ConnId, to: SocketAddr, quiet: bool) {
+        assert!(!quiet, "TcpConnect to {to} in state {}", self.state);
+        if let Some(last) = self.conns.last() {
+            assert!(conn > *last, "TcpConnect reuses {conn} (last {last})");
+        }
+        assert!(self.was_told(to.ip()), "TcpConnect to {to}, never told");
+        if self.setup.is_tcp_443_only() {
+            assert_eq!(to.port(), 443, "TCP 443 only, yet TcpConnect to {to}");
+        }
+        self.conns.push(conn);
+        let open = self
+            .conns
+            .iter()
+            .filter(|c| !self.closed_by_client.contains(c) && !self.closed_by_peer.contains(c))
+            .count();
+        let bound = self.setup.max_in_flight() + 2;
+        assert!(open <= bound, "{open} connections open, bound {bound}");
+    }
+
+    /// The client as a whole after a drain: `state()` agrees with the events, a timer is after
+    /// `now` and absent in `Failed` and `Disconnected`, the counters add up.
+    fn check_client(&self) {
         assert_eq!(
             self.client.state(),
             self.state,

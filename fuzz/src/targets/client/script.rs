@@ -88,7 +88,7 @@ pub struct Setup {
     pub d: u8,
 }
 
-impl Setup {
+impl input::Head for Setup {
     fn decode(u: &mut Unstructured<'_>) -> Setup {
         let a = input::byte(u);
         let b = input::byte(u);
@@ -96,14 +96,18 @@ impl Setup {
         let d = if a & 0x80 == 0x80 { input::byte(u) } else { 0 };
         Setup { a, b, c, d }
     }
+}
 
+impl input::Encode for Setup {
     fn encode(&self, w: &mut Writer) {
         w.byte(self.a).byte(self.b).byte(self.c);
         if self.a & 0x80 == 0x80 {
             w.byte(self.d);
         }
     }
+}
 
+impl Setup {
     /// Whether the client talks through an HTTP proxy (no UDP, ever).
     pub(super) fn is_http(&self) -> bool {
         matches!(self.d & 3, 1 | 2)
@@ -535,9 +539,9 @@ impl<'a> Arbitrary<'a> for Op {
     }
 }
 
-impl Op {
+impl input::Encode for Op {
     /// Writes the op in the format [`Op::arbitrary`] reads.
-    pub fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         match self {
             Op::Resolved { name, addrs } => {
                 w.byte(0).byte(*name).short_bytes(addrs);
@@ -584,33 +588,5 @@ impl Op {
     }
 }
 
-/// A whole input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Script {
-    /// The configuration.
-    pub setup: Setup,
-    /// What happens.
-    pub ops: Vec<Op>,
-}
-
-impl Script {
-    /// Reads a script.
-    pub fn decode(data: &[u8]) -> Script {
-        let mut u = Unstructured::new(data);
-        let setup = Setup::decode(&mut u);
-        Script {
-            setup,
-            ops: input::ops(&mut u),
-        }
-    }
-
-    /// Writes a script.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.setup.encode(&mut w);
-        for op in &self.ops {
-            op.encode(&mut w);
-        }
-        w.into_bytes()
-    }
-}
+/// A whole input: the set-up, then the ops.
+pub type Script = input::Script<Setup, Op>;

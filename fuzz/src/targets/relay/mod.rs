@@ -157,6 +157,8 @@ impl World {
         input::recent(&self.sessions, pick).unwrap_or(u64::from(pick))
     }
 
+    /// Feeds `op` to the relay (or the access point), checking every output, then the
+    /// tunnel byte counters.
     fn step(&mut self, op: &Op) {
         if self.trace {
             eprintln!("[{}] {op:?}", self.now);
@@ -212,24 +214,7 @@ impl World {
                 client,
                 port,
                 payload,
-            } => {
-                let from = self.client(*client);
-                let ports = self.setup.udp_ports();
-                let local_port = match ports.clone().nth(usize::from(*port) % 3) {
-                    Some(p) if *port != 255 => p,
-                    _ => 9,
-                };
-                let data = self.bytes(payload, from.ip());
-                self.udp_ports_used.insert(local_port);
-                self.input(
-                    RelayInput::UdpFromClient {
-                        local_port,
-                        from,
-                        data: &data,
-                    },
-                    Some(data.len()),
-                );
-            }
+            } => self.udp_from_client(*client, *port, payload),
             Op::UdpUp { pick, from, data } => {
                 if let Some(alloc) = input::recent(&self.allocs, *pick) {
                     let from = from.addr();
@@ -237,45 +222,8 @@ impl World {
                 }
             }
             Op::Advance { ms } => self.advance(Duration::from_millis(u64::from(*ms))),
-            Op::Ap { client, payload } => {
-                let from = self.client(*client);
-                let data = self.bytes(payload, from.ip());
-                let local = SocketAddr::from(([47, 74, 211, 17], 8000));
-                let input = ApInput::Datagram {
-                    local,
-                    from,
-                    data: &data,
-                };
-                self.ap.handle_input(input, self.now);
-                let mut answer = None;
-                while let Some(out) = self.ap.poll_output() {
-                    match out {
-                        ApOutput::UdpSend { local: l, to, data } => {
-                            assert!(l == local && to == from, "answered {to} from {l}");
-                            assert!(answer.is_none(), "two answers to one datagram");
-                            answer = Some(data);
-                        }
-                        ApOutput::Event(_) => {}
-                        other => panic!("the access point answers a datagram with {other:?}"),
-                    }
-                }
-                self.check_ap(from, &data, answer);
-            }
-            Op::Activity { conn, up, down } => {
-                if let Some((client, _)) = input::recent(&self.conns, *conn) {
-                    let (up, down) = (u64::from(*up), u64::from(*down));
-                    if self.spliced.contains_key(&client) {
-                        self.tunnel_bytes.0 += up;
-                        self.tunnel_bytes.1 += down;
-                    }
-                    let input = RelayInput::TunnelActivity {
-                        client,
-                        bytes_up: up,
-                        bytes_down: down,
-                    };
-                    self.input(input, None);
-                }
-            }
+            Op::Ap { client, payload } => self.ap_datagram(*client, payload),
+            Op::Activity { conn, up, down } => self.activity(*conn, *up, *down),
             Op::BindFailed { pick } => {
                 if let Some(alloc) = input::recent(&self.allocs, *pick) {
                     if !self.released.contains(&alloc) {
@@ -291,6 +239,71 @@ impl World {
             self.tunnel_bytes,
             "tunnel byte counters"
         );
+    }
+
+    /// A client's datagram on one of the relay's UDP ports (`port` 255, or a port past the
+    /// configured ones: port 9, where the relay listens on nothing).
+    fn udp_from_client(&mut self, client: u8, port: u8, payload: &Payload) {
+        let from = self.client(client);
+        let ports = self.setup.udp_ports();
+        let local_port = match ports.clone().nth(usize::from(port) % 3) {
+            Some(p) if port != 255 => p,
+            _ => 9,
+        };
+        let data = self.bytes(payload, from.ip());
+        self.udp_ports_used.insert(local_port);
+        self.input(
+            RelayInput::UdpFromClient {
+                local_port,
+                from,
+                data: &data,
+            },
+            Some(data.len()),
+        );
+    }
+
+    /// A client's datagram to the access point: at most one answer, to the sender from the
+    /// socket it came in on, then checked.
+    fn ap_datagram(&mut self, client: u8, payload: &Payload) {
+        let from = self.client(client);
+        let data = self.bytes(payload, from.ip());
+        let local = SocketAddr::from(([47, 74, 211, 17], 8000));
+        let input = ApInput::Datagram {
+            local,
+            from,
+            data: &data,
+        };
+        self.ap.handle_input(input, self.now);
+        let mut answer = None;
+        while let Some(out) = self.ap.poll_output() {
+            match out {
+                ApOutput::UdpSend { local: l, to, data } => {
+                    assert!(l == local && to == from, "answered {to} from {l}");
+                    assert!(answer.is_none(), "two answers to one datagram");
+                    answer = Some(data);
+                }
+                ApOutput::Event(_) => {}
+                other => panic!("the access point answers a datagram with {other:?}"),
+            }
+        }
+        self.check_ap(from, &data, answer);
+    }
+
+    /// The driver reports bytes moved on a tunnel (counted only once it is spliced).
+    fn activity(&mut self, conn: u8, up: u16, down: u16) {
+        if let Some((client, _)) = input::recent(&self.conns, conn) {
+            let (up, down) = (u64::from(up), u64::from(down));
+            if self.spliced.contains_key(&client) {
+                self.tunnel_bytes.0 += up;
+                self.tunnel_bytes.1 += down;
+            }
+            let input = RelayInput::TunnelActivity {
+                client,
+                bytes_up: up,
+                bytes_down: down,
+            };
+            self.input(input, None);
+        }
     }
 
     /// The bytes a payload stands for, sent by a client at `own_ip`.
@@ -481,43 +494,13 @@ impl World {
                     local_port,
                     to,
                     data,
-                } => {
-                    assert!(
-                        self.setup.udp_ports().contains(&local_port)
-                            || self.udp_ports_used.contains(&local_port),
-                        "UdpToClient from port {local_port}, where nothing arrived"
-                    );
-                    if let Ok(Message::Error { .. }) = Message::decode_datagram(&data) {
-                        if let Some(len) = udp_len {
-                            assert!(
-                                data.len() <= len,
-                                "amplification: a {}-byte Error to {to} answers {len} bytes",
-                                data.len()
-                            );
-                        }
-                        if self.errors_now.0 != self.now {
-                            self.errors_now = (self.now, 0);
-                        }
-                        self.errors_now.1 += 1;
-                        assert!(
-                            self.errors_now.1 <= self.config.max_udp_error_replies_per_sec,
-                            "more UDP Error replies at one instant than the limit"
-                        );
-                    }
-                }
+                } => self.check_udp_to_client(local_port, to, &data, udp_len),
                 RelayOutput::UdpBind { alloc } => {
                     assert!(!self.allocs.contains(&alloc), "UdpBind reuses {alloc:?}");
                     self.allocs.push(alloc);
                 }
                 RelayOutput::UdpToUpstream { alloc, to, data } => {
-                    assert!(
-                        !self.bind_failed.contains(&alloc),
-                        "UdpToUpstream on {alloc:?}, whose bind failed"
-                    );
-                    assert!(
-                        self.allocs.contains(&alloc) && !self.released.contains(&alloc),
-                        "UdpToUpstream on {alloc:?}, not bound or released"
-                    );
+                    self.assert_alloc_usable(alloc, "UdpToUpstream on");
                     assert!(self.dest_allowed(to), "open relay: UdpToUpstream to {to}");
                     assert!(
                         data.len() <= MAX_MEDIA_PAYLOAD,
@@ -526,14 +509,7 @@ impl World {
                     );
                 }
                 RelayOutput::UdpRelease { alloc } => {
-                    assert!(
-                        !self.bind_failed.contains(&alloc),
-                        "UdpRelease of {alloc:?}, whose bind failed"
-                    );
-                    assert!(
-                        self.allocs.contains(&alloc) && !self.released.contains(&alloc),
-                        "UdpRelease of {alloc:?}, not bound or released"
-                    );
+                    self.assert_alloc_usable(alloc, "UdpRelease of");
                     self.released.insert(alloc);
                 }
                 RelayOutput::Splice {
@@ -556,6 +532,58 @@ impl World {
                 RelayOutput::Event(event) => self.on_event(event),
             }
         }
+        self.check_bounds();
+    }
+
+    /// A datagram to a client goes out from a relay port where datagrams arrive; an `Error`
+    /// is no larger than the datagram it answers (`udp_len`, when the input was one), and no
+    /// more of them go out at one instant than the limit.
+    fn check_udp_to_client(
+        &mut self,
+        local_port: u16,
+        to: SocketAddr,
+        data: &[u8],
+        udp_len: Option<usize>,
+    ) {
+        assert!(
+            self.setup.udp_ports().contains(&local_port)
+                || self.udp_ports_used.contains(&local_port),
+            "UdpToClient from port {local_port}, where nothing arrived"
+        );
+        if let Ok(Message::Error { .. }) = Message::decode_datagram(data) {
+            if let Some(len) = udp_len {
+                assert!(
+                    data.len() <= len,
+                    "amplification: a {}-byte Error to {to} answers {len} bytes",
+                    data.len()
+                );
+            }
+            if self.errors_now.0 != self.now {
+                self.errors_now = (self.now, 0);
+            }
+            self.errors_now.1 += 1;
+            assert!(
+                self.errors_now.1 <= self.config.max_udp_error_replies_per_sec,
+                "more UDP Error replies at one instant than the limit"
+            );
+        }
+    }
+
+    /// `alloc` was bound, not released, and its bind did not fail (`what` names the output).
+    fn assert_alloc_usable(&self, alloc: AllocId, what: &str) {
+        assert!(
+            !self.bind_failed.contains(&alloc),
+            "{what} {alloc:?}, whose bind failed"
+        );
+        assert!(
+            self.allocs.contains(&alloc) && !self.released.contains(&alloc),
+            "{what} {alloc:?}, not bound or released"
+        );
+    }
+
+    /// Sessions within the total bound, buffered bytes within what the open connections may
+    /// hold.
+    fn check_bounds(&self) {
         let sessions = self.relay.session_count();
         assert!(
             sessions <= self.config.max_sessions_total,

@@ -144,7 +144,7 @@ pub struct Setup {
     pub d: u8,
 }
 
-impl Setup {
+impl input::Head for Setup {
     fn decode(u: &mut Unstructured<'_>) -> Setup {
         Setup {
             a: input::byte(u),
@@ -153,11 +153,15 @@ impl Setup {
             d: input::byte(u),
         }
     }
+}
 
+impl input::Encode for Setup {
     fn encode(&self, w: &mut Writer) {
         w.byte(self.a).byte(self.b).byte(self.c).byte(self.d);
     }
+}
 
+impl Setup {
     pub(super) fn blocks(&self) -> Vec<Block> {
         let mut blocks = vec![
             Block::v4(47, 74, 0, 0, 16),
@@ -607,9 +611,9 @@ impl<'a> Arbitrary<'a> for Op {
     }
 }
 
-impl Op {
+impl input::Encode for Op {
     /// Writes the op in the format [`Op::arbitrary`] reads.
-    pub fn encode(&self, w: &mut Writer) {
+    fn encode(&self, w: &mut Writer) {
         match self {
             Op::Accept { client } => {
                 w.byte(0).byte(*client);
@@ -663,33 +667,5 @@ impl Op {
     }
 }
 
-/// A whole input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Script {
-    /// The configuration.
-    pub setup: Setup,
-    /// The steps.
-    pub ops: Vec<Op>,
-}
-
-impl Script {
-    /// Reads a script.
-    pub fn decode(data: &[u8]) -> Script {
-        let mut u = Unstructured::new(data);
-        let setup = Setup::decode(&mut u);
-        Script {
-            setup,
-            ops: input::ops(&mut u),
-        }
-    }
-
-    /// Writes a script.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.setup.encode(&mut w);
-        for op in &self.ops {
-            op.encode(&mut w);
-        }
-        w.into_bytes()
-    }
-}
+/// A whole input: the set-up, then the ops.
+pub type Script = input::Script<Setup, Op>;

@@ -285,26 +285,30 @@ fn frame(msg: &Message) -> Vec<u8> {
     }
 }
 
+/// The `wire_decode` target's name.
+const WIRE: &str = "wire_decode";
+
+/// The tunnel accept of the wire seeds (alone, and at the head of a stream).
+const TUNNEL_ACCEPT: Message = Message::TunnelAccept {
+    session_id: 0x5E55_1011_0000_0001,
+    udp_port: 4500,
+    keepalive_interval_ms: 5_000,
+    idle_timeout_ms: 30_000,
+};
+
 /// One frame of each message type, and a stream.
 fn wire() -> Vec<Seed> {
-    let t = "wire_decode";
+    let mut seeds = wire_setup_frames();
+    seeds.extend(wire_session_frames());
+    seeds.extend(wire_streams());
+    seeds
+}
+
+/// One frame of each message that sets a session up: the access point's request and answer,
+/// an error, the tunnel's open and accept.
+fn wire_setup_frames() -> Vec<Seed> {
+    let t = WIRE;
     let client_ip = IpAddr::from([198, 18, 0, 7]);
-    let tunnel_accept = Message::TunnelAccept {
-        session_id: 0x5E55_1011_0000_0001,
-        udp_port: 4500,
-        keepalive_interval_ms: 5_000,
-        idle_timeout_ms: 30_000,
-    };
-    let mut stream = frame(&tunnel_accept);
-    stream.extend_from_slice(b"raw signalling after the accept");
-    let mut two = frame(&Message::Keepalive {
-        session_id: 7,
-        seq: 1,
-    });
-    two.extend(frame(&Message::KeepaliveAck {
-        session_id: 7,
-        seq: 1,
-    }));
     vec![
         seed(
             t,
@@ -362,7 +366,15 @@ fn wire() -> Vec<Seed> {
                 destination: SocketAddr::from(([47, 74, 211, 17], 4001)),
             }),
         ),
-        seed(t, "tunnel_accept.bin", frame(&tunnel_accept)),
+        seed(t, "tunnel_accept.bin", frame(&TUNNEL_ACCEPT)),
+    ]
+}
+
+/// One frame of each message of an open session: the media channel, media, keepalives, the
+/// close.
+fn wire_session_frames() -> Vec<Seed> {
+    let t = WIRE;
+    vec![
         seed(
             t,
             "media_channel_open.bin",
@@ -421,6 +433,24 @@ fn wire() -> Vec<Seed> {
                 reason: CloseReason::IdleTimeout,
             }),
         ),
+    ]
+}
+
+/// Frames followed by what comes after them in one read: an accept then raw signalling, a
+/// keepalive and its ack.
+fn wire_streams() -> Vec<Seed> {
+    let t = WIRE;
+    let mut stream = frame(&TUNNEL_ACCEPT);
+    stream.extend_from_slice(b"raw signalling after the accept");
+    let mut two = frame(&Message::Keepalive {
+        session_id: 7,
+        seq: 1,
+    });
+    two.extend(frame(&Message::KeepaliveAck {
+        session_id: 7,
+        seq: 1,
+    }));
+    vec![
         seed(t, "stream_tunnel_accept_then_raw.bin", stream),
         seed(t, "stream_keepalive_and_ack.bin", two),
     ]

@@ -7,25 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::record::RunRecord;
-
-/// `text` escaped for XML 1.0 text and attribute values; characters XML cannot hold (control
-/// characters other than tab, newline and carriage return) become U+FFFD.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::markup::escape;
 
 /// The test case's name: the scenario and the seed (and the swarm, when it ran).
 pub fn case_name(record: &RunRecord) -> String {
@@ -142,10 +124,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escape_makes_any_text_valid_xml() {
-        assert_eq!(
-            escape("a<b & \"c\" 'd'>\u{1}\u{7}\n"),
-            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\u{FFFD}\u{FFFD}\n"
+    fn a_hostile_check_detail_is_escaped_in_the_failure_attribute_and_text() {
+        let record = RunRecord {
+            scenario: "bank",
+            file: None,
+            options: cloudproxy_sim::scenario::RunOptions::seed(7),
+            checks: vec![cloudproxy_sim::scenario::Check {
+                name: "joined".to_owned(),
+                ok: false,
+                detail: "a<b & \"c\" 'd'>\u{1}".to_owned(),
+            }],
+            swarm_kinds: Vec::new(),
+            faults: Vec::new(),
+            clients: std::collections::BTreeMap::new(),
+            trace_hash: "00".to_owned(),
+            trace_lines: 0,
+            trace_dropped: 0,
+            trace_cap: 1,
+            sim: std::time::Duration::ZERO,
+            wall: std::time::Duration::ZERO,
+            reproduce: "cloudproxy run bank --seed 7".to_owned(),
+        };
+        let xml = to_xml("t", &[record]);
+        let seen = "joined: a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;\u{FFFD}";
+        assert!(
+            xml.contains(&format!("message=\"1 of 1 checks failed: {seen}; reproduce: cloudproxy run bank --seed 7\">")),
+            "{xml}"
         );
+        assert!(xml.contains(&format!(">check failed: {seen}\n")), "{xml}");
     }
 }

@@ -12,6 +12,7 @@ use cloudproxy_sim::policy_formats::{
     import_iptables, import_nft, read_bounded, Hook, ImportOptions,
 };
 use cloudproxy_sim::scenario::find;
+use cloudproxy_sim::world::WorldSpec;
 
 use super::Status;
 use crate::netlab::{self, diff, resolver, LabState, NetlabError, Rehearsal};
@@ -322,28 +323,14 @@ fn run_scenarios(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
         ));
     }
     let duration = Duration::from_secs_f64(args.duration);
-    let policy = match args.policy.load() {
-        Ok(p) => p,
+    let specs = match args
+        .policy
+        .load()
+        .and_then(|policy| worlds(args, policy.as_ref()))
+    {
+        Ok(specs) => specs,
         Err(e) => return usage(e),
     };
-    let mut specs = Vec::new();
-    for name in &args.scenarios {
-        let Some(scenario) = find(name) else {
-            return usage(format!(
-                "no scenario named {name:?}; `cloudproxy list` shows them"
-            ));
-        };
-        let mut spec = scenario.world(args.seed);
-        if let Some(p) = &policy {
-            for e in &mut spec.enterprises {
-                e.policy = p.clone();
-            }
-        }
-        if let Err(e) = netlab::supported(&spec) {
-            return usage(format!("{name}: {e}"));
-        }
-        specs.push((scenario.name, spec));
-    }
     writeln!(
         out,
         "cloudproxy netlab: {} scenario(s) on real network namespaces and in the simulation, seed {}, {:.1} s each\n",
@@ -369,8 +356,57 @@ fn run_scenarios(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
     if let Err(e) = outcome {
         return fail(&e);
     }
+    let failed = report(args, &results, out)?;
+    writeln!(
+        out,
+        "\n{} agree, {} disagree. Reproduce: cloudproxy netlab run {}{} --seed {} --for {}",
+        results.len() - failed,
+        failed,
+        args.scenarios.join(" "),
+        args.policy.flags(),
+        args.seed,
+        args.duration
+    )?;
+    Ok(Status::from(failed == 0))
+}
+
+/// The worlds of the scenarios `args` names at its seed, every enterprise behind `policy`
+/// when there is one; an unknown name or a world the lab cannot build is an error naming it.
+fn worlds(
+    args: &RunArgs,
+    policy: Option<&Policy>,
+) -> Result<Vec<(&'static str, WorldSpec)>, String> {
+    let mut specs = Vec::new();
+    for name in &args.scenarios {
+        let Some(scenario) = find(name) else {
+            return Err(format!(
+                "no scenario named {name:?}; `cloudproxy list` shows them"
+            ));
+        };
+        let mut spec = scenario.world(args.seed);
+        if let Some(p) = policy {
+            for e in &mut spec.enterprises {
+                e.policy = p.clone();
+            }
+        }
+        if let Err(e) = netlab::supported(&spec) {
+            return Err(format!("{name}: {e}"));
+        }
+        specs.push((scenario.name, spec));
+    }
+    Ok(specs)
+}
+
+/// Each rehearsal's lab timings, its clients' paths real and simulated, and where they
+/// disagree (with the rule counters when they do, or always with `--counters`); returns how
+/// many disagree.
+fn report(
+    args: &RunArgs,
+    results: &[(&str, Rehearsal, Vec<String>)],
+    out: &mut impl Write,
+) -> io::Result<usize> {
     let mut failed = 0;
-    for (name, r, unheard) in &results {
+    for (name, r, unheard) in results {
         let agree = r.comparison.paths_agree() && unheard.is_empty();
         if !agree {
             failed += 1;
@@ -402,17 +438,7 @@ fn run_scenarios(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
             write!(out, "{}", r.comparison.rules_text())?;
         }
     }
-    writeln!(
-        out,
-        "\n{} agree, {} disagree. Reproduce: cloudproxy netlab run {}{} --seed {} --for {}",
-        results.len() - failed,
-        failed,
-        args.scenarios.join(" "),
-        args.policy.flags(),
-        args.seed,
-        args.duration
-    )?;
-    Ok(Status::from(failed == 0))
+    Ok(failed)
 }
 
 /// The report's header: the simulation's `run` columns, `real s` for `sim s`, the paths for

@@ -78,32 +78,13 @@ pub fn list(out: &mut impl Write) -> io::Result<bool> {
 
 /// Runs scenarios and prints the report; returns whether every check passed.
 pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
-    let mut selected: Vec<&'static Scenario> = Vec::new();
-    for name in &args.scenarios {
-        match find(name) {
-            Some(s) => selected.push(s),
-            None => {
-                eprintln!("cloudproxy: no scenario named {name:?}; `cloudproxy list` shows them");
-                return Ok(Status::Usage);
-            }
-        }
-    }
-    match load_scenario_files(&args.scenario_files) {
-        Ok(files) => selected.extend(files),
-        Err(e) => {
-            eprintln!("cloudproxy: {e}");
-            return Ok(Status::Usage);
-        }
-    }
-    if selected.is_empty() {
-        selected = catalogue().iter().collect();
-    }
-    let policy = match args.policy.as_deref().map(PolicyFile::load).transpose() {
-        Ok(policy) => policy,
-        Err(e) => {
-            eprintln!("cloudproxy: {e}");
-            return Ok(Status::Usage);
-        }
+    let (selected, policy) = match select(
+        &args.scenarios,
+        &args.scenario_files,
+        args.policy.as_deref(),
+    ) {
+        Ok(selection) => selection,
+        Err(status) => return Ok(status),
     };
     let options = RunOptions {
         seed: args.seed,
@@ -176,6 +157,42 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> io::Result<Status> {
         junit::write(path, "cloudproxy run", &records)?;
     }
     Ok(Status::from(records.iter().all(RunRecord::passed)))
+}
+
+/// The scenarios `run` and `sweep` run: those `names` names, then those written in the files
+/// `paths` (the whole catalogue when both are empty), and the policy file `policy` loaded. On
+/// an unknown name, a bad file or a bad policy, says why on stderr and gives
+/// [`Status::Usage`].
+pub fn select(
+    names: &[String],
+    paths: &[PathBuf],
+    policy: Option<&Path>,
+) -> Result<(Vec<&'static Scenario>, Option<PolicyFile>), Status> {
+    let mut selected: Vec<&'static Scenario> = Vec::new();
+    for name in names {
+        let Some(s) = find(name) else {
+            eprintln!("cloudproxy: no scenario named {name:?}; `cloudproxy list` shows them");
+            return Err(Status::Usage);
+        };
+        selected.push(s);
+    }
+    match load_scenario_files(paths) {
+        Ok(files) => selected.extend(files),
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            return Err(Status::Usage);
+        }
+    }
+    if selected.is_empty() {
+        selected = catalogue().iter().collect();
+    }
+    match policy.map(PolicyFile::load).transpose() {
+        Ok(policy) => Ok((selected, policy)),
+        Err(e) => {
+            eprintln!("cloudproxy: {e}");
+            Err(Status::Usage)
+        }
+    }
 }
 
 /// The scenarios of `paths`, read and checked (the error names the file, line and field).
@@ -293,6 +310,30 @@ pub fn print_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_selection_is_the_names_then_the_files_or_the_catalogue_and_bad_input_is_usage() {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (all, policy) = select(&[], &[], None).unwrap();
+        assert_eq!(all.len(), catalogue().len());
+        assert!(policy.is_none());
+        let (two, _) = select(&names(&["socks5", "crowd"]), &[], None).unwrap();
+        let two: Vec<&str> = two.iter().map(|s| s.name).collect();
+        assert_eq!(two, ["socks5", "crowd"]);
+        assert_eq!(
+            select(&names(&["socks5", "no-such"]), &[], None).err(),
+            Some(Status::Usage)
+        );
+        let missing = PathBuf::from("/nonexistent/scenario.toml");
+        assert_eq!(
+            select(&[], std::slice::from_ref(&missing), None).err(),
+            Some(Status::Usage)
+        );
+        assert_eq!(
+            select(&[], &[], Some(Path::new("/nonexistent/policy.toml"))).err(),
+            Some(Status::Usage)
+        );
+    }
 
     #[test]
     fn the_report_says_when_a_trace_hit_its_cap() {

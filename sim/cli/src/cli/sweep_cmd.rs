@@ -15,7 +15,7 @@ use clap::Args;
 use super::junit;
 use super::record::RunRecord;
 use super::Status;
-use cloudproxy_sim::scenario::{catalogue, find, PolicyFile, RunOptions, Scenario};
+use cloudproxy_sim::scenario::{RunOptions, Scenario};
 
 /// The most parallel jobs a sweep takes.
 pub const MAX_JOBS: u64 = 64;
@@ -135,32 +135,13 @@ fn watch_sigint(tx: mpsc::Sender<Event>) {
 
 /// Runs the sweep; prints progress on stderr, the summary on `out`.
 pub fn run(args: &SweepArgs, out: &mut impl Write) -> io::Result<Status> {
-    let mut selected: Vec<&'static Scenario> = Vec::new();
-    for name in &args.scenarios {
-        match find(name) {
-            Some(s) => selected.push(s),
-            None => {
-                eprintln!("cloudproxy: no scenario named {name:?}; `cloudproxy list` shows them");
-                return Ok(Status::Usage);
-            }
-        }
-    }
-    match super::run_cmd::load_scenario_files(&args.scenario_files) {
-        Ok(files) => selected.extend(files),
-        Err(e) => {
-            eprintln!("cloudproxy: {e}");
-            return Ok(Status::Usage);
-        }
-    }
-    if selected.is_empty() {
-        selected = catalogue().iter().collect();
-    }
-    let policy = match args.policy.as_deref().map(PolicyFile::load).transpose() {
-        Ok(policy) => policy,
-        Err(e) => {
-            eprintln!("cloudproxy: {e}");
-            return Ok(Status::Usage);
-        }
+    let (selected, policy) = match super::run_cmd::select(
+        &args.scenarios,
+        &args.scenario_files,
+        args.policy.as_deref(),
+    ) {
+        Ok(selection) => selection,
+        Err(status) => return Ok(status),
     };
     let jobs = Arc::new(jobs(args, &selected));
     let threads = args.jobs.map_or_else(
@@ -398,6 +379,7 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudproxy_sim::scenario::catalogue;
 
     fn args(seeds: Range<u64>, shard: Option<Shard>, rotate: bool) -> SweepArgs {
         SweepArgs {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cloudproxy_node::nodes::client::Op;
+use cloudproxy_node::nodes::client::{ClientSpec, Op};
 use cloudproxy_sim::world::WorldSpec;
 use serde_json::Value;
 
@@ -116,39 +116,8 @@ pub async fn run_world(
         let ns = lab.names.enterprise(&lab.plan.enterprises[i].slug);
         for c in &e.clients {
             let params = script(&c.script).map_err(NetlabError::Unsupported)?;
-            let mut args: Vec<String> = vec![
-                "call".into(),
-                "--json".into(),
-                "--name".into(),
-                c.name.clone(),
-                "--uid".into(),
-                c.uid.to_string(),
-                "--channel".into(),
-                c.channel.clone(),
-                "--app-id".into(),
-                c.app_id.clone(),
-                "--bind".into(),
-                map::clients(k).to_string(),
-                "--edge".into(),
-                map::EDGE.to_string(),
-                "--resolver".into(),
-                format!("{}:53", map::resolver(k)),
-                "--for".into(),
-                format!("{:.3}", duration.as_secs_f64()),
-                "--seed".into(),
-                c.seed.to_string(),
-                "--pps".into(),
-                c.media_pps.to_string(),
-                "--log-level".into(),
-                "warn".into(),
-            ];
-            if c.compat {
-                args.push("--compat".into());
-            }
-            if !params.is_empty() {
-                args.push("--params".into());
-                args.extend(params.iter().map(|p| lab.mapping.text(p)));
-            }
+            let params: Vec<String> = params.iter().map(|p| lab.mapping.text(p)).collect();
+            let args = call_args(c, k, duration, &params);
             let proc = lab.spawn(&ns, &format!("call {}", c.name), exe, &args, false)?;
             let client = RealClient {
                 enterprise: k,
@@ -159,27 +128,7 @@ pub async fn run_world(
             calls.push((c.name.clone(), client, proc));
         }
     }
-    let deadline = Instant::now() + duration + CALL_SLACK;
-    loop {
-        if let Some(dead) = lab.dead_service() {
-            return Err(NetlabError::Process(dead));
-        }
-        if calls.iter_mut().all(|(_, _, p)| p.exited()) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let late: Vec<&str> = calls
-                .iter_mut()
-                .filter_map(|(n, _, p)| (!p.exited()).then_some(n.as_str()))
-                .collect();
-            return Err(NetlabError::Process(format!(
-                "call(s) {} did not finish within {:?}",
-                late.join(", "),
-                duration + CALL_SLACK
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_calls(lab, &mut calls, duration).await?;
     let mut outcome = RealOutcome {
         wall: started.elapsed(),
         ..RealOutcome::default()
@@ -204,6 +153,76 @@ pub async fn run_world(
         outcome.counters.push(counters);
     }
     Ok(outcome)
+}
+
+/// The arguments of `cloudproxy call` for client `c` of enterprise `k` (its address, its
+/// resolver), calling for `duration` with `params` (already in the lab's addresses).
+fn call_args(c: &ClientSpec, k: usize, duration: Duration, params: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "call".into(),
+        "--json".into(),
+        "--name".into(),
+        c.name.clone(),
+        "--uid".into(),
+        c.uid.to_string(),
+        "--channel".into(),
+        c.channel.clone(),
+        "--app-id".into(),
+        c.app_id.clone(),
+        "--bind".into(),
+        map::clients(k).to_string(),
+        "--edge".into(),
+        map::EDGE.to_string(),
+        "--resolver".into(),
+        format!("{}:53", map::resolver(k)),
+        "--for".into(),
+        format!("{:.3}", duration.as_secs_f64()),
+        "--seed".into(),
+        c.seed.to_string(),
+        "--pps".into(),
+        c.media_pps.to_string(),
+        "--log-level".into(),
+        "warn".into(),
+    ];
+    if c.compat {
+        args.push("--compat".into());
+    }
+    if !params.is_empty() {
+        args.push("--params".into());
+        args.extend(params.iter().cloned());
+    }
+    args
+}
+
+/// Waits until every call has exited; a service that dies meanwhile, or a call still running
+/// past `duration` and its slack, fails the run naming it.
+async fn wait_for_calls(
+    lab: &mut Lab,
+    calls: &mut [(String, RealClient, Proc)],
+    duration: Duration,
+) -> Result<(), NetlabError> {
+    let deadline = Instant::now() + duration + CALL_SLACK;
+    loop {
+        if let Some(dead) = lab.dead_service() {
+            return Err(NetlabError::Process(dead));
+        }
+        if calls.iter_mut().all(|(_, _, p)| p.exited()) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let late: Vec<&str> = calls
+                .iter_mut()
+                .filter_map(|(n, _, p)| (!p.exited()).then_some(n.as_str()))
+                .collect();
+            return Err(NetlabError::Process(format!(
+                "call(s) {} did not finish within {:?}",
+                late.join(", "),
+                duration + CALL_SLACK
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -235,5 +254,30 @@ mod tests {
             let err = supported(&spec).unwrap_err().to_string();
             assert!(err.contains(why), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn a_call_binds_its_enterprise_address_uses_its_resolver_and_takes_the_params() {
+        let spec = find("proxy-default").unwrap().world(1);
+        let c = &spec.enterprises[0].clients[0];
+        let params = ["{\"rtc.enable_proxy\":true}".to_owned()];
+        let args = call_args(c, 1, Duration::from_millis(2500), &params);
+        let after = |flag: &str| {
+            let i = args
+                .iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("{flag}"));
+            args[i + 1].clone()
+        };
+        assert_eq!(args[..2], ["call", "--json"]);
+        assert_eq!(after("--name"), c.name);
+        assert_eq!(after("--bind"), map::clients(1).to_string());
+        assert_eq!(after("--resolver"), format!("{}:53", map::resolver(1)));
+        assert_eq!(after("--for"), "2.500");
+        assert_eq!(after("--params"), params[0]);
+        assert_eq!(args.last(), Some(&params[0]));
+        let none = call_args(c, 2, Duration::from_secs(3), &[]);
+        assert!(!none.iter().any(|a| a == "--params"));
+        assert!(none.contains(&map::clients(2).to_string()));
     }
 }

@@ -16,21 +16,7 @@ use cloudproxy_sim::policy::{Policy, Proto};
 use cloudproxy_sim::scenario::{RunResult, Scenario};
 use cloudproxy_sim::world::WorldSpec;
 
-/// `text` safe inside HTML text and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::markup::escape;
 
 /// The files of one run's report in `dir`: the page, the trace, the pcap.
 pub struct ReportFiles {

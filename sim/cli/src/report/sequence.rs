@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use cloudproxy_sim::world::{WorldSpec, ATTACKER_IP};
 
-use super::escape;
+use crate::markup::escape;
 
 /// The most events drawn; the rest are counted under the diagram.
 pub const MAX_ROWS: usize = 300;
@@ -413,6 +413,24 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<line x1").count(), 6 + lanes.len());
         assert!(svg.contains("fault: crash 120.92.18.162"));
+    }
+
+    #[test]
+    fn lane_names_and_labels_are_escaped_in_the_svg() {
+        let rows = [Row {
+            t_ms: 5,
+            from: "a<b>".to_owned(),
+            to: "a<b>".to_owned(),
+            label: "say \"hi\" & 'bye'\u{7}".to_owned(),
+            bad: false,
+        }];
+        let svg = svg(&rows, &["a<b>".to_owned()], 0);
+        assert!(svg.contains(">a&lt;b&gt;</text>"), "{svg}");
+        assert!(
+            svg.contains(">say &quot;hi&quot; &amp; &#39;bye&#39;\u{FFFD}</text>"),
+            "{svg}"
+        );
+        assert!(!svg.contains("a<b>") && !svg.contains('\u{7}'));
     }
 
     /// A world of `n` clients in the bank (sharing its host) and bob alone in the hospital.

@@ -349,6 +349,20 @@ impl Cx<'_> {
     ) -> Result<(Duration, Fault), FileError> {
         let f = doc.get_ref();
         let at = self.secs(&f.at_s, &format!("{field}.at_s"))?;
+        self.one_kind(doc, field)?;
+        if f.latency_ms.is_some() != f.latency.is_some() {
+            return Err(self.err(
+                doc.span(),
+                &format!("{field}.latency_ms"),
+                "`latency = [A, B]` and `latency_ms` go together",
+            ));
+        }
+        Ok((at, self.fault_of_its_kind(doc, field, world)?))
+    }
+
+    /// A `[[fault]]` names exactly one kind (the error lists those it names and every kind).
+    fn one_kind(&self, doc: &Spanned<FaultDoc>, field: &str) -> Result<(), FileError> {
+        let f = doc.get_ref();
         let present = [
             f.crash.is_some(),
             f.restart.is_some(),
@@ -388,13 +402,18 @@ impl Cx<'_> {
                 ),
             ));
         }
-        if f.latency_ms.is_some() != f.latency.is_some() {
-            return Err(self.err(
-                doc.span(),
-                &format!("{field}.latency_ms"),
-                "`latency = [A, B]` and `latency_ms` go together",
-            ));
-        }
+        Ok(())
+    }
+
+    /// The fault of the one kind a `[[fault]]` names, its hosts, clients or enterprises
+    /// looked up in `world`.
+    fn fault_of_its_kind(
+        &self,
+        doc: &Spanned<FaultDoc>,
+        field: &str,
+        world: &WorldSpec,
+    ) -> Result<Fault, FileError> {
+        let f = doc.get_ref();
         let sub = |k: &str| format!("{field}.{k}");
         let fault = if let Some(h) = &f.crash {
             Fault::Crash(self.host(h, &sub("crash"), world)?)
@@ -442,7 +461,7 @@ impl Cx<'_> {
         } else {
             unreachable!("exactly one kind is present")
         };
-        Ok((at, fault))
+        Ok(fault)
     }
 
     /// `impair = { ... }`, every percentage within 0..=100.
