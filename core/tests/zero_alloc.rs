@@ -289,6 +289,8 @@ fn recycled_buffers_relay_without_allocating() {
         assert_eq!(counters.udp_packets_up - up_before, DATAGRAMS as u64);
         assert_eq!(counters.udp_packets_down - down_before, DATAGRAMS as u64);
         assert_eq!(r.relay.spare_buffers(), spare, "every buffer came back");
+        // The first datagram's (dropped in `open`), then one each way, reused ever since.
+        assert_eq!(r.relay.buffers_allocated(), 3);
         // Still relaying correctly afterwards.
         r.round(true);
     }

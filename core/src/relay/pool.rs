@@ -23,14 +23,17 @@ pub const POOL_KEPT_CAPACITY: RangeInclusive<usize> = MAX_MEDIA_FRAME_LEN..=MAX_
 #[derive(Debug, Default)]
 pub(super) struct BufferPool {
     free: Vec<Vec<u8>>,
+    /// Buffers allocated because none was spare.
+    allocated: u64,
 }
 
 impl BufferPool {
     /// An empty buffer with room for any media frame: a spare one, else a new one.
     pub(super) fn take(&mut self) -> Vec<u8> {
-        self.free
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(MAX_FRAME_LEN))
+        self.free.pop().unwrap_or_else(|| {
+            self.allocated += 1;
+            Vec::with_capacity(MAX_FRAME_LEN)
+        })
     }
 
     /// Keeps `buf` for reuse if there is room and its capacity is in [`POOL_KEPT_CAPACITY`];
@@ -69,6 +72,12 @@ impl Relay {
     pub fn spare_buffers(&self) -> usize {
         self.pool.len()
     }
+
+    /// How many datagram buffers the relay has allocated because none was spare: with a
+    /// driver that recycles, it stops growing once the pool is warm.
+    pub fn buffers_allocated(&self) -> u64 {
+        self.pool.allocated
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +95,7 @@ mod tests {
         assert!(again.is_empty(), "a kept buffer comes back empty");
         assert_eq!(again.capacity(), MAX_FRAME_LEN);
         assert_eq!(pool.len(), 0);
+        assert_eq!(pool.allocated, 1, "the second take reused the first buffer");
 
         assert!(
             !pool.give(Vec::with_capacity(MAX_FRAME_LEN + 1)),
