@@ -5,8 +5,9 @@
 //! Bounded both ways: at most [`POOL_MAX_BUFFERS`] buffers are kept, and only buffers whose
 //! capacity is in [`POOL_KEPT_CAPACITY`] (every media frame fits without growing, none holds
 //! more than the protocol's largest datagram), so the pool never holds more than
-//! `POOL_MAX_BUFFERS * MAX_FRAME_LEN` bytes (1 MiB). Any other buffer given back is dropped.
-//! A driver that never recycles still works: every output then allocates its buffer.
+//! `POOL_MAX_BUFFERS * MAX_FRAME_LEN` bytes (about 514 KiB). Any other buffer given back is
+//! dropped. A driver that never recycles still works: every output then allocates its
+//! buffer.
 
 use std::ops::RangeInclusive;
 
@@ -14,7 +15,7 @@ use super::Relay;
 use crate::wire::{MAX_FRAME_LEN, MAX_MEDIA_FRAME_LEN};
 
 /// Most buffers the pool keeps.
-pub const POOL_MAX_BUFFERS: usize = 512;
+pub const POOL_MAX_BUFFERS: usize = 256;
 /// The capacities of the buffers the pool keeps: room for the largest media frame
 /// ([`MAX_MEDIA_FRAME_LEN`]), at most the protocol's largest datagram ([`MAX_FRAME_LEN`]).
 pub const POOL_KEPT_CAPACITY: RangeInclusive<usize> = MAX_MEDIA_FRAME_LEN..=MAX_FRAME_LEN;
