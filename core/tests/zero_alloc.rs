@@ -208,7 +208,7 @@ impl Relayed {
     /// passes allocates nothing); the buffers are given back after each round when
     /// `recycle`, dropped otherwise.
     fn round(&mut self, recycle: bool) {
-        self.now = self.now + Duration::from_millis(1);
+        self.now += Duration::from_millis(1);
         self.relay.handle_input(
             RelayInput::UdpFromClient {
                 local_port: self.udp_port,
