@@ -8,7 +8,7 @@ use super::{
     bounded_error, frame, AllocId, ClientConn, Conn, Relay, RelayOutput, SessionEnd, Transport,
 };
 use crate::time::Instant;
-use crate::wire::{ErrorCode, Message, MAX_MEDIA_PAYLOAD};
+use crate::wire::{DatagramView, ErrorCode, MediaFrame, Message, MAX_MEDIA_PAYLOAD};
 
 impl Relay {
     /// A datagram from a client on one of the relay's UDP ports.
@@ -25,11 +25,11 @@ impl Relay {
             self.counters.udp_dropped_from_client += 1;
             return;
         }
-        let msg = match Message::decode_datagram(data) {
+        // Decoded in place: a media payload is not copied until it goes into a pooled buffer.
+        let msg = match DatagramView::decode(data) {
             Ok(
-                msg @ (Message::MediaData { .. }
-                | Message::Keepalive { .. }
-                | Message::Close { .. }),
+                msg @ (DatagramView::Media(_)
+                | DatagramView::Other(Message::Keepalive { .. } | Message::Close { .. })),
             ) => msg,
             // Not ours, undecodable, or not a client media message: no answer, since the
             // sender is unauthenticated (and the source address may be forged).
@@ -145,7 +145,19 @@ impl Relay {
         }
         self.touch(session_id, now);
         let len = msg.encoded_len();
-        self.on_client_media(session_id, path, msg, len, now);
+        let view = match &msg {
+            Message::MediaData {
+                session_id,
+                peer,
+                payload,
+            } => DatagramView::Media(MediaFrame {
+                session_id: *session_id,
+                peer: *peer,
+                payload,
+            }),
+            other => DatagramView::Other(other.clone()),
+        };
+        self.on_client_media(session_id, path, view, len, now);
     }
 
     /// An authenticated media message from the client of `session_id`, which came on `path`.
@@ -153,12 +165,12 @@ impl Relay {
         &mut self,
         session_id: u64,
         path: MediaPath,
-        msg: Message,
+        msg: DatagramView<'_>,
         request_len: usize,
         now: Instant,
     ) {
         match msg {
-            Message::MediaData { peer, payload, .. } => {
+            DatagramView::Media(MediaFrame { peer, payload, .. }) => {
                 if !self.destination_ok(peer) {
                     let from = self.path_peer(path);
                     self.count_refusal(ErrorCode::DestinationRefused, from, transport_of(path));
@@ -177,18 +189,22 @@ impl Relay {
                 let alloc = self.alloc_for(session_id);
                 self.counters.udp_packets_up += 1;
                 self.counters.udp_bytes_up += payload.len() as u64;
+                let mut data = self.pool.take();
+                data.extend_from_slice(payload);
                 self.emit(RelayOutput::UdpToUpstream {
                     alloc,
                     to: peer,
-                    data: payload,
+                    data,
                 });
             }
-            Message::Keepalive { seq, .. } => {
+            DatagramView::Other(Message::Keepalive { seq, .. }) => {
                 self.counters.keepalives += 1;
                 self.send_on_path(path, &Message::KeepaliveAck { session_id, seq });
             }
-            Message::Close { .. } => self.end_session(session_id, SessionEnd::ClientSentClose),
-            _ => {}
+            DatagramView::Other(Message::Close { .. }) => {
+                self.end_session(session_id, SessionEnd::ClientSentClose)
+            }
+            DatagramView::Other(_) => {}
         }
     }
 
@@ -245,17 +261,39 @@ impl Relay {
         self.touch(session_id, now);
         self.counters.udp_packets_down += 1;
         self.counters.udp_bytes_down += data.len() as u64;
-        let msg = Message::MediaData {
+        let frame = MediaFrame {
             session_id,
             peer: from,
-            payload: data.to_vec(),
+            payload: data,
         };
-        self.send_on_path(path, &msg);
+        // Framed straight into a pooled buffer (a media channel's gets its own vector).
+        let mut buf = match path {
+            MediaPath::Udp { .. } => self.pool.take(),
+            MediaPath::Channel(_) => Vec::new(),
+        };
+        // The payload's length was checked above: encoding cannot fail.
+        if frame.encode_into(&mut buf).is_ok() {
+            self.emit_on_path(path, buf);
+        }
     }
 
-    /// Sends a message to the client on `path`.
+    /// Sends a message to the client on `path` (a UDP datagram in a pooled buffer).
     fn send_on_path(&mut self, path: MediaPath, msg: &Message) {
-        let data = frame(msg);
+        let data = match path {
+            MediaPath::Udp { .. } => {
+                let mut buf = self.pool.take();
+                match msg.encode(&mut buf) {
+                    Ok(()) => buf,
+                    Err(_) => Vec::new(),
+                }
+            }
+            MediaPath::Channel(_) => frame(msg),
+        };
+        self.emit_on_path(path, data);
+    }
+
+    /// Emits `data` (one encoded message) to the client on `path`.
+    fn emit_on_path(&mut self, path: MediaPath, data: Vec<u8>) {
         match path {
             MediaPath::Udp { local_port, addr } => self.emit(RelayOutput::UdpToClient {
                 local_port,

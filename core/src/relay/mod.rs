@@ -61,6 +61,16 @@
 //! 8. Shards: with [`RelayConfig::shard`] of more than one, a `MediaChannelOpen` for another
 //!    shard's session is handed back as [`RelayOutput::TcpHandoff`]: the driver moves the
 //!    connection to that shard's relay and feeds it there as a new connection.
+//! 9. **Datagram buffers.** The `data` of every output belongs to the driver. The media path's
+//!    [`RelayOutput::UdpToClient`] and [`RelayOutput::UdpToUpstream`] take theirs from the
+//!    relay's bounded pool; once such a datagram is sent (or dropped: a full send queue, a
+//!    failed send, a released socket) the driver gives the buffer back with
+//!    [`Relay::recycle`], and a relay with spare buffers relays a datagram without allocating
+//!    (the client's media is decoded in place, [`DatagramView`](crate::wire::DatagramView),
+//!    and SD-RTN's is framed into a spare buffer, [`MediaFrame`](crate::wire::MediaFrame)).
+//!    Recycling is optional (a driver that never recycles still works; each datagram then
+//!    allocates) and takes any `Vec<u8>`: the pool keeps at most [`POOL_MAX_BUFFERS`], of a
+//!    capacity in [`POOL_KEPT_CAPACITY`], and drops the rest, so its memory stays bounded.
 //!
 //! ```
 //! use cloudproxy_core::entropy::Entropy;
@@ -106,6 +116,7 @@ mod config;
 mod events;
 mod ledger;
 mod media;
+mod pool;
 mod rebind;
 mod replay;
 mod session;
@@ -120,7 +131,9 @@ pub use allow::{destination_allowed, is_special_purpose, Cidr, CidrError, SPECIA
 pub use config::{RelayConfig, Shard};
 pub use events::{RelayCounters, RelayEvent, RelayGauges, SessionEnd, Transport};
 pub use ledger::{Ledger, LocalLedger, Nonce, NonceRefusal, Slot, SlotRefusal};
+pub use pool::{POOL_KEPT_CAPACITY, POOL_MAX_BUFFERS};
 
+use pool::BufferPool;
 use session::{Conn, Session, TimerKey};
 
 /// A TCP connection accepted on the relay's TCP port, named by the driver.
@@ -354,6 +367,8 @@ pub struct Relay {
     next_alloc: u64,
     /// Outputs not yet polled.
     out: VecDeque<RelayOutput>,
+    /// Spare datagram buffers for the media path's UDP outputs (see [`Relay::recycle`]).
+    pool: BufferPool,
     /// Counters.
     counters: RelayCounters,
     /// Start of the current one-second window of UDP error replies.
@@ -400,6 +415,7 @@ impl Relay {
             next_upstream: 1,
             next_alloc: 1,
             out: VecDeque::new(),
+            pool: BufferPool::default(),
             counters: RelayCounters::default(),
             udp_error_window: Instant::EPOCH,
             udp_errors_in_window: 0,

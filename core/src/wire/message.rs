@@ -542,7 +542,7 @@ impl Message {
 
 /// Checks the header at the start of `buf`, judging each field as soon as its bytes are there,
 /// and returns the message type and the body length.
-fn decode_header(buf: &[u8]) -> Result<(MessageType, usize), DecodeError> {
+pub(super) fn decode_header(buf: &[u8]) -> Result<(MessageType, usize), DecodeError> {
     let incomplete = DecodeError::Incomplete { needed: HEADER_LEN };
     let Some(&[m0, m1]) = buf.get(..2) else {
         return Err(incomplete);
@@ -658,12 +658,7 @@ fn decode_body(msg_type: MessageType, body: &[u8]) -> Result<Message, DecodeErro
             session_id: r.u64("session_id")?,
         },
         MessageType::MediaData => {
-            let session_id = r.u64("session_id")?;
-            let peer = r.socket_addr("peer")?;
-            let payload = r.rest();
-            if payload.len() > MAX_MEDIA_PAYLOAD {
-                return Err(DecodeError::PayloadTooLong { len: payload.len() });
-            }
+            let (session_id, peer, payload) = super::media::read_media_body(&mut r)?;
             Message::MediaData {
                 session_id,
                 peer,

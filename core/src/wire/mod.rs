@@ -43,6 +43,7 @@ mod codec;
 mod codes;
 mod error;
 mod frame_reader;
+mod media;
 mod message;
 pub mod ticket;
 
@@ -52,6 +53,7 @@ mod tests;
 pub use codes::{CloseReason, ErrorCode};
 pub use error::{DecodeError, EncodeError};
 pub use frame_reader::FrameReader;
+pub use media::{DatagramView, MediaFrame, MAX_MEDIA_FRAME_LEN};
 pub use message::{Message, MessageType, RelayInfo};
 pub use ticket::{Ticket, TicketError, TicketKey};
 

@@ -837,4 +837,5 @@ fn tickets_inside_messages_verify() {
     );
 }
 
+mod media_view;
 mod props;

@@ -15,7 +15,7 @@ fn arb_ip() -> impl Strategy<Value = IpAddr> {
     ]
 }
 
-fn arb_socket_addr() -> impl Strategy<Value = SocketAddr> {
+pub(super) fn arb_socket_addr() -> impl Strategy<Value = SocketAddr> {
     (arb_ip(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port))
 }
 
@@ -48,7 +48,7 @@ fn arb_relay() -> impl Strategy<Value = RelayInfo> {
     })
 }
 
-fn arb_message() -> impl Strategy<Value = Message> {
+pub(super) fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (any::<u32>(), arb_app_id(), 0..=1u8, 0..=246u16).prop_map(
             |(request_id, app_id, flags, padding_len)| Message::ApRequest {
@@ -112,7 +112,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
 }
 
 /// A byte string near valid frames: a valid frame, cut, extended and with bytes overwritten.
-fn arb_mangled_frame() -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn arb_mangled_frame() -> impl Strategy<Value = Vec<u8>> {
     (
         arb_message(),
         prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),

@@ -83,6 +83,11 @@ pub struct RelayShared {
     pub udp_gro_messages: u64,
     /// Datagrams that came in such messages.
     pub udp_gro_datagrams: u64,
+    /// Spare datagram buffers in the machine's pool (sent datagrams' buffers, given back).
+    pub udp_spare_buffers: usize,
+    /// Datagram buffers the machine allocated because none was spare (stops growing once the
+    /// pool is warm: the loop gives every sent or dropped datagram's buffer back).
+    pub udp_buffers_allocated: u64,
     /// Tunnels spliced and running now.
     pub tunnels: usize,
     /// Tunnels that ran on the kernel's `splice(2)` (counted when they end).

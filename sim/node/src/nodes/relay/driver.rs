@@ -507,7 +507,11 @@ impl<N: Net> Driver<N> {
                 self.queue_send(Source::Alloc(alloc.0), to, data);
             }
             RelayOutput::UdpRelease { alloc } => {
-                self.allocs.remove(&alloc.0);
+                if let Some(socket) = self.allocs.remove(&alloc.0) {
+                    socket
+                        .sends
+                        .drain_spent(true, |buf| self.relay.recycle(buf));
+                }
             }
             RelayOutput::Splice {
                 client, upstream, ..
@@ -529,12 +533,21 @@ impl<N: Net> Driver<N> {
     }
 
     /// Queues a datagram on a socket (dropped and counted when its queue is full); a polled
-    /// socket is flushed at the end of the round.
+    /// socket is flushed at the end of the round. Buffers the socket's writer task is done
+    /// with, and a dropped datagram's, go back to the machine's pool.
     fn queue_send(&mut self, source: Source, to: SocketAddr, data: Vec<u8>) {
-        let Some(socket) = self.socket(source) else {
+        let socket = match source {
+            Source::Media(port) => self.media.get_mut(&port),
+            Source::Alloc(id) => self.allocs.get_mut(&id),
+        };
+        let Some(socket) = socket else {
+            self.relay.recycle(data);
             return;
         };
-        if !socket.sends.push(to, data) {
+        let relay = &mut self.relay;
+        socket.sends.drain_spent(false, |buf| relay.recycle(buf));
+        if let Err(data) = socket.sends.push(to, data) {
+            self.relay.recycle(data);
             self.udp_dropped.set(self.udp_dropped.get() + 1);
             return;
         }
@@ -600,17 +613,25 @@ impl<N: Net> Driver<N> {
 
     /// Sends what the round queued on polled sockets (a socket that would block waits for
     /// its send waker).
+    /// Every buffer sent or dropped goes back to the machine's pool.
     fn flush_sends(&mut self) {
-        for source in std::mem::take(&mut self.to_flush) {
-            let Some(socket) = self.socket(source) else {
+        // The list is emptied in place: its storage serves every round.
+        let mut to_flush = std::mem::take(&mut self.to_flush);
+        for source in to_flush.drain(..) {
+            let socket = match source {
+                Source::Media(port) => self.media.get_mut(&port),
+                Source::Alloc(id) => self.allocs.get_mut(&id),
+            };
+            let Some(socket) = socket else {
                 continue;
             };
             socket.dirty = false;
-            let sends = socket.sends.clone();
             if let Some(polled) = &socket.polled {
-                polled.flush(&sends);
+                let relay = &mut self.relay;
+                polled.flush(&socket.sends, |buf| relay.recycle(buf));
             }
         }
+        self.to_flush = to_flush;
     }
 
     fn close_client(&mut self, id: u64) {
@@ -727,6 +748,8 @@ impl<N: Net> Driver<N> {
         s.udp_send_dropped = self.udp_dropped.get();
         s.udp_gro_messages = self.gro_messages;
         s.udp_gro_datagrams = self.gro_datagrams;
+        s.udp_spare_buffers = self.relay.spare_buffers();
+        s.udp_buffers_allocated = self.relay.buffers_allocated();
         s.tunnels = self.tunnels_open;
         s.tunnels_kernel_total = self.tunnels_kernel;
         s.handoffs_out = self.handed_off;

@@ -157,8 +157,9 @@ impl<U: Udp> Polled<U> {
     }
 
     /// Sends from the front of `queue` until it is empty or the socket would block (then the
-    /// send waker is registered); datagrams a send refused are dropped.
-    pub(super) fn flush(&self, queue: &SendQueue) {
+    /// send waker is registered); datagrams a send refused are dropped. Every buffer sent or
+    /// dropped goes to `spent` (the loop gives it back to the machine).
+    pub(super) fn flush(&self, queue: &SendQueue, mut spent: impl FnMut(Vec<u8>)) {
         let waker = Waker::from(self.send.clone());
         let mut cx = Context::from_waker(&waker);
         while queue.len() > 0 {
@@ -167,16 +168,16 @@ impl<U: Udp> Polled<U> {
                 // The send waker puts the socket on the ready list when it may send again.
                 Poll::Pending => return,
                 Poll::Ready(Err(_)) => {
-                    queue.drop_front(1);
+                    queue.drop_front(1, &mut spent);
                     continue;
                 }
             }
             let sent = queue.with_front(|views| self.udp.try_send_batch(views));
             match sent {
-                Ok(n) => queue.drop_front(n.max(1)),
+                Ok(n) => queue.drop_front(n.max(1), &mut spent),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 // A failed send (an ICMP error, a full buffer) loses that datagram only.
-                Err(_) => queue.drop_front(1),
+                Err(_) => queue.drop_front(1, &mut spent),
             }
         }
     }
@@ -315,10 +316,16 @@ mod tests {
 
         let queue = SendQueue::default();
         let to = peer.local_addr().unwrap();
-        assert!(queue.push(to, vec![9; 50]));
-        assert!(queue.push(to, vec![8; 50]));
-        polled.flush(&queue);
+        assert!(queue.push(to, vec![9; 50]).is_ok());
+        assert!(queue.push(to, vec![8; 50]).is_ok());
+        let mut spent = Vec::new();
+        polled.flush(&queue, |buf| spent.push(buf));
         assert_eq!(queue.len(), 0, "a loopback socket takes both at once");
+        assert_eq!(
+            spent,
+            [vec![9; 50], vec![8; 50]],
+            "both buffers handed back, in order"
+        );
         let mut buf = [0u8; 200];
         for want in [9u8, 8] {
             let (n, from) = peer.recv_from(&mut buf).await.unwrap();

@@ -10,6 +10,12 @@
 //! - The **writer** sends what the loop queued, in order. Its queue is bounded
 //!   ([`SEND_QUEUE`]): when it is full the loop drops the datagram and counts it (UDP may lose
 //!   packets; a relay must not stall on one slow socket).
+//!
+//! Every datagram's buffer came from the relay machine's pool and goes back to it once sent
+//! or dropped ([`Relay::recycle`](cloudproxy_core::relay::Relay::recycle)): a polled socket's
+//! at once, through the loop's flush; a writer task's through its queue's spent list (at most
+//! [`SPENT_MAX`] kept), which the loop empties when it next queues on that socket or releases
+//! it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -29,23 +35,28 @@ pub(super) const SEND_QUEUE: usize = 256;
 /// destination segmented).
 const SEND_BURST: usize = 64;
 
+/// Buffers a writer task keeps for the loop to give back to the machine; more are freed.
+pub(super) const SPENT_MAX: usize = PER_SOCKET_DATAGRAMS;
+
 /// The loop's side of one socket's writer.
 #[derive(Default)]
 pub(super) struct SendQueue {
     queue: RefCell<VecDeque<(SocketAddr, Vec<u8>)>>,
     notify: Notify,
+    /// The writer task's sent buffers, for the loop to recycle (at most [`SPENT_MAX`]).
+    spent: RefCell<Vec<Vec<u8>>>,
 }
 
 impl SendQueue {
-    /// Queues a datagram; false (dropped) when the queue is full.
-    pub(super) fn push(&self, to: SocketAddr, data: Vec<u8>) -> bool {
+    /// Queues a datagram; when the queue is full it is refused and handed back.
+    pub(super) fn push(&self, to: SocketAddr, data: Vec<u8>) -> Result<(), Vec<u8>> {
         let mut q = self.queue.borrow_mut();
         if q.len() >= SEND_QUEUE {
-            return false;
+            return Err(data);
         }
         q.push_back((to, data));
         self.notify.notify_one();
-        true
+        Ok(())
     }
 
     /// Datagrams waiting.
@@ -65,11 +76,36 @@ impl SendQueue {
         f(views.get(..n).unwrap_or_default())
     }
 
-    /// Forgets the first `n` datagrams (sent, or refused).
-    pub(super) fn drop_front(&self, n: usize) {
+    /// Takes the first `n` datagrams off the queue (sent, or refused), handing each buffer to
+    /// `spent`.
+    pub(super) fn drop_front(&self, n: usize, mut spent: impl FnMut(Vec<u8>)) {
         let mut q = self.queue.borrow_mut();
         let n = n.min(q.len());
-        q.drain(..n);
+        for (_, buf) in q.drain(..n) {
+            spent(buf);
+        }
+    }
+
+    /// Hands every buffer spent by the writer task, then (with `queued`) every datagram still
+    /// queued, to `spent`.
+    pub(super) fn drain_spent(&self, queued: bool, mut spent: impl FnMut(Vec<u8>)) {
+        for buf in self.spent.borrow_mut().drain(..) {
+            spent(buf);
+        }
+        if queued {
+            for (_, buf) in self.queue.borrow_mut().drain(..) {
+                spent(buf);
+            }
+        }
+    }
+
+    /// Keeps a buffer the writer task is done with, for the loop (freed when
+    /// [`SPENT_MAX`] are kept already).
+    fn keep_spent(&self, buf: Vec<u8>) {
+        let mut spent = self.spent.borrow_mut();
+        if spent.len() < SPENT_MAX {
+            spent.push(buf);
+        }
     }
 }
 
@@ -211,27 +247,105 @@ async fn write<U: Udp>(udp: Rc<U>, sends: Rc<SendQueue>) {
             sends.notify.notified().await;
             continue;
         }
-        let views: Vec<(SocketAddr, &[u8])> =
-            burst.iter().map(|(to, d)| (*to, d.as_slice())).collect();
-        match udp.try_send_batch(&views) {
-            Ok(n) => {
-                drop(views);
-                burst.drain(..n.clamp(1, burst.len()));
-            }
+        // The burst's views on the stack: no allocation per burst.
+        let mut views = [(SocketAddr::from(([0, 0, 0, 0], 0)), &[][..]); PER_SOCKET_DATAGRAMS];
+        for (view, (to, data)) in views.iter_mut().zip(burst.iter()) {
+            *view = (*to, data.as_slice());
+        }
+        let views = views.get(..burst.len()).unwrap_or_default();
+        let done = match udp.try_send_batch(views) {
+            Ok(n) => n.clamp(1, burst.len()),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                drop(views);
                 // Wait until the socket takes one (the simulation's plain path always does).
                 let (to, data) = burst.remove(0);
                 let _ = udp.send_to(&data, to).await;
+                sends.keep_spent(data);
+                0
             }
             // A failed send (an ICMP error, a full buffer) loses that datagram only.
-            Err(_) => {
-                drop(views);
-                burst.remove(0);
-            }
+            Err(_) => 1,
+        };
+        for (_, data) in burst.drain(..done) {
+            sends.keep_spent(data);
         }
     }
 }
 
 /// The host's count of datagrams it dropped because a send queue was full.
 pub(super) type Dropped = Rc<Cell<u64>>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::UdpSocket;
+
+    use super::*;
+
+    /// A full queue hands the refused datagram back; taking datagrams off the front hands
+    /// their buffers to the loop, in order.
+    #[test]
+    fn the_queue_hands_every_buffer_back() {
+        let queue = SendQueue::default();
+        let to = SocketAddr::from(([127, 0, 0, 1], 9));
+        for i in 0..SEND_QUEUE {
+            assert!(queue.push(to, vec![i as u8; 4]).is_ok());
+        }
+        assert_eq!(
+            queue.push(to, vec![0xFF; 4]),
+            Err(vec![0xFF; 4]),
+            "full: handed back"
+        );
+        let mut spent = Vec::new();
+        queue.drop_front(2, |buf| spent.push(buf));
+        assert_eq!(spent, [vec![0; 4], vec![1; 4]]);
+        assert_eq!(queue.len(), SEND_QUEUE - 2);
+        queue.drain_spent(true, |buf| spent.push(buf));
+        assert_eq!(
+            (queue.len(), spent.len()),
+            (0, SEND_QUEUE),
+            "a released socket's too"
+        );
+    }
+
+    /// The writer task (the simulation's path) keeps what it sent for the loop, at most
+    /// SPENT_MAX, and the loop takes them back.
+    #[test]
+    fn the_writer_task_keeps_sent_buffers_for_the_loop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let udp = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let to = peer.local_addr().unwrap();
+            let sends = Rc::new(SendQueue::default());
+            let task = tokio::task::spawn_local(write(udp, sends.clone()));
+            let total = SPENT_MAX + 8;
+            let mut buf = [0u8; 64];
+            for i in 0..total {
+                assert!(sends.push(to, vec![i as u8; 10]).is_ok());
+                let (n, _) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+                    .await
+                    .expect("the writer sent it")
+                    .unwrap();
+                assert_eq!(&buf[..n], &[i as u8; 10]);
+            }
+            // The last send is kept once the writer is back at its queue.
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while sends.spent.borrow().len() < SPENT_MAX {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the writer kept its sent buffers");
+            let mut back = Vec::new();
+            sends.drain_spent(false, |buf| back.push(buf));
+            assert_eq!(back.len(), SPENT_MAX, "bounded: the rest were freed");
+            assert_eq!(back[0], vec![0; 10], "the first sent, first kept");
+            assert!(sends.spent.borrow().is_empty());
+            task.abort();
+        });
+    }
+}
