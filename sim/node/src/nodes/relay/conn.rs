@@ -193,6 +193,10 @@ pub(super) async fn run<N: Net>(
         }
     }
     link.drop_queue();
+    // The host's queued bytes fell (what this task wrote or dropped at the end) with no
+    // event for the loop when the relay had closed it: wake the loop, so that it publishes
+    // the gauge (once per connection, at its end).
+    inbox.wake.notify_one();
 }
 
 async fn serve<S>(
