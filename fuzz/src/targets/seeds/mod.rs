@@ -462,9 +462,39 @@ fn encode_with(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     out
 }
 
-/// The RFC 1928/1929 vectors, and whole conversations for the machines.
-fn socks5() -> Vec<Seed> {
-    let t = "socks5";
+fn socks5_request(command: Command, dst: &Address) -> Vec<u8> {
+    encode_with(|o| {
+        Request {
+            command,
+            dst: dst.clone(),
+        }
+        .encode(o)
+    })
+}
+
+fn socks5_reply(code: ReplyCode, bound: &Address) -> Vec<u8> {
+    encode_with(|o| {
+        Reply {
+            code,
+            bound: bound.clone(),
+        }
+        .encode(o)
+    })
+}
+
+fn socks5_greeting(methods: Vec<Method>) -> Vec<u8> {
+    encode_with(|o| match Greeting::new(methods) {
+        Ok(g) => g.encode(o),
+        Err(err) => panic!("seed greeting: {err}"),
+    })
+}
+
+fn socks5_selection(method: Method) -> Vec<u8> {
+    encode_with(|o| MethodSelection { method }.encode(o))
+}
+
+/// The addresses the SOCKS5 seeds use: IPv4, IPv6, a domain, a bound address.
+fn socks5_addresses() -> (Address, Address, Address, Address) {
     let ipv4 = Address::Ip(SocketAddr::from(([1, 2, 3, 4], 80)));
     let ipv6 = Address::Ip(SocketAddr::new(
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
@@ -472,67 +502,34 @@ fn socks5() -> Vec<Seed> {
     ));
     let domain = Address::domain("example.com", 443).unwrap_or_else(|_| Address::unspecified());
     let bound = Address::Ip(SocketAddr::from(([10, 0, 0, 1], 8080)));
-    let request = |command, dst: &Address| {
-        encode_with(|o| {
-            Request {
-                command,
-                dst: dst.clone(),
-            }
-            .encode(o)
-        })
-    };
-    let reply = |code, bound: &Address| {
-        encode_with(|o| {
-            Reply {
-                code,
-                bound: bound.clone(),
-            }
-            .encode(o)
-        })
-    };
-    let greeting = |methods: Vec<Method>| {
-        encode_with(|o| match Greeting::new(methods) {
-            Ok(g) => g.encode(o),
-            Err(err) => panic!("seed greeting: {err}"),
-        })
-    };
-    let selection = |method| encode_with(|o| MethodSelection { method }.encode(o));
+    (ipv4, ipv6, domain, bound)
+}
 
-    // A client's whole side: greeting, credentials, CONNECT, early data.
-    let mut client_side = greeting(vec![Method::NoAuth, Method::UserPass]);
-    client_side.extend_from_slice(b"\x01\x04user\x04pass");
-    client_side.extend(request(Command::Connect, &domain));
-    client_side.extend_from_slice(b"early data");
-    // A server's whole side for a BIND: method, first reply, second reply, data.
-    let mut server_side = selection(Method::NoAuth);
-    server_side.extend(reply(ReplyCode::Succeeded, &bound));
-    server_side.extend(reply(ReplyCode::Succeeded, &ipv4));
-    server_side.extend_from_slice(b"tunnel data");
-    // ... and with credentials, for a CONNECT.
-    let mut server_auth = selection(Method::UserPass);
-    server_auth.extend(encode_with(|o| {
-        UserPassReply {
-            status: UserPassReply::SUCCESS,
-        }
-        .encode(o)
-    }));
-    server_auth.extend(reply(ReplyCode::Succeeded, &bound));
-    vec![
+/// The RFC 1928/1929 vectors, and whole conversations for the machines.
+fn socks5() -> Vec<Seed> {
+    let t = "socks5";
+    let (ipv4, ipv6, domain, bound) = socks5_addresses();
+    let (request, reply) = (socks5_request, socks5_reply);
+    let mut seeds = vec![
         seed(
             t,
             "rfc1928_greeting_noauth.bin",
-            greeting(vec![Method::NoAuth]),
+            socks5_greeting(vec![Method::NoAuth]),
         ),
         seed(
             t,
             "rfc1928_greeting_noauth_userpass.bin",
-            greeting(vec![Method::NoAuth, Method::UserPass]),
+            socks5_greeting(vec![Method::NoAuth, Method::UserPass]),
         ),
-        seed(t, "rfc1928_method_noauth.bin", selection(Method::NoAuth)),
+        seed(
+            t,
+            "rfc1928_method_noauth.bin",
+            socks5_selection(Method::NoAuth),
+        ),
         seed(
             t,
             "rfc1928_method_none_acceptable.bin",
-            selection(Method::NoAcceptable),
+            socks5_selection(Method::NoAcceptable),
         ),
         seed(
             t,
@@ -580,6 +577,35 @@ fn socks5() -> Vec<Seed> {
             "rfc1928_udp_datagram.bin",
             encode_with(|o| encode_udp_datagram(&domain, b"\xaa\xbb", o)),
         ),
+    ];
+    seeds.extend(socks5_conversations(t));
+    seeds
+}
+
+/// Whole SOCKS5 conversations: a client's side, a server's side for a BIND and for a CONNECT
+/// with credentials.
+fn socks5_conversations(t: &'static str) -> Vec<Seed> {
+    let (ipv4, _, domain, bound) = socks5_addresses();
+    // A client's whole side: greeting, credentials, CONNECT, early data.
+    let mut client_side = socks5_greeting(vec![Method::NoAuth, Method::UserPass]);
+    client_side.extend_from_slice(b"\x01\x04user\x04pass");
+    client_side.extend(socks5_request(Command::Connect, &domain));
+    client_side.extend_from_slice(b"early data");
+    // A server's whole side for a BIND: method, first reply, second reply, data.
+    let mut server_side = socks5_selection(Method::NoAuth);
+    server_side.extend(socks5_reply(ReplyCode::Succeeded, &bound));
+    server_side.extend(socks5_reply(ReplyCode::Succeeded, &ipv4));
+    server_side.extend_from_slice(b"tunnel data");
+    // ... and with credentials, for a CONNECT.
+    let mut server_auth = socks5_selection(Method::UserPass);
+    server_auth.extend(encode_with(|o| {
+        UserPassReply {
+            status: UserPassReply::SUCCESS,
+        }
+        .encode(o)
+    }));
+    server_auth.extend(socks5_reply(ReplyCode::Succeeded, &bound));
+    vec![
         seed(
             t,
             "client_side_userpass_connect_early_data.bin",
