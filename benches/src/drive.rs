@@ -188,42 +188,43 @@ const LOSS_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Closed-loop echo: keeps `window` datagrams outstanding until `count` came back; returns the
 /// wall time and how many were presumed lost (refilled after [`LOSS_TIMEOUT`]). Fails after
-/// 20 s without progress.
+/// 20 s without progress. Each datagram goes in its own `send_to`.
 pub async fn echo_window(flow: &Flow, count: u64, window: u64) -> Result<(Duration, u64), String> {
-    let start = Instant::now();
-    let mut buf = vec![0u8; 4096];
-    let (mut sent, mut back, mut lost) = (0u64, 0u64, 0u64);
-    let mut stalls = 0;
-    while sent < window.min(count) {
-        let _ = flow.socket.send_to(&flow.datagram, flow.to).await;
-        sent += 1;
-    }
-    while back < count {
-        match tokio::time::timeout(LOSS_TIMEOUT, flow.socket.recv_from(&mut buf)).await {
-            Ok(Ok(_)) => {
-                back += 1;
-                stalls = 0;
-                if sent < count {
-                    let _ = flow.socket.send_to(&flow.datagram, flow.to).await;
-                    sent += 1;
-                }
-            }
-            Ok(Err(_)) => {}
-            Err(_) => {
-                stalls += 1;
-                if stalls > 100 {
-                    return Err(format!("no answer for 20 s ({back} of {count} back)"));
-                }
-                // What is outstanding is presumed lost: send it again.
-                let outstanding = sent - back;
-                lost += outstanding;
-                for _ in 0..outstanding {
-                    let _ = flow.socket.send_to(&flow.datagram, flow.to).await;
-                }
+    echo_loop(flow, count, window, 1, Send::OneByOne).await
+}
+
+/// Closed-loop echo in bursts: `burst` datagrams at a time in one segmented send
+/// ([`send_burst`]), the next burst once as many came back, `window` outstanding at most,
+/// until `count` came back; the wall time and how many were presumed lost (as
+/// [`echo_window`]). The receiving relay may take each burst as one message (UDP GRO).
+pub async fn echo_bursts(
+    flow: &Flow,
+    count: u64,
+    window: u64,
+    burst: u64,
+) -> Result<(Duration, u64), String> {
+    echo_loop(flow, count, window, burst, Send::Segmented).await
+}
+
+/// How a closed loop sends several datagrams at once.
+#[derive(Clone, Copy)]
+enum Send {
+    /// One `send_to` each.
+    OneByOne,
+    /// As few calls as the socket allows ([`send_burst`]).
+    Segmented,
+}
+
+/// Sends `n` copies of the flow's datagram the way `how` says.
+async fn send_n(flow: &Flow, n: u64, how: Send) {
+    match how {
+        Send::OneByOne => {
+            for _ in 0..n {
+                let _ = flow.socket.send_to(&flow.datagram, flow.to).await;
             }
         }
+        Send::Segmented => send_burst(flow, n).await,
     }
-    Ok((start.elapsed(), lost))
 }
 
 /// Sends `n` copies of the flow's datagram to its destination in as few system calls as the
@@ -248,15 +249,15 @@ async fn send_burst(flow: &Flow, n: u64) {
     }
 }
 
-/// Closed-loop echo in bursts: `burst` datagrams at a time in one segmented send
-/// ([`send_burst`]), the next burst once as many came back, `window` outstanding at most,
-/// until `count` came back; the wall time and how many were presumed lost (as
-/// [`echo_window`]). The receiving relay may take each burst as one message (UDP GRO).
-pub async fn echo_bursts(
+/// The closed loop of [`echo_window`] and [`echo_bursts`]: `burst` at a time, `window`
+/// outstanding at most, what is outstanding sent again after [`LOSS_TIMEOUT`] without an
+/// answer, a failure after 100 such timeouts in a row.
+async fn echo_loop(
     flow: &Flow,
     count: u64,
     window: u64,
     burst: u64,
+    how: Send,
 ) -> Result<(Duration, u64), String> {
     let start = Instant::now();
     let burst = burst.clamp(1, window.max(1));
@@ -265,7 +266,7 @@ pub async fn echo_bursts(
     let mut stalls = 0;
     while sent < window.min(count) {
         let n = burst.min(count - sent);
-        send_burst(flow, n).await;
+        send_n(flow, n, how).await;
         sent += n;
     }
     while back < count {
@@ -276,7 +277,7 @@ pub async fn echo_bursts(
                 let room = window.saturating_sub(sent - back);
                 if room >= burst && sent < count {
                     let n = burst.min(count - sent);
-                    send_burst(flow, n).await;
+                    send_n(flow, n, how).await;
                     sent += n;
                 }
             }
@@ -286,9 +287,10 @@ pub async fn echo_bursts(
                 if stalls > 100 {
                     return Err(format!("no answer for 20 s ({back} of {count} back)"));
                 }
+                // What is outstanding is presumed lost: send it again.
                 let outstanding = sent - back;
                 lost += outstanding;
-                send_burst(flow, outstanding).await;
+                send_n(flow, outstanding, how).await;
             }
         }
     }
