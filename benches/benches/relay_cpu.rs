@@ -222,6 +222,7 @@ fn flows(
     out: &mut Vec<Figure>,
 ) {
     let fresh = world::start_serve(bin, 90, None);
+    let sendmmsg = world::start_serve_sendmmsg(bin, 89);
     let loaded = world::start_serve(bin, 91, None);
     let (naive, naive_at) = world::start_baseline(bin, Baseline::UdpNaive, 6003, up.udp_echo);
     let (mmsg, mmsg_at) = world::start_baseline(bin, Baseline::UdpMmsg, 6003, up.udp_echo);
@@ -262,6 +263,11 @@ fn flows(
             "flows64_cpu/serve",
             fresh.proc.pid(),
             serve_flows(client, fresh.ap, up, 0),
+        ),
+        (
+            "flows64_cpu/serve_sendmmsg",
+            sendmmsg.proc.pid(),
+            serve_flows(client, sendmmsg.ap, up, 200),
         ),
         (
             "idle5000_cpu/loaded",

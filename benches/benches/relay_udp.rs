@@ -31,6 +31,7 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_bench_relay");
     let up = world::upstream();
     let serve = world::start_serve(bin, 90, None);
+    let sendmmsg = world::start_serve_sendmmsg(bin, 89);
     let (naive, naive_at) = world::start_baseline(bin, Baseline::UdpNaive, 6003, up.addrs.udp_echo);
     let (mmsg, mmsg_at) = world::start_baseline(bin, Baseline::UdpMmsg, 6003, up.addrs.udp_echo);
     let client = Client::new();
@@ -54,6 +55,19 @@ fn main() {
                     serve.ap,
                     ip,
                     1,
+                    up.addrs.tcp_echo,
+                    up.addrs.udp_echo,
+                    PAYLOAD,
+                )
+                .await
+                .expect("a media session through serve"),
+            ),
+            (
+                "serve_sendmmsg",
+                Flow::through_serve(
+                    sendmmsg.ap,
+                    ip,
+                    2,
                     up.addrs.tcp_echo,
                     up.addrs.udp_echo,
                     PAYLOAD,

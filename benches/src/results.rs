@@ -297,6 +297,16 @@ pub const RATIOS: &[RatioDef] = &[
         None,
     ),
     r(
+        "udp_echo.ring_vs_sendmmsg",
+        "UDP echo: serve / serve with io_uring = false (one sendmmsg per socket; context)",
+        Of(
+            "udp_echo_1200B_w64/serve_sendmmsg",
+            "udp_echo_1200B_w64/serve",
+        ),
+        true,
+        None,
+    ),
+    r(
         "udp_bursts.serve_vs_naive",
         "UDP echo, client bursts of 16 in one GSO send: serve (GRO) / naive relay (context)",
         Of(
@@ -322,6 +332,13 @@ pub const RATIOS: &[RatioDef] = &[
         Of("flows64_cpu/serve", "flows64_cpu/naive"),
         false,
         Some(0.7),
+    ),
+    r(
+        "flows64.ring_vs_sendmmsg",
+        "64 flows: relay CPU per datagram, serve / serve with io_uring = false (context)",
+        Of("flows64_cpu/serve", "flows64_cpu/serve_sendmmsg"),
+        false,
+        None,
     ),
     r(
         "idle5000.loaded_vs_fresh",

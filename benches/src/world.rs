@@ -120,6 +120,22 @@ pub fn start_serve_workers(
     max_queued: Option<usize>,
     workers: u16,
 ) -> Serve {
+    start_serve_config(bin, second, max_queued, workers, true)
+}
+
+/// [`start_serve`] with `[relay] io_uring = false`: each round's sends go one `sendmmsg(2)`
+/// per socket (the relay before its io_uring submits, for the ratio of the two).
+pub fn start_serve_sendmmsg(bin: &str, second: u8) -> Serve {
+    start_serve_config(bin, second, None, 1, false)
+}
+
+fn start_serve_config(
+    bin: &str,
+    second: u8,
+    max_queued: Option<usize>,
+    workers: u16,
+    io_uring: bool,
+) -> Serve {
     let dir =
         std::env::temp_dir().join(format!("cloudproxy-bench-{}-{second}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -127,7 +143,7 @@ pub fn start_serve_workers(
         format!("max_queued_bytes_per_stream = {q}\n")
     });
     let config = format!(
-        "sdrtn = [\"127.90.3.0/24\"]\n\n[ap]\nlisten = [\"127.{second}.1.1\"]\nports = [1080]\nmax_requests_per_ip = 100000\nmax_tracked_ips = 100000\nmax_requests_per_prefix = 1000000\nmax_tracked_prefixes = 100000\nticket_lifetime_ms = 3600000\n\n[relay]\nlisten = [\"127.{second}.2.1\"]\nudp_ports = \"4500-4503\"\nidle_timeout_ms = 3600000\nmax_sessions_total = 20000\nmax_sessions_per_client_ip = 20000\nmax_pending_handshakes = 4096\nworkers = {workers}\n{queued}"
+        "sdrtn = [\"127.90.3.0/24\"]\n\n[ap]\nlisten = [\"127.{second}.1.1\"]\nports = [1080]\nmax_requests_per_ip = 100000\nmax_tracked_ips = 100000\nmax_requests_per_prefix = 1000000\nmax_tracked_prefixes = 100000\nticket_lifetime_ms = 3600000\n\n[relay]\nlisten = [\"127.{second}.2.1\"]\nudp_ports = \"4500-4503\"\nidle_timeout_ms = 3600000\nmax_sessions_total = 20000\nmax_sessions_per_client_ip = 20000\nmax_pending_handshakes = 4096\nworkers = {workers}\nio_uring = {io_uring}\n{queued}"
     );
     let path = dir.join("serve.toml");
     crate::procs::write_file(&path, &config);

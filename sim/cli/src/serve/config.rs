@@ -222,6 +222,10 @@ pub struct RelaySection {
     /// Move tunnels with the bounded copy even where `splice(2)` exists (to compare the
     /// two). Default false.
     pub copy_tunnels: bool,
+    /// Let each worker send a round's datagrams on many UDP sockets in one io_uring submit
+    /// (Linux 5.11 and later; elsewhere, or where the kernel refuses, one `sendmmsg` per
+    /// socket). False for a host whose policy forbids io_uring. Default true.
+    pub io_uring: bool,
     /// The TCP port of TLS (**beyond the seed**), served by every worker when both TLS files
     /// are set (`serve/bridge.rs`). Default 443.
     pub tls_port: u16,
@@ -295,6 +299,7 @@ impl Default for RelaySection {
             shutdown_grace_ms: 2_000,
             workers: 0,
             copy_tunnels: false,
+            io_uring: true,
             tls_port: RELAY_TLS_PORT,
             tls_cert_file: None,
             tls_key_file: None,
@@ -342,6 +347,8 @@ pub struct Plan {
     pub workers: u16,
     /// Tunnels use the bounded copy instead of `splice(2)`.
     pub copy_tunnels: bool,
+    /// The relay workers may send through io_uring.
+    pub io_uring: bool,
     /// The access points' TLS listener (its port, its certificate), if any.
     pub ap_tls: Option<Tls>,
     /// The relays' TLS listener, if any.
@@ -404,6 +411,7 @@ impl ServeConfig {
             },
             workers: resolve_workers(r.workers),
             copy_tunnels: r.copy_tunnels,
+            io_uring: r.io_uring,
             ap_tls: self.ap_tls()?,
             relay_tls: self.relay_tls()?,
         })

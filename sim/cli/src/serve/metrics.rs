@@ -353,6 +353,27 @@ const RELAY_METRICS: &[Metric<RelayShared>] = &[
         }),
     },
     Metric {
+        name: "cloudproxy_relay_udp_ring_sends_total",
+        kind: COUNTER,
+        help: "Datagrams sent on many sockets in one system call (io_uring, Linux), and the submits that sent them.",
+        get: Get::Many(|r, sample| {
+            sample(&[("unit", "datagrams")], r.udp_ring_datagrams);
+            sample(&[("unit", "submits")], r.udp_ring_submits);
+        }),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_buffers_spare",
+        kind: GAUGE,
+        help: "Datagram buffers in the relay machines' pools, given back by the loop after a send (bounded per worker).",
+        get: Get::One(|r| r.udp_spare_buffers as u64),
+    },
+    Metric {
+        name: "cloudproxy_relay_udp_buffers_allocated_total",
+        kind: COUNTER,
+        help: "Datagram buffers allocated because none was spare (stops growing once the pools are warm).",
+        get: Get::One(|r| r.udp_buffers_allocated),
+    },
+    Metric {
         name: "cloudproxy_relay_udp_error_replies_suppressed_total",
         kind: COUNTER,
         help: "Error datagrams not sent (rate limit, no amplification).",

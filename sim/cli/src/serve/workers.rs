@@ -281,6 +281,9 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
     if plan.copy_tunnels {
         net = net.with_copy_tunnels();
     }
+    if !plan.io_uring {
+        net = net.without_io_uring();
+    }
     // TLS (beyond the seed) on every worker, counted per shard; a TLS connection for another
     // shard's session is bridged there (see `handoff_out`).
     let tls = match &plan.relay_tls {
@@ -385,6 +388,10 @@ pub fn merged(shards: &[Exported]) -> RelayShared {
         total.udp_send_dropped += s.udp_send_dropped;
         total.udp_gro_messages += s.udp_gro_messages;
         total.udp_gro_datagrams += s.udp_gro_datagrams;
+        total.udp_ring_submits += s.udp_ring_submits;
+        total.udp_ring_datagrams += s.udp_ring_datagrams;
+        total.udp_spare_buffers += s.udp_spare_buffers;
+        total.udp_buffers_allocated += s.udp_buffers_allocated;
         total.tunnels += s.tunnels;
         total.tunnels_kernel_total += s.tunnels_kernel_total;
         total.handoffs_out += s.handoffs_out;

@@ -28,11 +28,16 @@ const GSO_BYTES: usize = 65_000;
 const GSO_MAX_SEGMENT: usize = 1_452;
 /// Room for one `UDP_SEGMENT` control message (`CMSG_SPACE(sizeof(u16))`) or one `UDP_GRO`
 /// message (`CMSG_SPACE(sizeof(int))`), 8-byte aligned.
-const CMSG_WORDS: usize = 3;
+pub(super) const CMSG_WORDS: usize = 3;
 
 /// Whether segmentation offload (`UDP_SEGMENT`) may be used: true until a segmented send
 /// fails with `EIO` (a device without checksum offload), then never again in this process.
 static GSO: AtomicBool = AtomicBool::new(true);
+
+/// Whether segmented sends are on (until one failed with `EIO`).
+pub(super) fn gso_enabled() -> bool {
+    GSO.load(Ordering::Relaxed)
+}
 
 /// Sends datagrams from the front of `batch` (at most [`SEND_BATCH`]) in one `sendmmsg`; how
 /// many went. Consecutive datagrams to one destination of one size (the last of a run may be
@@ -56,7 +61,7 @@ pub(super) fn send(fd: RawFd, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize
 }
 
 /// How many datagrams from the front of `batch` go in one message.
-fn group_len(batch: &[(SocketAddr, &[u8])], gso: bool) -> usize {
+pub(super) fn group_len(batch: &[(SocketAddr, &[u8])], gso: bool) -> usize {
     let Some((to, first)) = batch.first() else {
         return 0;
     };
@@ -147,7 +152,7 @@ fn send_grouped(fd: RawFd, batch: &[(SocketAddr, &[u8])], gso: bool) -> io::Resu
 }
 
 /// Puts one `UDP_SEGMENT` control message of `size` in `words` and points `h` at it.
-fn set_segment_size(h: &mut libc::msghdr, words: &mut [u64; CMSG_WORDS], size: usize) {
+pub(super) fn set_segment_size(h: &mut libc::msghdr, words: &mut [u64; CMSG_WORDS], size: usize) {
     let size = u16::try_from(size).unwrap_or(u16::MAX);
     h.msg_control = words.as_mut_ptr() as *mut libc::c_void;
     h.msg_controllen = std::mem::size_of_val(words);

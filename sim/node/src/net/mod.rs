@@ -13,8 +13,8 @@ mod datagrams;
 mod dns_client;
 pub mod dns_wire;
 mod pumps;
-// The two modules with `unsafe`: the splice(2), pipe2(2), recvmmsg(2) and sendmmsg(2) calls,
-// each with its SAFETY note.
+// The modules with `unsafe`: the splice(2), pipe2(2), recvmmsg(2), sendmmsg(2) and io_uring
+// calls, each with its SAFETY note.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod mmsg;
@@ -23,6 +23,9 @@ mod mmsg;
 mod splice;
 mod tokio_net;
 pub mod tunnel;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub mod uring;
 
 use std::future::Future;
 use std::io;
@@ -64,6 +67,12 @@ pub trait Net: Clone + 'static {
     /// expiry in it, every relay checks it), handed to the machines beside [`Net::now`]. Real
     /// sockets read the system's clock; the simulation its virtual clock plus a fixed epoch.
     fn unix_now(&self) -> UnixTime;
+    /// Whether a host's loop may submit a round's sends on many of this network's UDP sockets
+    /// in one system call ([`uring::SendRing`], Linux; see [`Udp::raw_fd`]). By default no
+    /// (the simulation's); real sockets on Linux yes unless turned off.
+    fn batch_sends(&self) -> bool {
+        false
+    }
     /// Moves a spliced tunnel's bytes between `client` and `upstream` until it ends, reporting
     /// on `link` (see [`tunnel`]). By default a bounded-buffer copy ([`copy_tunnel`]), the
     /// simulation's; real sockets on Linux use `splice(2)`.
@@ -134,6 +143,12 @@ pub trait Udp: 'static {
     /// [`GRO_MESSAGE_MAX`] bytes ([`Udp::try_recv_batch`]); by default off (false).
     fn enable_gro(&self) -> bool {
         false
+    }
+    /// The socket's descriptor, for a host that submits sends on many sockets at once
+    /// ([`uring::SendRing`]): real sockets yes, by default none.
+    #[cfg(unix)]
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
     }
     /// Whether a host may drive this socket by readiness ([`Udp::poll_recv_ready`],
     /// [`Udp::poll_send_ready`] and the `try_*` calls) from its own loop, with no task of its

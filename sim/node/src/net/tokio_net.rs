@@ -50,6 +50,8 @@ pub struct TokioNet {
     reuse_port: bool,
     /// Tunnels use the copy even where `splice(2)` exists (to compare the two).
     copy_tunnels: bool,
+    /// The relay loop never submits sends on many sockets at once (io_uring).
+    no_io_uring: bool,
     /// Names answered without asking the system's resolver (lower-case keys).
     hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
     /// The DNS resolver asked instead of the system's, if any.
@@ -66,6 +68,7 @@ impl TokioNet {
             local_ip,
             reuse_port: false,
             copy_tunnels: false,
+            no_io_uring: false,
             hosts: Arc::default(),
             resolver: None,
         }
@@ -81,6 +84,13 @@ impl TokioNet {
     /// The same network, moving tunnels with the bounded copy instead of `splice(2)`.
     pub fn with_copy_tunnels(mut self) -> Self {
         self.copy_tunnels = true;
+        self
+    }
+
+    /// The same network, its relay loops sending one socket at a time, never through
+    /// io_uring (a host whose policy forbids it; [`Net::batch_sends`]).
+    pub fn without_io_uring(mut self) -> Self {
+        self.no_io_uring = true;
         self
     }
 
@@ -225,6 +235,10 @@ impl Net for TokioNet {
         wall_clock()
     }
 
+    fn batch_sends(&self) -> bool {
+        cfg!(target_os = "linux") && !self.no_io_uring
+    }
+
     async fn tunnel(
         &self,
         client: TcpStream,
@@ -288,6 +302,12 @@ impl Udp for UdpSocket {
 
     fn try_send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()> {
         UdpSocket::try_send_to(self, data, to).map(|_| ())
+    }
+
+    #[cfg(unix)]
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.as_raw_fd())
     }
 
     fn polled(&self) -> bool {

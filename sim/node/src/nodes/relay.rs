@@ -22,6 +22,9 @@ mod conn;
 mod driver;
 mod inbox;
 mod poll;
+// One `unsafe` call, with its SAFETY note: staging queued datagrams for one io_uring submit.
+#[allow(unsafe_code)]
+mod ring;
 mod udp;
 
 use std::cell::RefCell;
@@ -83,6 +86,10 @@ pub struct RelayShared {
     pub udp_gro_messages: u64,
     /// Datagrams that came in such messages.
     pub udp_gro_datagrams: u64,
+    /// Submits of one round's sends on many sockets in one system call (io_uring, Linux).
+    pub udp_ring_submits: u64,
+    /// Datagrams those submits sent.
+    pub udp_ring_datagrams: u64,
     /// Spare datagram buffers in the machine's pool (sent datagrams' buffers, given back).
     pub udp_spare_buffers: usize,
     /// Datagram buffers the machine allocated because none was spare (stops growing once the

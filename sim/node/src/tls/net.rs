@@ -168,6 +168,11 @@ impl<N: Net> Net for TlsNet<N> {
         self.inner.unix_now()
     }
 
+    fn batch_sends(&self) -> bool {
+        // The datagrams are the inner network's, untouched by TLS.
+        self.inner.batch_sends()
+    }
+
     async fn tunnel(
         &self,
         client: Self::Stream,

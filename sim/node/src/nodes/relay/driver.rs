@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::conn::{self, ConnLimits, ConnLink, SpliceOrder};
 use super::inbox::{ConnEvent, Inbox, Source, UpEvent};
 use super::poll::{Dir, RecvBufs, SocketWaker};
+use super::ring::{Ring, RingCounts};
 use super::udp::{Dropped, Socket};
 use super::{note_upstream, trace_event, HandoffOut, RelayShared};
 use crate::net::{Net, TunnelEnd, TunnelLink};
@@ -65,7 +66,7 @@ pub(super) struct Driver<N: Net> {
     clients: BTreeMap<u64, Client<N::Stream>>,
     upstreams: BTreeMap<u64, Upstream<N::Stream>>,
     pub(super) media: BTreeMap<u16, Socket<N::Udp>>,
-    allocs: BTreeMap<u64, Socket<N::Udp>>,
+    pub(super) allocs: BTreeMap<u64, Socket<N::Udp>>,
     /// The polled sockets' receive buffers (one batch, shared).
     recv_bufs: RecvBufs,
     /// Polled sockets taken from the ready list, not yet served.
@@ -97,6 +98,11 @@ pub(super) struct Driver<N: Net> {
     /// Tunnels open now, and those that ended having run on the kernel's splice.
     tunnels_open: usize,
     tunnels_kernel: u64,
+    /// One submit for a round's sends on many sockets, the sockets staged in it (kept for
+    /// its capacity), and what it did ([`super::ring`]).
+    pub(super) ring: Ring,
+    pub(super) ring_staged: Vec<(Source, usize)>,
+    pub(super) ring_counts: RingCounts,
 }
 
 impl<N: Net> Driver<N> {
@@ -112,6 +118,7 @@ impl<N: Net> Driver<N> {
         handoff: Option<HandoffOut<N::Stream>>,
     ) -> Self {
         let report_interval = relay.config().activity_report_interval;
+        let net_batches = net.batch_sends();
         Driver {
             net,
             name,
@@ -143,6 +150,9 @@ impl<N: Net> Driver<N> {
             closing: Vec::new(),
             tunnels_open: 0,
             tunnels_kernel: 0,
+            ring: Ring::allowed(net_batches),
+            ring_staged: Vec::new(),
+            ring_counts: RingCounts::default(),
         }
     }
 
@@ -617,6 +627,10 @@ impl<N: Net> Driver<N> {
     fn flush_sends(&mut self) {
         // The list is emptied in place: its storage serves every round.
         let mut to_flush = std::mem::take(&mut self.to_flush);
+        // Many sockets' sends in one system call where the kernel allows; what remains goes
+        // one socket at a time below.
+        #[cfg(target_os = "linux")]
+        self.flush_through_ring(&to_flush);
         for source in to_flush.drain(..) {
             let socket = match source {
                 Source::Media(port) => self.media.get_mut(&port),
@@ -750,6 +764,8 @@ impl<N: Net> Driver<N> {
         s.udp_gro_datagrams = self.gro_datagrams;
         s.udp_spare_buffers = self.relay.spare_buffers();
         s.udp_buffers_allocated = self.relay.buffers_allocated();
+        s.udp_ring_submits = self.ring_counts.submits;
+        s.udp_ring_datagrams = self.ring_counts.datagrams;
         s.tunnels = self.tunnels_open;
         s.tunnels_kernel_total = self.tunnels_kernel;
         s.handoffs_out = self.handed_off;

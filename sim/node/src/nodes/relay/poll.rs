@@ -156,6 +156,14 @@ impl<U: Udp> Polled<U> {
         }
     }
 
+    /// Whether the socket may take a datagram now, as far as its readiness says (else its send
+    /// waker is registered): for the loop's submit of many sockets' sends at once.
+    pub(super) fn send_ready(&self) -> bool {
+        let waker = Waker::from(self.send.clone());
+        let mut cx = Context::from_waker(&waker);
+        matches!(self.udp.poll_send_ready(&mut cx), Poll::Ready(Ok(())))
+    }
+
     /// Sends from the front of `queue` until it is empty or the socket would block (then the
     /// send waker is registered); datagrams a send refused are dropped. Every buffer sent or
     /// dropped goes to `spent` (the loop gives it back to the machine).
