@@ -150,7 +150,7 @@ impl<N: Net> Driver<N> {
             closing: Vec::new(),
             tunnels_open: 0,
             tunnels_kernel: 0,
-            ring: Ring::allowed(net_batches),
+            ring: Ring::new(net_batches),
             ring_staged: Vec::new(),
             ring_counts: RingCounts::default(),
         }

@@ -7,7 +7,7 @@
 //! `sendmmsg(2)` per socket, which knows every error's handling and waits for readiness.
 //! A socket whose readiness says it cannot send is not staged at all.
 //!
-//! The ring is made on first use; where the kernel refuses one (too old, io_uring disabled,
+//! The ring is made with the loop; where the kernel refuses one (too old, io_uring disabled,
 //! a seccomp filter), or a submit fails, the loop keeps to the ordinary way for good, as it
 //! does when its network says no ([`Net::batch_sends`](crate::net::Net::batch_sends):
 //! `[relay] io_uring = false`, and the simulation, whose sockets are not polled anyway).
@@ -15,10 +15,8 @@
 #[cfg(target_os = "linux")]
 use crate::net::uring::SendRing;
 
-/// The loop's ring, made when first wanted.
+/// The loop's ring, made with the loop.
 pub(super) enum Ring {
-    /// Not wanted yet.
-    Untried,
     /// In use.
     #[cfg(target_os = "linux")]
     Ready(Box<SendRing>),
@@ -28,13 +26,17 @@ pub(super) enum Ring {
 }
 
 impl Ring {
-    /// A loop's ring before its first round: to be tried if its network allows.
-    pub(super) fn allowed(allowed: bool) -> Ring {
+    /// A loop's ring, if its network allows one and the kernel makes it (at the loop's start,
+    /// so that a serving relay's descriptors and memory do not grow later).
+    pub(super) fn new(allowed: bool) -> Ring {
+        #[cfg(target_os = "linux")]
         if allowed {
-            Ring::Untried
-        } else {
-            Ring::Unavailable
+            if let Ok(ring) = SendRing::new() {
+                return Ring::Ready(Box::new(ring));
+            }
         }
+        let _ = allowed;
+        Ring::Unavailable
     }
 }
 
@@ -54,22 +56,6 @@ mod linux {
     use crate::nodes::relay::driver::Driver;
     use crate::nodes::relay::inbox::Source;
 
-    impl Ring {
-        /// The ring, made now if it was never tried.
-        fn get(&mut self) -> Option<&mut SendRing> {
-            if matches!(self, Ring::Untried) {
-                *self = match SendRing::new() {
-                    Ok(ring) => Ring::Ready(Box::new(ring)),
-                    Err(_) => Ring::Unavailable,
-                };
-            }
-            match self {
-                Ring::Ready(ring) => Some(ring),
-                _ => None,
-            }
-        }
-    }
-
     impl<N: Net> Driver<N> {
         /// Sends what `to_flush`'s sockets have queued in one submit, when two or more have
         /// something; leaves the rest queued for the ordinary flush.
@@ -80,7 +66,7 @@ mod linux {
             let mut staged = std::mem::take(&mut self.ring_staged);
             staged.clear();
             let mut ring = std::mem::replace(&mut self.ring, Ring::Unavailable);
-            if let Some(r) = ring.get() {
+            if let Ring::Ready(r) = &mut ring {
                 self.stage_all(r, to_flush, &mut staged);
                 if !staged.is_empty() {
                     if r.submit().is_err() {
