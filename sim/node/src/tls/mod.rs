@@ -32,6 +32,8 @@ pub mod pem;
 pub mod seeded;
 mod stream;
 #[cfg(test)]
+mod move_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -40,7 +42,9 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::time_provider::TimeProvider;
 pub use rustls::RootCertStore;
-use rustls::{ClientConfig, ServerConfig};
+/// rustls' server types, named by code that moves a server connection between threads.
+pub use rustls::{ServerConfig, ServerConnection};
+use rustls::ClientConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 

@@ -6,6 +6,16 @@
 //! one task), which is what lets the handshake be driven from either. A handshake that fails
 //! (no certificate the client accepts, the wrong ALPN) makes every later read and write fail
 //! with the reason: the node sees a closed connection.
+//!
+//! A server stream can **move to another thread** (`serve`'s relay workers hand a connection
+//! to the worker owning its session): [`TlsStream::into_server_parts`] takes an established
+//! one apart into its IO and its rustls [`ServerConnection`] (keys, record sequence numbers,
+//! and every byte received but not yet read: records not yet decrypted and plaintext not
+//! yet handed out), and [`TlsStream::resumed`] puts it back together on the other side.
+//! tokio-rustls has no constructor from an IO and a connection, so `resumed` runs the
+//! acceptor with the moved connection in place of the fresh one (`accept_with`): the
+//! connection is past its handshake, so the first read or write only writes out what rustls
+//! still had to send, and the stream carries data from there.
 
 use std::future::Future;
 use std::io;
@@ -13,8 +23,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use rustls::{ServerConfig, ServerConnection};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_rustls::{client, server, Accept};
+use tokio_rustls::{client, server, Accept, TlsAcceptor};
 
 use super::{HandshakeFailure, TlsCounters, TlsErrorSink, ALPN};
 use std::sync::Arc;
@@ -26,7 +37,7 @@ pub enum TlsStream<S> {
     /// A TLS client connection, handshake done.
     Client(Box<client::TlsStream<S>>),
     /// A TLS server connection in its handshake, the peer's address and who hears of how it
-    /// ends.
+    /// ends (or one [`resumed`](TlsStream::resumed) after a move: its handshake is done).
     Accepting(Box<Accept<S>>, SocketAddr, HandshakeWatch),
     /// A TLS server connection, handshake done.
     Server(Box<server::TlsStream<S>>),
@@ -93,6 +104,16 @@ impl<S> TlsStream<S> {
         }
     }
 
+    /// The IO and the rustls state of a TLS server stream whose handshake is done, to move
+    /// it to another thread or runtime ([`TlsStream::resumed`] puts them back together);
+    /// any other stream is given back as it is.
+    pub fn into_server_parts(self) -> Result<(S, ServerConnection), Self> {
+        match self {
+            TlsStream::Server(s) => Ok(s.into_inner()),
+            other => Err(other),
+        }
+    }
+
     /// The ALPN protocol agreed, once a TLS handshake is done.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match self {
@@ -104,6 +125,22 @@ impl<S> TlsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
+    /// A TLS server stream put back together from the parts
+    /// [`into_server_parts`](TlsStream::into_server_parts) gave (`io` registered with this
+    /// thread's runtime, `connection` from the peer at `peer`): it carries on where the other
+    /// side left off, the bytes rustls held included. `config` only makes the placeholder
+    /// connection that `connection` replaces (see the module docs); the handshake is not
+    /// counted again.
+    pub fn resumed(
+        io: S,
+        connection: ServerConnection,
+        config: Arc<ServerConfig>,
+        peer: SocketAddr,
+    ) -> Self {
+        let accept = TlsAcceptor::from(config).accept_with(io, move |fresh| *fresh = connection);
+        TlsStream::accepting(accept, peer, HandshakeWatch::default())
+    }
+
     /// Drives a server handshake to its end; `Ok` once the stream can carry data.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let TlsStream::Accepting(accept, peer, watch) = self {
