@@ -27,12 +27,12 @@
 
 mod ca;
 mod counters;
+#[cfg(test)]
+mod move_tests;
 mod net;
 pub mod pem;
 pub mod seeded;
 mod stream;
-#[cfg(test)]
-mod move_tests;
 #[cfg(test)]
 mod tests;
 
@@ -41,10 +41,10 @@ use std::sync::Arc;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::time_provider::TimeProvider;
+use rustls::ClientConfig;
 pub use rustls::RootCertStore;
 /// rustls' server types, named by code that moves a server connection between threads.
 pub use rustls::{ServerConfig, ServerConnection};
-use rustls::ClientConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 

@@ -49,9 +49,8 @@ type Parts = (std::net::TcpStream, ServerConnection, SocketAddr);
 fn a_server_connection_moves_to_another_runtime_with_every_byte_it_held() {
     let mut ca = TestCa::new(Entropy::from_u64(12)).unwrap();
     let issued = ca.issue(&[], &[Ipv4Addr::LOCALHOST.into()]).unwrap();
-    let server = Arc::new(
-        server_config(issued.chain, issued.key, real_provider(), real_time()).unwrap(),
-    );
+    let server =
+        Arc::new(server_config(issued.chain, issued.key, real_provider(), real_time()).unwrap());
     let roots = roots_of(&[ca.root()]).unwrap();
     let client = Arc::new(client_config(roots, real_provider(), real_time()).unwrap());
     let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
@@ -73,7 +72,9 @@ fn a_server_connection_moves_to_another_runtime_with_every_byte_it_held() {
             // The rest of the first record is still inside rustls, decrypted, not read.
             let held = connection.process_new_packets().unwrap();
             assert!(held.plaintext_bytes_to_read() > 0, "{held:?}");
-            parts_tx.send((tcp.into_std().unwrap(), connection, peer)).unwrap();
+            parts_tx
+                .send((tcp.into_std().unwrap(), connection, peer))
+                .unwrap();
         })
     });
 
@@ -123,7 +124,10 @@ fn a_server_connection_moves_to_another_runtime_with_every_byte_it_held() {
 #[test]
 fn only_an_established_server_stream_comes_apart() {
     let plain: TlsStream<Vec<u8>> = TlsStream::Plain(Vec::new());
-    assert!(matches!(plain.into_server_parts(), Err(TlsStream::Plain(_))));
+    assert!(matches!(
+        plain.into_server_parts(),
+        Err(TlsStream::Plain(_))
+    ));
     let failed: TlsStream<Vec<u8>> = TlsStream::Failed(std::io::ErrorKind::InvalidData, "x".into());
     assert!(matches!(
         failed.into_server_parts(),
