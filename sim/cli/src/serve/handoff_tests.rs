@@ -91,10 +91,10 @@ fn a_tls_connection_moves_to_another_shard_with_what_followed_its_first_message(
             let mut incoming = take_over(owner_rx, Some(owner_server));
             let (mut stream, _peer, data) = incoming.recv().await.unwrap();
             assert_eq!(data, FIRST, "the plaintext read before the move");
+            stream.write_all(b"owner").await.unwrap();
             let mut rest = vec![0u8; more().len()];
             stream.read_exact(&mut rest).await.unwrap();
             assert!(rest == more(), "what followed the first message, in order");
-            stream.write_all(b"owner").await.unwrap();
             let mut last = [0u8; 3];
             stream.read_exact(&mut last).await.unwrap();
             assert_eq!(&last, b"bye");

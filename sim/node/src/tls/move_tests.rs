@@ -2,7 +2,8 @@
 //! it ([`TlsStream::into_server_parts`]), put back together on another thread's runtime
 //! ([`TlsStream::resumed`]), on real loopback sockets. Nothing the client sent before the
 //! move is lost (plaintext rustls had decrypted but not handed out, records not yet read),
-//! and the stream carries bytes both ways after it.
+//! and the stream carries bytes both ways after it, its first write included (made before
+//! the new runtime saw the socket writable; the client waits for it before saying more).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{mpsc, Arc};
@@ -84,11 +85,13 @@ fn a_server_connection_moves_to_another_runtime_with_every_byte_it_held() {
             let (tcp, connection, peer) = parts_rx.recv().unwrap();
             let tcp = TcpStream::from_std(tcp).unwrap();
             let mut stream = TlsStream::resumed(tcp, connection, server, peer);
+            // The first write, at once (the new registration has not seen the socket
+            // writable: rustls keeps the record until a later read or write pushes it).
+            stream.write_all(b"owner here").await.unwrap();
             let mut rest = vec![0u8; more().len()];
             stream.read_exact(&mut rest).await.unwrap();
             assert!(rest == more(), "the bytes sent before the move, in order");
             assert_eq!(stream.alpn_protocol(), Some(ALPN));
-            stream.write_all(b"owner here").await.unwrap();
             let mut after = [0u8; 5];
             stream.read_exact(&mut after).await.unwrap();
             stream.write_all(&after.to_ascii_uppercase()).await.unwrap();

@@ -141,6 +141,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
         TlsStream::accepting(accept, peer, HandshakeWatch::default())
     }
 
+    /// Writes out the TLS records rustls still holds, if any. A write can hand rustls its
+    /// bytes and report them taken while the socket is not ready (always so on the first
+    /// write after a stream [moved](TlsStream::resumed): its new registration has not seen
+    /// the socket writable yet); the nodes do not flush after each write, so every read and
+    /// write pushes what is left (the waker is registered when the socket is still not
+    /// ready). A failure here shows on the next write.
+    fn push_pending(&mut self, cx: &mut Context<'_>) {
+        let _ = match self {
+            TlsStream::Client(s) if s.get_ref().1.wants_write() => {
+                Pin::new(&mut **s).poll_flush(cx)
+            }
+            TlsStream::Server(s) if s.get_ref().1.wants_write() => {
+                Pin::new(&mut **s).poll_flush(cx)
+            }
+            _ => return,
+        };
+    }
+
     /// Drives a server handshake to its end; `Ok` once the stream can carry data.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let TlsStream::Accepting(accept, peer, watch) = self {
@@ -197,6 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_handshake(cx))?;
+        this.push_pending(cx);
         match this {
             TlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             TlsStream::Client(s) => Pin::new(&mut **s).poll_read(cx, buf),
@@ -214,12 +233,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_handshake(cx))?;
-        match this {
-            TlsStream::Plain(s) => Pin::new(s).poll_write(cx, data),
+        let written = match this {
+            TlsStream::Plain(s) => return Pin::new(s).poll_write(cx, data),
             TlsStream::Client(s) => Pin::new(&mut **s).poll_write(cx, data),
             TlsStream::Server(s) => Pin::new(&mut **s).poll_write(cx, data),
-            TlsStream::Accepting(..) | TlsStream::Failed(..) => Poll::Ready(Ok(0)),
+            TlsStream::Accepting(..) | TlsStream::Failed(..) => return Poll::Ready(Ok(0)),
+        };
+        if let Poll::Ready(Ok(_)) = written {
+            this.push_pending(cx);
         }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
