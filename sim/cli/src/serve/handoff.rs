@@ -52,7 +52,8 @@ pub struct ShardTls {
     pub handshakes: Arc<TlsCounters>,
     /// TLS connections moved to the shard owning their session, ever.
     pub moved: AtomicU64,
-    /// TLS connections that should have moved but were dropped (a full handoff queue).
+    /// TLS connections that should have moved but were dropped (a full handoff queue, or a
+    /// stream that could not come apart).
     pub move_dropped: AtomicU64,
 }
 
@@ -69,8 +70,12 @@ pub fn handoff_out(
             Ok(plain) => (plain, None),
             Err(tls) => match tls.into_server_parts() {
                 Ok((tcp, connection)) => (tcp, Some(Box::new(connection))),
-                // Not an established server stream: there is no first message to hand over.
-                Err(_) => return,
+                // Not an established server stream (it cannot have read a first message):
+                // nothing to move.
+                Err(_) => {
+                    stats.move_dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             },
         };
         let is_tls = tls.is_some();
