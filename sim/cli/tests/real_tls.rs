@@ -214,8 +214,9 @@ fn every_relay_worker_serves_tls_and_sessions_of_another_worker_still_carry_medi
     );
 
     // SO_REUSEPORT deals connections out by their addresses: all 2 x CLIENTS on one worker
-    // has a chance of 2^-11, so another round of calls follows while one worker has none
-    // (at most 3 rounds: 2^-33).
+    // has a chance of 2^-11, no client's media channel on another worker than its tunnel's
+    // about 2^-6, so another round of calls follows while one worker has none or no TLS
+    // connection moved (at most 3 rounds: about 2^-18).
     let mut rounds = 0u64;
     let (text, per_worker) = loop {
         rounds += 1;
@@ -235,7 +236,12 @@ fn every_relay_worker_serves_tls_and_sessions_of_another_worker_still_carry_medi
         let text = scrape(W.metrics(1));
         let per_worker = relay_handshakes(&text, &[W.relay(1)]);
         assert_eq!(per_worker.len(), 2, "{text}");
-        if per_worker.iter().all(|n| *n > 0) || rounds == 3 {
+        let moved = metric(
+            &text,
+            "cloudproxy_relay_tls_moved_total",
+            &format!("relay=\"{}\"", W.relay(1)),
+        );
+        if (per_worker.iter().all(|n| *n > 0) && moved > 0) || rounds == 3 {
             break (text, per_worker);
         }
     };
@@ -247,12 +253,32 @@ fn every_relay_worker_serves_tls_and_sessions_of_another_worker_still_carry_medi
         2 * u64::from(CLIENTS) * rounds,
         "{text}"
     );
-    // A media channel that landed on the other worker was bridged to its session's (every
-    // call above carried media either way); none was dropped.
-    let bridged = metric(&text, "cloudproxy_relay_tls_bridged_total", &relay);
-    let dropped = metric(&text, "cloudproxy_relay_tls_bridge_dropped_total", &relay);
-    assert_eq!(dropped, 0, "{text}");
-    eprintln!("TLS handshakes per worker {per_worker:?}, bridged {bridged}");
+    // A media channel that landed on the other worker moved to its session's (every call
+    // above carried media either way): every handoff was a TLS connection moved, none
+    // dropped.
+    let moved = metric(&text, "cloudproxy_relay_tls_moved_total", &relay);
+    let dropped = metric(&text, "cloudproxy_relay_tls_move_dropped_total", &relay);
+    let handed = metric(
+        &text,
+        "cloudproxy_relay_handoffs_total",
+        &format!("{relay},direction=\"out\""),
+    );
+    assert!(moved > 0, "{text}");
+    assert_eq!((moved, dropped), (handed, 0), "{text}");
+    eprintln!("TLS handshakes per worker {per_worker:?}, moved {moved}");
+    // Nothing bridged: serve has no socket on 127.0.0.1 (its own addresses are all of the
+    // block), neither a pairing listener nor a loopback pair.
+    let sockets = tcp_sockets(serve.pid());
+    let relay_hex = proc_hex(W.relay(1));
+    assert!(
+        sockets.iter().any(|s| s.starts_with(&relay_hex)),
+        "serve's relay sockets are seen: {sockets:?}"
+    );
+    let local: Vec<&String> = sockets
+        .iter()
+        .filter(|s| s.starts_with("0100007F:"))
+        .collect();
+    assert!(local.is_empty(), "serve's sockets on 127.0.0.1: {local:?}");
     let opened = metric(&text, "cloudproxy_relay_sessions_opened_total", &relay);
     assert_eq!(opened, u64::from(CLIENTS) * rounds, "{text}");
     let channels = metric(
@@ -263,6 +289,38 @@ fn every_relay_worker_serves_tls_and_sessions_of_another_worker_still_carry_medi
     assert_eq!(channels, u64::from(CLIENTS) * rounds, "{text}");
     let status = serve.terminate(Duration::from_secs(10));
     assert!(status.success(), "{}", serve.stderr());
+}
+
+/// The local addresses of process `pid`'s TCP sockets, as `/proc/<pid>/net/tcp` writes them
+/// (`0100007F:1F90` is 127.0.0.1:8080).
+fn tcp_sockets(pid: u32) -> Vec<String> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let mine = fields.len() > 9 && inodes.iter().any(|i| i == fields[9]);
+            mine.then(|| fields[1].to_owned())
+        })
+        .collect()
+}
+
+/// An IPv4 address as `/proc/net/tcp` writes it.
+fn proc_hex(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => format!("{:08X}", u32::from_le_bytes(v4.octets())),
+        std::net::IpAddr::V6(_) => unreachable!("the blocks are IPv4"),
+    }
 }
 
 #[test]

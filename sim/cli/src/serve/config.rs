@@ -227,7 +227,7 @@ pub struct RelaySection {
     /// socket). False for a host whose policy forbids io_uring. Default true.
     pub io_uring: bool,
     /// The TCP port of TLS (**beyond the seed**), served by every worker when both TLS files
-    /// are set (`serve/bridge.rs`). Default 443.
+    /// are set (`serve/handoff.rs`). Default 443.
     pub tls_port: u16,
     /// The certificate chain (PEM, leaf first) on `tls_port`: each relay's address as an IP
     /// SAN. None by default: no TLS.

@@ -11,11 +11,11 @@
 //! of every relay each ([`workers`]). What is only here: the configuration file, the key
 //! handling, the workers, the metrics endpoint, logs and signals.
 
-pub mod bridge;
 pub mod call;
 pub mod config;
 pub mod edge;
 pub mod endpoint;
+pub mod handoff;
 pub mod input;
 pub mod logging;
 pub mod metrics;

@@ -4,10 +4,10 @@
 //! - **TCP**: every shard listens on the relay's port with `SO_REUSEPORT`; the kernel spreads
 //!   new connections over them. A tunnel is served by the shard that accepted it; its session
 //!   id carries that shard ([`Shard`]). A media channel that lands on another shard is handed
-//!   to the owner, descriptor and bytes read ([`RelayHost::handoff_out`]).
+//!   to the owner, descriptor and bytes read ([`RelayHost::handoff_out`], [`super::handoff`]).
 //! - **TLS** (beyond the seed): every shard also listens on the TLS port with `SO_REUSEPORT`
-//!   and does its own handshakes. A TLS connection whose session another shard owns cannot
-//!   move (its state is this shard's rustls): it is bridged there ([`super::bridge`]).
+//!   and does its own handshakes. A TLS connection whose session another shard owns moves
+//!   there too, descriptor, bytes read and rustls state ([`super::handoff`]).
 //! - **UDP**: the media ports are dealt out among the shards (port `start + k` to shard
 //!   `k % N`); a session is announced a port of its own shard, so its datagrams arrive there.
 //! - **Shared**: one [`LocalLedger`] per relay address behind a lock: used nonces (a replayed
@@ -19,7 +19,7 @@
 //!   atomics each shard updates as it goes ([`ShardTls`]).
 
 use std::cell::RefCell;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,13 +31,12 @@ use cloudproxy_core::relay::{
 };
 use cloudproxy_core::time::Instant;
 use cloudproxy_node::net::TokioNet;
-use cloudproxy_node::nodes::relay::{run_relay_with, HandoffOut, RelayHost, RelayShared};
-use cloudproxy_node::tls::{Tls, TlsStream};
+use cloudproxy_node::nodes::relay::{run_relay_with, RelayHost, RelayShared};
+use cloudproxy_node::tls::Tls;
 
-pub use super::bridge::ShardTls;
-use super::bridge::{Bridges, Moving};
+pub use super::handoff::ShardTls;
+use super::handoff::{handoff_out, take_over, Moving, HANDOFF_QUEUE};
 use cloudproxy_node::trace::Trace;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
 use super::config::Plan;
@@ -86,9 +85,6 @@ pub async fn refresh<'a>(relays: impl IntoIterator<Item = &'a Exported>) {
     .await;
 }
 
-/// Connections waiting to be taken over by a shard.
-const HANDOFF_QUEUE: usize = 64;
-
 /// A shard's handle on its relay's shared [`LocalLedger`].
 #[derive(Debug)]
 pub struct ShardLedger {
@@ -133,7 +129,7 @@ pub struct RelayShards {
     pub ip: IpAddr,
     /// Each shard's published state.
     pub exported: Vec<Exported>,
-    /// Each shard's TLS handshakes and bridges.
+    /// Each shard's TLS handshakes and moves.
     pub tls: Vec<Arc<ShardTls>>,
     ledger: Arc<Mutex<LocalLedger>>,
     senders: Vec<mpsc::Sender<Moving>>,
@@ -268,12 +264,9 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
         shard: shard.index,
         inner: ledger,
     }));
-    let bridges = Bridges::new(
-        plan.relay.max_sessions_total.saturating_mul(2),
-        tls_stats.clone(),
-    );
-    host.handoff_out = Some(handoff_out(senders, bridges));
-    host.handoff_in = incoming.map(take_over);
+    host.handoff_out = Some(handoff_out(senders, tls_stats.clone()));
+    let server = plan.relay_tls.as_ref().and_then(|tls| tls.server.clone());
+    host.handoff_in = incoming.map(|rx| take_over(rx, server));
     let mut net = TokioNet::new(ip);
     if shard.count > 1 {
         net = net.with_reuse_port();
@@ -285,7 +278,7 @@ async fn run_shard(plan: Plan, job: Job, shutdown: Shutdown) -> Result<(), Strin
         net = net.without_io_uring();
     }
     // TLS (beyond the seed) on every worker, counted per shard; a TLS connection for another
-    // shard's session is bridged there (see `handoff_out`).
+    // shard's session moves there (see `handoff_out`).
     let tls = match &plan.relay_tls {
         Some(tls) => {
             host.also_tcp_ports = tls.ports.clone();
@@ -321,46 +314,6 @@ fn publish(shared: &Rc<RefCell<RelayShared>>, exported: &Exported) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = copy;
     exported.generation.fetch_add(1, Ordering::Release);
-}
-
-/// Sends a connection to its shard; a full queue drops it (the client retries). A TLS
-/// connection stays and is bridged ([`super::bridge`]).
-fn handoff_out(
-    senders: Vec<mpsc::Sender<Moving>>,
-    bridges: Rc<Bridges>,
-) -> HandoffOut<TlsStream<TcpStream>> {
-    Box::new(move |shard, stream, peer, data| {
-        let Some(tx) = senders.get(usize::from(shard)) else {
-            return;
-        };
-        let stream = match stream.into_plain() {
-            Ok(plain) => plain,
-            Err(tls) => return bridges.start(tls, peer, data, tx.clone()),
-        };
-        if let Ok(std) = stream.into_std() {
-            if tx.try_send((std, peer, data)).is_err() {
-                tracing::debug!(%peer, shard, "handoff queue full: connection dropped");
-            }
-        }
-    })
-}
-
-/// Registers connections from other shards with this shard's runtime.
-fn take_over(
-    mut rx: mpsc::Receiver<Moving>,
-) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr, Vec<u8>)> {
-    let (tx, local) = mpsc::channel(HANDOFF_QUEUE);
-    tokio::task::spawn_local(async move {
-        while let Some((std, peer, data)) = rx.recv().await {
-            if let Ok(stream) = TcpStream::from_std(std) {
-                let stream = TlsStream::Plain(stream);
-                if tx.send((stream, peer, data)).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    local
 }
 
 /// The state of a relay: the sum of its shards' (peaks are summed too: an upper bound).

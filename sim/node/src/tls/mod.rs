@@ -27,6 +27,8 @@
 
 mod ca;
 mod counters;
+#[cfg(test)]
+mod move_tests;
 mod net;
 pub mod pem;
 pub mod seeded;
@@ -39,8 +41,10 @@ use std::sync::Arc;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::time_provider::TimeProvider;
+use rustls::ClientConfig;
 pub use rustls::RootCertStore;
-use rustls::{ClientConfig, ServerConfig};
+/// rustls' server types, named by code that moves a server connection between threads.
+pub use rustls::{ServerConfig, ServerConnection};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 

@@ -6,6 +6,16 @@
 //! one task), which is what lets the handshake be driven from either. A handshake that fails
 //! (no certificate the client accepts, the wrong ALPN) makes every later read and write fail
 //! with the reason: the node sees a closed connection.
+//!
+//! A server stream can **move to another thread** (`serve`'s relay workers hand a connection
+//! to the worker owning its session): [`TlsStream::into_server_parts`] takes an established
+//! one apart into its IO and its rustls [`ServerConnection`] (keys, record sequence numbers,
+//! and every byte received but not yet read: records not yet decrypted and plaintext not
+//! yet handed out), and [`TlsStream::resumed`] puts it back together on the other side.
+//! tokio-rustls has no constructor from an IO and a connection, so `resumed` runs the
+//! acceptor with the moved connection in place of the fresh one (`accept_with`): the
+//! connection is past its handshake, so the first read or write only writes out what rustls
+//! still had to send, and the stream carries data from there.
 
 use std::future::Future;
 use std::io;
@@ -13,8 +23,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use rustls::{ServerConfig, ServerConnection};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_rustls::{client, server, Accept};
+use tokio_rustls::{client, server, Accept, TlsAcceptor};
 
 use super::{HandshakeFailure, TlsCounters, TlsErrorSink, ALPN};
 use std::sync::Arc;
@@ -26,7 +37,7 @@ pub enum TlsStream<S> {
     /// A TLS client connection, handshake done.
     Client(Box<client::TlsStream<S>>),
     /// A TLS server connection in its handshake, the peer's address and who hears of how it
-    /// ends.
+    /// ends (or one [`resumed`](TlsStream::resumed) after a move: its handshake is done).
     Accepting(Box<Accept<S>>, SocketAddr, HandshakeWatch),
     /// A TLS server connection, handshake done.
     Server(Box<server::TlsStream<S>>),
@@ -93,6 +104,16 @@ impl<S> TlsStream<S> {
         }
     }
 
+    /// The IO and the rustls state of a TLS server stream whose handshake is done, to move
+    /// it to another thread or runtime ([`TlsStream::resumed`] puts them back together);
+    /// any other stream is given back as it is.
+    pub fn into_server_parts(self) -> Result<(S, ServerConnection), Self> {
+        match self {
+            TlsStream::Server(s) => Ok(s.into_inner()),
+            other => Err(other),
+        }
+    }
+
     /// The ALPN protocol agreed, once a TLS handshake is done.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match self {
@@ -104,6 +125,40 @@ impl<S> TlsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
+    /// A TLS server stream put back together from the parts
+    /// [`into_server_parts`](TlsStream::into_server_parts) gave (`io` registered with this
+    /// thread's runtime, `connection` from the peer at `peer`): it carries on where the other
+    /// side left off, the bytes rustls held included. `config` only makes the placeholder
+    /// connection that `connection` replaces (see the module docs); the handshake is not
+    /// counted again.
+    pub fn resumed(
+        io: S,
+        connection: ServerConnection,
+        config: Arc<ServerConfig>,
+        peer: SocketAddr,
+    ) -> Self {
+        let accept = TlsAcceptor::from(config).accept_with(io, move |fresh| *fresh = connection);
+        TlsStream::accepting(accept, peer, HandshakeWatch::default())
+    }
+
+    /// Writes out the TLS records rustls still holds, if any. A write can hand rustls its
+    /// bytes and report them taken while the socket is not ready (always so on the first
+    /// write after a stream [moved](TlsStream::resumed): its new registration has not seen
+    /// the socket writable yet); the nodes do not flush after each write, so every read and
+    /// write pushes what is left (the waker is registered when the socket is still not
+    /// ready). A failure here shows on the next write.
+    fn push_pending(&mut self, cx: &mut Context<'_>) {
+        let _ = match self {
+            TlsStream::Client(s) if s.get_ref().1.wants_write() => {
+                Pin::new(&mut **s).poll_flush(cx)
+            }
+            TlsStream::Server(s) if s.get_ref().1.wants_write() => {
+                Pin::new(&mut **s).poll_flush(cx)
+            }
+            _ => return,
+        };
+    }
+
     /// Drives a server handshake to its end; `Ok` once the stream can carry data.
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let TlsStream::Accepting(accept, peer, watch) = self {
@@ -160,6 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_handshake(cx))?;
+        this.push_pending(cx);
         match this {
             TlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             TlsStream::Client(s) => Pin::new(&mut **s).poll_read(cx, buf),
@@ -177,12 +233,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_handshake(cx))?;
-        match this {
-            TlsStream::Plain(s) => Pin::new(s).poll_write(cx, data),
+        let written = match this {
+            TlsStream::Plain(s) => return Pin::new(s).poll_write(cx, data),
             TlsStream::Client(s) => Pin::new(&mut **s).poll_write(cx, data),
             TlsStream::Server(s) => Pin::new(&mut **s).poll_write(cx, data),
-            TlsStream::Accepting(..) | TlsStream::Failed(..) => Poll::Ready(Ok(0)),
+            TlsStream::Accepting(..) | TlsStream::Failed(..) => return Poll::Ready(Ok(0)),
+        };
+        if let Poll::Ready(Ok(_)) = written {
+            this.push_pending(cx);
         }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

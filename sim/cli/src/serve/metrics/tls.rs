@@ -1,7 +1,7 @@
 //! The TLS families of the metrics endpoint (**beyond the seed**): each relay's and each
 //! access point's handshakes on its TLS port, completed (per relay worker, which shows the
-//! handshakes spread over the cores) and failed by reason class, and the relays' bridges
-//! (TLS connections served for another worker's session, `super::super::bridge`).
+//! handshakes spread over the cores) and failed by reason class, and the relays' moves
+//! (TLS connections handed to the worker owning their session, `super::super::handoff`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,14 +46,14 @@ pub(super) fn render(
     );
     for (name, help, read) in [
         (
-            "cloudproxy_relay_tls_bridged_total",
-            "TLS connections whose session another worker owns, bridged to it.",
-            (|s: &ShardTls| s.bridged.load(Ordering::Relaxed)) as fn(&ShardTls) -> u64,
+            "cloudproxy_relay_tls_moved_total",
+            "TLS connections whose session another worker owns, moved to it.",
+            (|s: &ShardTls| s.moved.load(Ordering::Relaxed)) as fn(&ShardTls) -> u64,
         ),
         (
-            "cloudproxy_relay_tls_bridge_dropped_total",
-            "TLS connections for another worker dropped instead (bound, queue full, no pair).",
-            |s: &ShardTls| s.bridge_dropped.load(Ordering::Relaxed),
+            "cloudproxy_relay_tls_move_dropped_total",
+            "TLS connections for another worker dropped instead (its handoff queue full).",
+            |s: &ShardTls| s.move_dropped.load(Ordering::Relaxed),
         ),
     ] {
         let mut f = Family::head(out, name, COUNTER, help);
@@ -114,7 +114,10 @@ mod tests {
                     .handshakes
                     .count_failed(HandshakeFailure::BadCertificate);
             }
-            shard.bridged.fetch_add(completed, Ordering::Relaxed);
+            shard.moved.fetch_add(completed, Ordering::Relaxed);
+            shard
+                .move_dropped
+                .fetch_add(bad_certificate, Ordering::Relaxed);
             Arc::new(shard)
         };
         let ap = Arc::new(TlsCounters::default());
@@ -134,8 +137,10 @@ mod tests {
         let bad = "relay=\"127.0.2.1\",reason=\"bad_certificate\"";
         assert_eq!(get(failed, bad), Some(5));
         assert_eq!(get(failed, "relay=\"127.0.2.1\",reason=\"other\""), Some(0));
-        let bridged = "cloudproxy_relay_tls_bridged_total";
-        assert_eq!(get(bridged, "relay=\"127.0.2.1\""), Some(5));
+        let moved = "cloudproxy_relay_tls_moved_total";
+        assert_eq!(get(moved, "relay=\"127.0.2.1\""), Some(5));
+        let dropped = "cloudproxy_relay_tls_move_dropped_total";
+        assert_eq!(get(dropped, "relay=\"127.0.2.1\""), Some(5));
         let ap_failed = "cloudproxy_ap_tls_handshake_failures_total";
         assert_eq!(
             get(ap_failed, "ap=\"127.0.1.1\",reason=\"no_alpn\""),
