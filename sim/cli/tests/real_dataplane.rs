@@ -683,10 +683,18 @@ fn burst_over_many_sessions(b: Block, relay_extra: &str, tag: &str) -> (bool, u6
 fn a_rounds_sends_on_many_sockets_go_in_one_submit() {
     let (in_order, ring) = burst_over_many_sessions(Block(67), "", "dataplane-ring");
     assert!(in_order, "every session's datagrams echoed, in order");
-    assert!(
-        ring >= 2,
-        "the burst's upstream sends went through the ring: {ring} datagrams counted"
-    );
+    match cloudproxy_node::net::uring::SendRing::new() {
+        Ok(_) => assert!(
+            ring >= 2,
+            "the burst's upstream sends went through the ring: {ring} datagrams counted"
+        ),
+        // A kernel that refuses io_uring (too old, disabled, a seccomp filter): serve fell
+        // back to one sendmmsg per socket, and relayed the same.
+        Err(e) => {
+            eprintln!("io_uring refused on this machine ({e}): the fallback was tested");
+            assert_eq!(ring, 0, "no ring, no datagram counted through it");
+        }
+    }
 }
 
 #[test]

@@ -362,6 +362,12 @@ const RELAY_METRICS: &[Metric<RelayShared>] = &[
         }),
     },
     Metric {
+        name: "cloudproxy_relay_udp_ring_workers",
+        kind: GAUGE,
+        help: "Relay workers sending through io_uring (0: [relay] io_uring = false, or the kernel refused it).",
+        get: Get::One(|r| r.udp_ring_loops as u64),
+    },
+    Metric {
         name: "cloudproxy_relay_udp_buffers_spare",
         kind: GAUGE,
         help: "Datagram buffers in the relay machines' pools, given back by the loop after a send (bounded per worker).",

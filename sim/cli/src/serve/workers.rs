@@ -343,6 +343,7 @@ pub fn merged(shards: &[Exported]) -> RelayShared {
         total.udp_gro_datagrams += s.udp_gro_datagrams;
         total.udp_ring_submits += s.udp_ring_submits;
         total.udp_ring_datagrams += s.udp_ring_datagrams;
+        total.udp_ring_loops += s.udp_ring_loops;
         total.udp_spare_buffers += s.udp_spare_buffers;
         total.udp_buffers_allocated += s.udp_buffers_allocated;
         total.tunnels += s.tunnels;

@@ -90,6 +90,9 @@ pub struct RelayShared {
     pub udp_ring_submits: u64,
     /// Datagrams those submits sent.
     pub udp_ring_datagrams: u64,
+    /// Loops whose io_uring is in use (1 for a worker with one; 0 where it is off, the
+    /// kernel refused one, or a submit failed).
+    pub udp_ring_loops: usize,
     /// Spare datagram buffers in the machine's pool (sent datagrams' buffers, given back).
     pub udp_spare_buffers: usize,
     /// Datagram buffers the machine allocated because none was spare (stops growing once the

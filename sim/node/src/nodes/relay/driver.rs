@@ -766,6 +766,7 @@ impl<N: Net> Driver<N> {
         s.udp_buffers_allocated = self.relay.buffers_allocated();
         s.udp_ring_submits = self.ring_counts.submits;
         s.udp_ring_datagrams = self.ring_counts.datagrams;
+        s.udp_ring_loops = usize::from(self.ring.in_use());
         s.tunnels = self.tunnels_open;
         s.tunnels_kernel_total = self.tunnels_kernel;
         s.handoffs_out = self.handed_off;

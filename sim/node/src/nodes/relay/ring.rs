@@ -38,6 +38,11 @@ impl Ring {
         let _ = allowed;
         Ring::Unavailable
     }
+
+    /// Whether the loop sends through it.
+    pub(super) fn in_use(&self) -> bool {
+        !matches!(self, Ring::Unavailable)
+    }
 }
 
 /// What the ring did, for the metrics.
