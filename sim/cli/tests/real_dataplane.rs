@@ -616,8 +616,9 @@ async fn echo_of(udp: &UdpSocket) -> (u64, u8) {
 /// Sessions on one media port, each warmed with one round trip (so that its upstream socket
 /// is bound), then one segmented burst of two datagrams per session: the relay reads the
 /// burst in one message and sends on every session's upstream socket in the same round.
-/// Returns (datagrams echoed in order per session, the ring's datagrams counter).
-fn burst_over_many_sessions(b: Block, relay_extra: &str, tag: &str) -> (bool, u64) {
+/// Returns (datagrams echoed in order per session, the ring's datagrams counter, the workers
+/// sending through io_uring).
+fn burst_over_many_sessions(b: Block, relay_extra: &str, tag: &str) -> (bool, u64, u64) {
     use cloudproxy_node::net::Udp;
     let dir = TempDir::new(tag);
     let _serve = serve(b, &dir, relay_extra);
@@ -676,31 +677,42 @@ fn burst_over_many_sessions(b: Block, relay_extra: &str, tag: &str) -> (bool, u6
         "cloudproxy_relay_udp_ring_sends_total",
         &format!("relay=\"{}\",unit=\"datagrams\"", b.relay(1)),
     );
-    (in_order, ring)
+    (
+        in_order,
+        ring,
+        relay_metric(b, "cloudproxy_relay_udp_ring_workers"),
+    )
 }
 
 #[test]
 fn a_rounds_sends_on_many_sockets_go_in_one_submit() {
-    let (in_order, ring) = burst_over_many_sessions(Block(67), "", "dataplane-ring");
+    let (in_order, ring, workers) = burst_over_many_sessions(Block(67), "", "dataplane-ring");
     assert!(in_order, "every session's datagrams echoed, in order");
     match cloudproxy_node::net::uring::SendRing::new() {
-        Ok(_) => assert!(
-            ring >= 2,
-            "the burst's upstream sends went through the ring: {ring} datagrams counted"
-        ),
+        Ok(_) => {
+            assert!(workers >= 1, "the workers send through io_uring: {workers}");
+            assert!(
+                ring >= 2,
+                "the burst's upstream sends went through the ring: {ring} datagrams counted"
+            );
+        }
         // A kernel that refuses io_uring (too old, disabled, a seccomp filter): serve fell
         // back to one sendmmsg per socket, and relayed the same.
         Err(e) => {
             eprintln!("io_uring refused on this machine ({e}): the fallback was tested");
-            assert_eq!(ring, 0, "no ring, no datagram counted through it");
+            assert_eq!(
+                (ring, workers),
+                (0, 0),
+                "no ring, nothing counted through it"
+            );
         }
     }
 }
 
 #[test]
 fn io_uring_off_sends_one_socket_at_a_time_and_relays_the_same() {
-    let (in_order, ring) =
+    let (in_order, ring, workers) =
         burst_over_many_sessions(Block(68), "io_uring = false", "dataplane-noring");
     assert!(in_order, "every session's datagrams echoed, in order");
-    assert_eq!(ring, 0, "nothing went through the ring");
+    assert_eq!((ring, workers), (0, 0), "nothing went through the ring");
 }
