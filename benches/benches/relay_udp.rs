@@ -36,6 +36,8 @@ fn main() {
     let (mmsg, mmsg_at) = world::start_baseline(bin, Baseline::UdpMmsg, 6003, up.addrs.udp_echo);
     let client = Client::new();
     let ip = world::client_ip(0);
+    let session =
+        |ap, n| Flow::through_serve(ap, ip, n, up.addrs.tcp_echo, up.addrs.udp_echo, PAYLOAD);
     let flows = client.run(async {
         vec![
             (
@@ -51,29 +53,15 @@ fn main() {
             ("mmsg", Flow::raw(ip, mmsg_at, PAYLOAD).await.expect("mmsg")),
             (
                 "serve",
-                Flow::through_serve(
-                    serve.ap,
-                    ip,
-                    1,
-                    up.addrs.tcp_echo,
-                    up.addrs.udp_echo,
-                    PAYLOAD,
-                )
-                .await
-                .expect("a media session through serve"),
+                session(serve.ap, 1)
+                    .await
+                    .expect("a media session through serve"),
             ),
             (
                 "serve_sendmmsg",
-                Flow::through_serve(
-                    sendmmsg.ap,
-                    ip,
-                    2,
-                    up.addrs.tcp_echo,
-                    up.addrs.udp_echo,
-                    PAYLOAD,
-                )
-                .await
-                .expect("a media session through serve"),
+                session(sendmmsg.ap, 2)
+                    .await
+                    .expect("a media session through serve"),
             ),
         ]
     });
