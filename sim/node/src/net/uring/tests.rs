@@ -27,6 +27,11 @@ fn drain(s: &UdpSocket) -> Vec<Vec<u8>> {
     got
 }
 
+/// What a submit should report for a socket.
+fn sent(datagrams: usize, failed: bool) -> Sent {
+    Sent { datagrams, failed }
+}
+
 fn addr(s: &UdpSocket) -> SocketAddr {
     s.local_addr().expect("addr")
 }
@@ -78,13 +83,7 @@ fn many_sockets_go_in_one_submit_each_in_order() {
     }
     ring.submit().expect("submit");
     for (index, batch) in staged.iter().zip(&plan) {
-        assert_eq!(
-            ring.sent(*index),
-            Sent {
-                datagrams: batch.len(),
-                failed: false
-            }
-        );
+        assert_eq!(ring.sent(*index), sent(batch.len(), false));
     }
     let at_a = drain(&a);
     let at_b = drain(&b);
@@ -122,20 +121,8 @@ fn a_failed_message_stops_its_own_socket_only() {
     let (i1, _) = unsafe { ring.stage(s1.as_raw_fd(), &first) };
     let (i2, _) = unsafe { ring.stage(s2.as_raw_fd(), &second) };
     ring.submit().expect("submit");
-    assert_eq!(
-        ring.sent(i1),
-        Sent {
-            datagrams: 1,
-            failed: true
-        }
-    );
-    assert_eq!(
-        ring.sent(i2),
-        Sent {
-            datagrams: 1,
-            failed: false
-        }
-    );
+    assert_eq!(ring.sent(i1), sent(1, true));
+    assert_eq!(ring.sent(i2), sent(1, false));
     assert_eq!(
         drain(&to),
         vec![b"before".to_vec()],
@@ -183,20 +170,8 @@ fn a_socket_that_cannot_take_more_is_reported_not_waited_for() {
         watchdog.join().expect("watchdog"),
         "submit returned in time"
     );
-    assert_eq!(
-        ring.sent(i1),
-        Sent {
-            datagrams: 0,
-            failed: true
-        }
-    );
-    assert_eq!(
-        ring.sent(i2),
-        Sent {
-            datagrams: 1,
-            failed: false
-        }
-    );
+    assert_eq!(ring.sent(i1), sent(0, true));
+    assert_eq!(ring.sent(i2), sent(1, false));
     assert_eq!(drain(&to), vec![b"goes".to_vec()]);
 }
 

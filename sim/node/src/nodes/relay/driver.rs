@@ -66,7 +66,7 @@ pub(super) struct Driver<N: Net> {
     clients: BTreeMap<u64, Client<N::Stream>>,
     upstreams: BTreeMap<u64, Upstream<N::Stream>>,
     pub(super) media: BTreeMap<u16, Socket<N::Udp>>,
-    pub(super) allocs: BTreeMap<u64, Socket<N::Udp>>,
+    allocs: BTreeMap<u64, Socket<N::Udp>>,
     /// The polled sockets' receive buffers (one batch, shared).
     recv_bufs: RecvBufs,
     /// Polled sockets taken from the ready list, not yet served.
@@ -535,7 +535,7 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    fn socket(&mut self, source: Source) -> Option<&mut Socket<N::Udp>> {
+    pub(super) fn socket(&mut self, source: Source) -> Option<&mut Socket<N::Udp>> {
         match source {
             Source::Media(port) => self.media.get_mut(&port),
             Source::Alloc(id) => self.allocs.get_mut(&id),

@@ -88,17 +88,13 @@ mod linux {
         /// Stages the front of every ready socket's queue; `staged` gets each one's source
         /// and index in the submit.
         fn stage_all(
-            &self,
+            &mut self,
             ring: &mut SendRing,
             to_flush: &[Source],
             staged: &mut Vec<(Source, usize)>,
         ) {
             for &source in to_flush {
-                let socket = match source {
-                    Source::Media(port) => self.media.get(&port),
-                    Source::Alloc(id) => self.allocs.get(&id),
-                };
-                let Some(socket) = socket else {
+                let Some(socket) = self.socket(source) else {
                     continue;
                 };
                 let Some(polled) = &socket.polled else {
@@ -133,13 +129,8 @@ mod linux {
                     _ => 0,
                 };
                 self.ring_counts.datagrams += sent as u64;
-                let socket = match source {
-                    Source::Media(port) => self.media.get(&port),
-                    Source::Alloc(id) => self.allocs.get(&id),
-                };
-                if let Some(socket) = socket {
-                    let relay = &mut self.relay;
-                    socket.sends.drop_front(sent, |buf| relay.recycle(buf));
+                if let Some(sends) = self.socket(source).map(|s| s.sends.clone()) {
+                    sends.drop_front(sent, |buf| self.relay.recycle(buf));
                 }
             }
         }
